@@ -1,0 +1,8 @@
+//! Pure domain types and rules of Inkingi. Nothing here performs I/O, so everything here is
+//! unit-testable and shared by the store, the server and the CLI.
+//!
+//! Modules carry the bounded-context names of `ARCHITECTURE.md`.
+
+pub mod areas;
+pub mod jobs;
+pub mod text;

@@ -1,0 +1,54 @@
+//! One module per subcommand.
+
+mod demo;
+mod jobs;
+mod migrate;
+mod serve;
+
+use anyhow::Context;
+use inkingi_store::{ConnectOptions, Store, StoreError};
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, ConfigError};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.global.config.as_deref(), &cli.overrides())?;
+    crate::logging::init(&config);
+    match cli.command {
+        Command::Serve(args) => serve::run(&config, &args).await,
+        Command::Worker => serve::worker_only(&config).await,
+        Command::Migrate => migrate::run(&config).await,
+        Command::Demo(args) => demo::run(&config, &args).await,
+        Command::Jobs(cmd) => jobs::run(&config, cmd).await,
+    }
+}
+
+/// 2: bad configuration or usage; 3: the database cannot be reached; 1: anything else.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<ConfigError>().is_some() {
+        return 2;
+    }
+    match e.downcast_ref::<StoreError>() {
+        Some(StoreError::BadUrl { .. }) => 2,
+        Some(StoreError::Connect { .. }) | Some(StoreError::Unavailable(_)) => 3,
+        _ => 1,
+    }
+}
+
+/// Connects to the configured database; errors say which database and why.
+pub async fn connect(config: &Config) -> anyhow::Result<Store> {
+    let mut opts = ConnectOptions::new(&config.database_url);
+    opts.max_connections = config.db_max_connections;
+    let store = Store::connect(&opts).await?;
+    Ok(store)
+}
+
+/// Connects and applies pending migrations.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Store> {
+    let store = connect(config).await?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    Ok(store)
+}

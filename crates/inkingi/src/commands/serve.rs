@@ -1,0 +1,105 @@
+//! `serve` and `worker`: the long-running roles, both stopping gracefully on SIGTERM/SIGINT.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use inkingi_server::{AppState, ServerSettings};
+use inkingi_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+use crate::config::Config;
+
+pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
+    let store = super::connect_and_migrate(config).await?;
+    serve_store(config, args, store, |_| {}).await
+}
+
+/// Serves an already-migrated store; `on_listening` sees the bound address (the demo prints it).
+pub async fn serve_store(
+    config: &Config,
+    args: &ServeArgs,
+    store: Store,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = store.kind().as_str(), "listening");
+    println!("inkingi listening on http://{addr}");
+    on_listening(addr);
+
+    let shutdown = shutdown_on_signal();
+    let worker = (!args.no_worker).then(|| {
+        tokio::spawn(inkingi_interop::worker::run(
+            store.clone(),
+            worker_settings(config),
+            shutdown.clone(),
+        ))
+    });
+    let state = AppState::new(store.clone(), server_settings(config));
+    inkingi_server::serve(listener, state, shutdown.clone()).await?;
+    if let Some(w) = worker {
+        w.await.context("worker task")??;
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+pub async fn worker_only(config: &Config) -> anyhow::Result<()> {
+    let store = super::connect_and_migrate(config).await?;
+    let shutdown = shutdown_on_signal();
+    println!("inkingi worker started");
+    inkingi_interop::worker::run(store.clone(), worker_settings(config), shutdown).await?;
+    store.close().await;
+    Ok(())
+}
+
+fn server_settings(config: &Config) -> ServerSettings {
+    ServerSettings {
+        body_limit: config.body_limit_bytes,
+        request_timeout: Duration::from_secs(config.request_timeout_secs),
+    }
+}
+
+fn worker_settings(config: &Config) -> inkingi_interop::worker::WorkerSettings {
+    inkingi_interop::worker::WorkerSettings {
+        concurrency: config.worker.concurrency,
+        poll_interval: Duration::from_millis(config.worker.poll_interval_ms),
+        lease: Duration::from_secs(config.worker.lease_secs),
+    }
+}
+
+/// A token cancelled on SIGINT (Ctrl-C) or SIGTERM (orchestrators, `kill`).
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot watch SIGTERM");
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested: finishing in-flight requests and jobs");
+        t.cancel();
+    });
+    token
+}

@@ -1,0 +1,199 @@
+//! Typed, layered configuration: built-in defaults, then a TOML file (`--config`, env
+//! `INKINGI_CONFIG`), then `INKINGI_*` environment variables, then command-line flags (each of
+//! which has its own `INKINGI_*` twin). Nested keys use a double underscore in the environment:
+//! `INKINGI_WORKER__CONCURRENCY=4`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Where the embedded default keeps its data.
+pub const DEFAULT_DATA_DIR: &str = "inkingi-data";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `sqlite://PATH` (embedded default) or `postgres://USER@HOST:PORT/DB`.
+    pub database_url: String,
+    /// Connections in the pool (PostgreSQL) or read pool (SQLite).
+    pub db_max_connections: u32,
+    /// Address `serve` listens on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Requests running longer are cut with 408.
+    pub request_timeout_secs: u64,
+    /// `text` for people, `json` for log shippers.
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `inkingi=debug,sqlx=warn`. `RUST_LOG` wins when set.
+    pub log_level: String,
+    pub worker: WorkerConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerConfig {
+    /// Jobs run at once by one worker process.
+    pub concurrency: usize,
+    /// How often an idle worker looks for due jobs, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How long a claimed job is reserved; a worker that dies loses its claim after this.
+    pub lease_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 4,
+            poll_interval_ms: 500,
+            lease_secs: 300,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: default_database_url(),
+            db_max_connections: 16,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 2 * 1024 * 1024,
+            request_timeout_secs: 30,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            worker: WorkerConfig::default(),
+        }
+    }
+}
+
+pub fn default_database_url() -> String {
+    format!("sqlite://{DEFAULT_DATA_DIR}/inkingi.db")
+}
+
+/// Values given on the command line (already merged with their env twins by clap).
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("configuration error: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        let config: Config = fig
+            .merge(
+                Env::prefixed("INKINGI_")
+                    .split("__")
+                    // Not configuration keys: the harness's PostgreSQL URL and the file path.
+                    .ignore(&["test_database_url", "config"]),
+            )
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, expected: &str| {
+            Err(ConfigError::Invalid(format!(
+                "key `{key}` (env INKINGI_{}): expected {expected}",
+                key.to_uppercase().replace('.', "__")
+            )))
+        };
+        if inkingi_store::BackendKind::from_url(&self.database_url).is_err() {
+            return bad(
+                "database_url",
+                "sqlite://PATH or postgres://USER@HOST:PORT/DB",
+            );
+        }
+        if self.db_max_connections == 0 {
+            return bad("db_max_connections", "a whole number of at least 1");
+        }
+        if self.worker.concurrency == 0 {
+            return bad("worker.concurrency", "a whole number of at least 1");
+        }
+        if self.request_timeout_secs == 0 {
+            return bad(
+                "request_timeout_secs",
+                "a whole number of seconds, at least 1",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// figment names the key and the source; keep its message, one line per error.
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert!(c.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn file_values_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "db_max_connections = 3\n[worker]\nconcurrency = 2\n").unwrap();
+        let c = Config::load(Some(&p), &Overrides::default()).unwrap();
+        assert_eq!((c.db_max_connections, c.worker.concurrency), (3, 2));
+
+        std::fs::write(&p, "db_max_connections = \"many\"\n").unwrap();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("db_max_connections"), "{e}");
+
+        std::fs::write(&p, "database_url = \"mysql://x\"\n").unwrap();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("database_url") && e.contains("postgres://"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! The one API error type. Internals are logged; callers get an RFC 9457
+//! `application/problem+json` body with a safe message and the request id.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use inkingi_store::StoreError;
+use serde::Serialize;
+
+use crate::request_id;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Short, stable slug that becomes the problem `type` (`urn:inkingi:problem:<slug>`).
+    pub kind: &'static str,
+    pub detail: String,
+    /// The query/body field at fault, when there is one.
+    pub field: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+
+    /// A malformed query parameter or body field, named so the caller can fix it.
+    pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let field = field.into();
+        ApiError {
+            field: Some(field),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid-parameter", detail)
+        }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+
+    /// An unexpected failure. The cause is logged with the request id; the caller sees neither.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an unexpected error occurred; quote the request id when reporting it",
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.kind, self.detail)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            StoreError::Conflict(what) => ApiError::conflict(what),
+            StoreError::Invalid(what) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", what)
+            }
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "database unavailable");
+                ApiError::unavailable("the database is unavailable; try again shortly")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Builds a problem response; used by [`ApiError`] and by the fallback that rewrites plain-text
+/// errors produced by the framework (unknown route, wrong method, body too large…).
+pub fn problem_response(
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+    field: Option<&str>,
+) -> Response {
+    let body = ProblemBody {
+        kind: format!("urn:inkingi:problem:{kind}"),
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+        field,
+        request_id: request_id::current(),
+    };
+    let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut res = (status, json).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        problem_response(self.status, self.kind, &self.detail, self.field.as_deref())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,191 @@
+//! Inkingi's HTTP server: the axum router with REST API, web pages, health and metrics.
+//!
+//! The server is stateless: everything it knows is in the database, so any number of nodes can
+//! run behind a load balancer.
+
+pub mod areas;
+pub mod error;
+pub mod extract;
+pub mod health;
+mod jobs_metrics;
+pub mod metrics;
+pub mod openapi;
+pub mod request_id;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use inkingi_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{problem_response, PROBLEM_JSON};
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Largest request body accepted; larger ones get 413.
+    pub body_limit: usize,
+    /// A request still running after this gets 408 and is dropped.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            body_limit: 2 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Shared by every handler through axum's `State`.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: PrometheusHandle,
+    pub settings: Arc<ServerSettings>,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: ServerSettings) -> Self {
+        AppState {
+            store,
+            metrics: crate::metrics::handle(),
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+/// The whole application: routes plus the middleware every request goes through.
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let api = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::render))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .nest("/api/v1/areas", areas::routes())
+        .merge(web::routes())
+        .route_layer(middleware::from_fn(crate::metrics::track))
+        .fallback(unknown_route)
+        .with_state(state);
+
+    let x_request_id = HeaderName::from_static(request_id::HEADER);
+    api.layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn(request_id::sanitize))
+            .layer(SetRequestIdLayer::new(
+                x_request_id.clone(),
+                request_id::MakeId,
+            ))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get(request_id::HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+                }),
+            )
+            .layer(PropagateRequestIdLayer::new(x_request_id))
+            .layer(middleware::from_fn(request_id::scope))
+            .layer(middleware::from_fn(problem_for_bare_errors))
+            .layer(CatchPanicLayer::custom(|_| {
+                tracing::error!("handler panicked");
+                problem_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an unexpected error occurred; quote the request id when reporting it",
+                    None,
+                )
+            }))
+            .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
+            .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+            .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                settings.request_timeout,
+            ))
+            .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit)),
+    )
+}
+
+/// Pages load only their own vendored scripts and styles: no inline script, no framing.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+async fn unknown_route() -> Response {
+    problem_response(StatusCode::NOT_FOUND, "not-found", "no such route", None)
+}
+
+/// Errors made by the framework rather than a handler (wrong method, body too large, timeout,
+/// malformed JSON) come as plain text; rewrite them as problem documents so every error a client
+/// sees has one shape.
+async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_problem || is_html {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_string();
+    let detail = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        detail
+    };
+    let mut out = problem_response(status, "http", &detail, None);
+    // Keep headers such as `Allow` on 405.
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out.into_response()
+}
+
+/// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

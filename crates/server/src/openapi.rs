@@ -1,0 +1,35 @@
+//! The OpenAPI document. Each context's module contributes its own `OpenApi` part, merged here,
+//! so adding an endpoint touches only that context's file (and the snapshot).
+
+use axum::Json;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Inkingi API",
+        description = "Social registry, beneficiary registry and integrated child record. \
+            Errors are RFC 9457 `application/problem+json` documents carrying the request id.",
+        license(name = "Apache-2.0"),
+    ),
+    paths(crate::health::healthz, crate::health::readyz),
+    tags(
+        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "areas", description = "Rwanda's administrative hierarchy (NISR codes)"),
+    )
+)]
+struct BaseApi;
+
+/// The full document, built once per call (cheap: a few microseconds).
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = BaseApi::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc.merge(crate::areas::api());
+    doc
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document")))]
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

@@ -1,0 +1,144 @@
+//! The storage port of Inkingi: one trait per bounded context, and two adapters that implement
+//! them all: SQLite (the embedded default: one file, one writer) and PostgreSQL (production).
+//!
+//! Callers hold a [`Store`] and ask it for a context (`store.areas()`, `store.jobs()`). Work that
+//! must be atomic across contexts — a registry change and the job it causes — runs inside a
+//! [`UnitOfWork`] obtained from [`Store::begin`] and passed to the trait methods that take one.
+//!
+//! Each backend has its own forward-only migration folder (`migrations/sqlite`,
+//! `migrations/postgres`): SQL dialects differ enough that one shared folder would mean the
+//! lowest common denominator. sqlx's `Any` driver is avoided for the same reason.
+
+pub mod areas;
+mod error;
+pub mod jobs;
+mod postgres;
+mod reference;
+mod sqlite;
+pub mod system;
+mod uow;
+
+pub use error::{redact_url, StoreError, StoreResult};
+pub use uow::UnitOfWork;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use areas::AreaStore;
+use jobs::JobStore;
+use system::SystemStore;
+
+/// Which database sits behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+impl BackendKind {
+    pub fn from_url(url: &str) -> StoreResult<BackendKind> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(BackendKind::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(BackendKind::Sqlite)
+        } else {
+            Err(StoreError::BadUrl {
+                url: redact_url(url),
+                reason: "expected sqlite://PATH or postgres://USER@HOST:PORT/DB".into(),
+            })
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Sqlite => "sqlite",
+            BackendKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub url: String,
+    /// Connections in the pool (PostgreSQL) or in the read pool (SQLite; writes always use one).
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection before the request fails with 503.
+    pub acquire_timeout: Duration,
+}
+
+impl ConnectOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions {
+            url: url.into(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything one backend adapter implements.
+#[async_trait::async_trait]
+pub(crate) trait Adapter:
+    AreaStore + JobStore + SystemStore + Send + Sync + 'static
+{
+    async fn begin(&self) -> StoreResult<UnitOfWork>;
+    async fn migrate(&self) -> StoreResult<()>;
+    async fn close(&self);
+}
+
+/// A handle to the database, cheap to clone, shared by every request and job.
+#[derive(Clone)]
+pub struct Store {
+    adapter: Arc<dyn Adapter>,
+    kind: BackendKind,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("kind", &self.kind).finish()
+    }
+}
+
+impl Store {
+    /// Connects, without migrating. Fails with a clear message when the database is unreachable.
+    pub async fn connect(opts: &ConnectOptions) -> StoreResult<Store> {
+        let kind = BackendKind::from_url(&opts.url)?;
+        let adapter: Arc<dyn Adapter> = match kind {
+            BackendKind::Sqlite => Arc::new(sqlite::SqliteAdapter::connect(opts).await?),
+            BackendKind::Postgres => Arc::new(postgres::PgAdapter::connect(opts).await?),
+        };
+        Ok(Store { adapter, kind })
+    }
+
+    /// Applies pending migrations, then loads any reference data (areas) whose version changed.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        self.adapter.migrate().await?;
+        reference::ensure_loaded(self).await
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    pub async fn begin(&self) -> StoreResult<UnitOfWork> {
+        self.adapter.begin().await
+    }
+
+    pub fn areas(&self) -> &dyn AreaStore {
+        &*self.adapter
+    }
+
+    pub fn jobs(&self) -> &dyn JobStore {
+        &*self.adapter
+    }
+
+    pub fn system(&self) -> &dyn SystemStore {
+        &*self.adapter
+    }
+
+    /// Closes every pooled connection; used at shutdown.
+    pub async fn close(&self) {
+        self.adapter.close().await
+    }
+}

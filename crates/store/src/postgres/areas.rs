@@ -1,0 +1,5 @@
+use super::PgAdapter;
+use crate::areas::AreaStore;
+
+#[async_trait::async_trait]
+impl AreaStore for PgAdapter {}

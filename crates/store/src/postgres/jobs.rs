@@ -1,0 +1,5 @@
+use super::PgAdapter;
+use crate::jobs::JobStore;
+
+#[async_trait::async_trait]
+impl JobStore for PgAdapter {}
