@@ -34,7 +34,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::{problem_response, PROBLEM_JSON};
+use crate::error::problem_response;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -149,15 +149,13 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    let is_html = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if is_problem || is_html {
+    // Only bodies a client cannot act on (plain text or empty) are rewritten; a handler's JSON
+    // (e.g. the readiness report on 503) or an HTML page is left alone.
+    let rewritable = match res.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v.as_bytes().starts_with(b"text/plain"),
+    };
+    if !rewritable {
         return res;
     }
     let (parts, body) = res.into_parts();

@@ -7,6 +7,7 @@ mod jobs;
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Connection as _};
 
 use crate::system::{PoolStats, SystemStore};
 use crate::uow::{UnitOfWork, UowInner};
@@ -27,15 +28,22 @@ impl PgAdapter {
                 reason: e.to_string(),
             })?
             .application_name("inkingi");
+        // One direct connection first: the pool would retry until its acquire timeout, while an
+        // operator starting a node wants to hear at once that the database is unreachable.
+        let connect_err = |e: sqlx::Error| StoreError::Connect {
+            url: redact_url(&opts.url),
+            reason: e.to_string(),
+        };
+        let probe = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(connect_err)?;
+        probe.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Connect {
-                url: redact_url(&opts.url),
-                reason: e.to_string(),
-            })?;
+            .map_err(connect_err)?;
         Ok(PgAdapter {
             pool,
             max: opts.max_connections.max(1),

@@ -1,0 +1,156 @@
+//! The real binary, as an operator runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_inkingi");
+
+/// A command with no INKINGI_* settings inherited from the caller's environment.
+fn inkingi(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("INKINGI_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn run(c: &mut Command) -> (i32, String, String) {
+    let out = c.output().expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(inkingi(dir.path()).arg("--version"));
+    assert_eq!(code, 0);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+    let (code, out, _) = run(inkingi(dir.path()).arg("--help"));
+    assert_eq!(code, 0);
+    for cmd in ["serve", "worker", "migrate", "demo", "jobs"] {
+        assert!(out.contains(cmd), "--help lacks {cmd}: {out}");
+    }
+    let (_, out, _) = run(inkingi(dir.path()).args(["serve", "--help"]));
+    assert!(
+        out.contains("INKINGI_LISTEN") && out.contains("INKINGI_DATABASE_URL"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("inkingi.toml");
+    std::fs::write(&file, "db_max_connections = \"lots\"\n").unwrap();
+    let (code, _, err) = run(inkingi(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .arg("migrate"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("db_max_connections"), "{err}");
+
+    let (code, _, err) = run(inkingi(dir.path())
+        .env("INKINGI_WORKER__CONCURRENCY", "-3")
+        .arg("migrate"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.to_lowercase().contains("concurrency"), "{err}");
+
+    let (code, _, err) = run(inkingi(dir.path())
+        .env("INKINGI_LISTEN", "not-an-address")
+        .arg("serve"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--listen"), "{err}");
+
+    let (code, _, err) =
+        run(inkingi(dir.path()).args(["--database-url", "mysql://root@localhost/x", "migrate"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("database_url"), "{err}");
+
+    let (code, _, err) = run(inkingi(dir.path()).args(["--config", "missing.toml", "migrate"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("missing.toml"), "{err}");
+}
+
+#[test]
+fn unreachable_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: nothing listens there.
+    let (code, _, err) = run(inkingi(dir.path()).args([
+        "--database-url",
+        "postgres://inkingi:s3cret@127.0.0.1:9/inkingi",
+        "migrate",
+    ]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cannot connect to the database"), "{err}");
+    assert!(!err.contains("s3cret"), "password leaked: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn migrate_is_idempotent_on_the_default_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(inkingi(dir.path()).arg("migrate"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("migrated sqlite"), "{out}");
+    assert!(dir.path().join("inkingi-data/inkingi.db").exists());
+    let (code, out, err) = run(inkingi(dir.path()).arg("migrate"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("0 migration(s) applied"), "{out}");
+}
+
+#[test]
+fn serve_on_port_zero_reports_address_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = inkingi(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().expect("a line").unwrap();
+    let url = line
+        .strip_prefix("inkingi listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    assert!(!url.ends_with(":0"), "{url}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body: serde_json::Value = rt.block_on(async {
+        reqwest::get(format!("{url}/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(body["status"], "ok");
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
