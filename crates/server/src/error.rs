@@ -20,15 +20,22 @@ pub struct ApiError {
     pub field: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ProblemBody<'a> {
+/// An RFC 9457 problem document (`application/problem+json`): the body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody<'a> {
+    /// `urn:inkingi:problem:<slug>`, e.g. `urn:inkingi:problem:invalid-parameter`.
     #[serde(rename = "type")]
     kind: String,
+    /// The HTTP status's reason phrase.
     title: &'a str,
     status: u16,
+    /// What went wrong, for people.
     detail: &'a str,
+    /// The query parameter or body field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Quote it when reporting a problem; it is also in the `x-request-id` header.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
 }

@@ -71,6 +71,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             Err(e) => Some(e.to_string()),
         };
         checks.push(check("schema_version", unknown));
+        checks.push(reference_data(sys).await);
     }
     let ready = checks.iter().all(|c| c.ok);
     let body = Readiness {
@@ -84,6 +85,29 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
+}
+
+/// Every embedded reference data set is loaded. Another version than this binary's passes: in a
+/// rolling upgrade a newer node may have loaded its own, and both serve the same codes.
+async fn reference_data(sys: &dyn inkingi_store::system::SystemStore) -> Check {
+    let mut failures = Vec::new();
+    let mut notes = Vec::new();
+    for (dataset, embedded) in inkingi_store::reference::embedded_versions() {
+        match sys.reference_version(dataset).await {
+            Ok(Some(v)) if v == embedded => {}
+            Ok(Some(v)) => notes.push(format!("{dataset} {v} loaded; this binary has {embedded}")),
+            Ok(None) => failures.push(format!("{dataset} not loaded; run `inkingi migrate`")),
+            Err(e) => failures.push(format!("{dataset}: {e}")),
+        }
+    }
+    let mut c = check(
+        "reference_data",
+        (!failures.is_empty()).then(|| failures.join("; ")),
+    );
+    if c.ok && !notes.is_empty() {
+        c.detail = notes.join("; ");
+    }
+    c
 }
 
 /// A passed check when `failure` is `None`.

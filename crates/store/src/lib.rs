@@ -13,7 +13,7 @@ pub mod areas;
 mod error;
 pub mod jobs;
 mod postgres;
-mod reference;
+pub mod reference;
 mod sqlite;
 pub mod system;
 mod uow;
