@@ -232,12 +232,31 @@ mod tests {
 
     #[test]
     fn job_names() {
-        for ok in ["default", "sms.send", "system.probe", "dci_callback-2", "a", "9"] {
-            assert_eq!(JobName::parse(ok).map(|n| n.to_string()), Ok(ok.to_string()));
+        for ok in [
+            "default",
+            "sms.send",
+            "system.probe",
+            "dci_callback-2",
+            "a",
+            "9",
+        ] {
+            assert_eq!(
+                JobName::parse(ok).map(|n| n.to_string()),
+                Ok(ok.to_string())
+            );
         }
         assert!(JobName::parse(JobName::default_queue().as_str()).is_ok());
         let long = "a".repeat(65);
-        for bad in ["", "SMS", ".x", "-x", "sms send", "sms/send", "é", long.as_str()] {
+        for bad in [
+            "",
+            "SMS",
+            ".x",
+            "-x",
+            "sms send",
+            "sms/send",
+            "é",
+            long.as_str(),
+        ] {
             assert!(JobName::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -247,7 +266,10 @@ mod tests {
         assert!(IdempotencyKey::parse("ATXid_5f2c9a").is_ok());
         assert!(IdempotencyKey::parse(&"é".repeat(200)).is_ok());
         for bad in ["", "   ", "a\nb", "\u{0}"] {
-            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                IdempotencyKey::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
         assert!(IdempotencyKey::parse(&"k".repeat(201)).is_err());
     }

@@ -143,7 +143,10 @@ pub async fn run_with(
     registry: Registry,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(settings.concurrency > 0, "worker concurrency must be at least 1");
+    anyhow::ensure!(
+        settings.concurrency > 0,
+        "worker concurrency must be at least 1"
+    );
     let worker = Worker {
         id: worker_id(),
         store,
@@ -164,7 +167,12 @@ pub async fn run_with(
         let free = worker.settings.concurrency.saturating_sub(tasks.len());
         let mut more_waiting = free == 0;
         if free > 0 {
-            match worker.store.jobs().claim(&worker.id, free as u32, worker.settings.lease).await {
+            match worker
+                .store
+                .jobs()
+                .claim(&worker.id, free as u32, worker.settings.lease)
+                .await
+            {
                 Ok(jobs) => {
                     failed_claims = 0;
                     // A full claim suggests more due jobs: claim again as soon as a slot frees.
@@ -194,7 +202,10 @@ pub async fn run_with(
         }
     }
     if !tasks.is_empty() {
-        tracing::info!(jobs = tasks.len(), "worker stopping: finishing the jobs in hand");
+        tracing::info!(
+            jobs = tasks.len(),
+            "worker stopping: finishing the jobs in hand"
+        );
     }
     while let Some(done) = tasks.join_next().await {
         report_panic(done);
@@ -283,7 +294,11 @@ impl Worker {
         metrics::counter!("jobs_run_total", "kind" => kind.clone(), "outcome" => outcome.as_str())
             .increment(1);
         metrics::histogram!("job_duration_seconds", "kind" => kind).record(elapsed.as_secs_f64());
-        tracing::debug!(outcome = outcome.as_str(), ms = elapsed.as_millis() as u64, "job done");
+        tracing::debug!(
+            outcome = outcome.as_str(),
+            ms = elapsed.as_millis() as u64,
+            "job done"
+        );
     }
 
     async fn attempt(&self, job: ClaimedJob) -> Outcome {
@@ -308,7 +323,8 @@ impl Worker {
         };
         // Its own task, so a panicking handler fails one attempt instead of the worker.
         let task = tokio::spawn(
-            async move { handler.run(&ctx, job.payload).await }.instrument(tracing::Span::current()),
+            async move { handler.run(&ctx, job.payload).await }
+                .instrument(tracing::Span::current()),
         );
         let abort = task.abort_handle();
         let Some(joined) = self.renewing_lease(&lease, task).await else {
@@ -317,7 +333,9 @@ impl Worker {
             return Outcome::LeaseLost;
         };
         let result = joined.unwrap_or_else(|e| {
-            Err(JobError::Retry(format!("the handler for this job panicked: {e}")))
+            Err(JobError::Retry(format!(
+                "the handler for this job panicked: {e}"
+            )))
         });
         let failure = match result {
             Ok(()) => None,
@@ -330,7 +348,12 @@ impl Worker {
         self.report(&lease, failure).await
     }
 
-    fn retry_or_die(&self, lease: &JobLease, max_attempts: u32, error: String) -> (String, Failure) {
+    fn retry_or_die(
+        &self,
+        lease: &JobLease,
+        max_attempts: u32,
+        error: String,
+    ) -> (String, Failure) {
         let policy = RetryPolicy {
             max_attempts,
             ..self.settings.retry
@@ -340,7 +363,10 @@ impl Worker {
             tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
             (error, Failure::RetryAfter(delay))
         } else {
-            let error = format!("gave up after {} attempts; last error: {error}", lease.attempt);
+            let error = format!(
+                "gave up after {} attempt(s); last error: {error}",
+                lease.attempt
+            );
             tracing::error!(%error, "job is dead");
             (error, Failure::Dead)
         }

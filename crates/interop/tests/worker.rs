@@ -163,7 +163,8 @@ async fn out_of_attempts_unknown_kinds_and_bad_payloads_are_dead() {
         assert_eq!((job.status, job.attempts), (JobStatus::Dead, 2), "[{db:?}]");
         let error = job.last_error.unwrap();
         assert!(
-            error.contains("gave up after 2 attempts") && error.contains("planned probe failure 2"),
+            error.contains("gave up after 2 attempt(s)")
+                && error.contains("planned probe failure 2"),
             "{error}"
         );
 
@@ -306,7 +307,11 @@ async fn shutdown_finishes_the_jobs_in_hand_and_claims_no_more() {
         .await;
         worker.stop().await;
         let job = store.jobs().get(first).await.unwrap().unwrap();
-        assert_eq!(job.status, JobStatus::Succeeded, "[{db:?}] finished in hand");
+        assert_eq!(
+            job.status,
+            JobStatus::Succeeded,
+            "[{db:?}] finished in hand"
+        );
         let job = store.jobs().get(second).await.unwrap().unwrap();
         assert_eq!(
             (job.status, job.attempts),
@@ -339,7 +344,11 @@ async fn a_running_job_keeps_its_lease_past_the_lease_length() {
         )
         .await;
         let job = finished(&store, id).await;
-        assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1), "[{db:?}]");
+        assert_eq!(
+            (job.status, job.attempts),
+            (JobStatus::Succeeded, 1),
+            "[{db:?}]"
+        );
         assert_eq!(store.jobs().probe_runs(id).await.unwrap().len(), 1);
         a.stop().await;
         b.stop().await;

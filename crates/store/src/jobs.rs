@@ -275,8 +275,9 @@ pub struct ProbeReport {
     pub unfinished: u64,
     /// Executions recorded.
     pub runs: u64,
-    /// Executions beyond the first of the same job and attempt: each one is a job that ran
-    /// twice at once. Must be 0.
+    /// Executions beyond the number each job should have had (see
+    /// [`JobStore::probe_report`]): a job that ran twice at once, or again after its worker
+    /// crashed mid-run (delivery is at least once). 0 when all is well.
     pub duplicate_runs: u64,
     /// Distinct workers that ran them.
     pub workers: u64,
@@ -332,14 +333,15 @@ pub trait JobStore: Send + Sync {
     async fn stats(&self) -> StoreResult<JobStats>;
 
     /// Records one execution of a `system.probe` job.
-    async fn record_probe_run(&self, job: JobId, worker_id: &str, attempt: u32)
-        -> StoreResult<()>;
+    async fn record_probe_run(&self, job: JobId, worker_id: &str, attempt: u32) -> StoreResult<()>;
 
     /// The executions of one probe job, in order.
     async fn probe_runs(&self, job: JobId) -> StoreResult<Vec<ProbeRun>>;
 
-    /// Where the probe jobs `ids` stand.
-    async fn probe_report(&self, ids: &[JobId]) -> StoreResult<ProbeReport>;
+    /// Where the probe jobs `ids` stand. `expected_runs` is how many executions each should
+    /// have (its planned failures plus one, capped by its attempts); runs beyond that count as
+    /// duplicates.
+    async fn probe_report(&self, ids: &[JobId], expected_runs: u32) -> StoreResult<ProbeReport>;
 }
 
 /// Cuts an error message to [`MAX_ERROR_LEN`] characters.
@@ -403,7 +405,7 @@ mod tests {
     fn job_ids_parse_and_print() {
         let id = JobId::new();
         assert_eq!(id.to_string().parse::<JobId>(), Ok(id));
-        let e = "42".parse::<JobId>().unwrap_err().to_string();
+        let e = "42".parse::<JobId>().expect_err("not a UUID").to_string();
         assert!(e.contains("'42'") && e.contains("UUID"), "{e}");
     }
 

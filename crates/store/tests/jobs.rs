@@ -64,7 +64,10 @@ async fn claims_by_priority_then_completes() {
 
         let next = claim_one(&store, "w2").await.unwrap();
         assert_eq!(next.id, low);
-        assert!(claim_one(&store, "w2").await.is_none(), "[{db:?}] queue empty");
+        assert!(
+            claim_one(&store, "w2").await.is_none(),
+            "[{db:?}] queue empty"
+        );
         store.close().await;
     }
 }
@@ -81,7 +84,11 @@ async fn failures_back_off_then_die() {
 
         let l1 = claim_one(&store, "w").await.unwrap();
         let check = jobs
-            .fail(&l1, "timeout", Failure::RetryAfter(Duration::from_secs(3600)))
+            .fail(
+                &l1,
+                "timeout",
+                Failure::RetryAfter(Duration::from_secs(3600)),
+            )
             .await
             .unwrap();
         assert_eq!(check, LeaseCheck::Held);
@@ -427,13 +434,7 @@ async fn concurrent_claims_never_share_a_job() {
         let mut uow = store.begin().await.unwrap();
         let mut all = HashSet::new();
         for _ in 0..200 {
-            all.insert(
-                store
-                    .jobs()
-                    .enqueue(&mut uow, job("t.many"))
-                    .await
-                    .unwrap(),
-            );
+            all.insert(store.jobs().enqueue(&mut uow, job("t.many")).await.unwrap());
         }
         uow.commit().await.unwrap();
 
@@ -482,7 +483,7 @@ async fn probe_runs_are_recorded_and_reported() {
         jobs.record_probe_run(a, "w1", 1).await.unwrap();
         jobs.record_probe_run(b, "w2", 1).await.unwrap();
         jobs.complete(&la).await.unwrap();
-        let report = jobs.probe_report(&[a, b]).await.unwrap();
+        let report = jobs.probe_report(&[a, b], 1).await.unwrap();
         assert_eq!(
             (
                 report.jobs,
@@ -495,14 +496,24 @@ async fn probe_runs_are_recorded_and_reported() {
             (2, 1, 1, 2, 0, 2),
             "[{db:?}]"
         );
-        // A second run of the same attempt is a duplicate; a run of a later attempt is not.
+        // Runs beyond the expected number per job are duplicates.
         jobs.record_probe_run(b, "w3", 1).await.unwrap();
         jobs.record_probe_run(b, "w3", 2).await.unwrap();
         jobs.fail(&lb, "x", Failure::Dead).await.unwrap();
-        let report = jobs.probe_report(&[a, b]).await.unwrap();
+        let report = jobs.probe_report(&[a, b], 1).await.unwrap();
         assert_eq!(
-            (report.dead, report.runs, report.duplicate_runs, report.workers),
-            (1, 4, 1, 3)
+            (
+                report.dead,
+                report.runs,
+                report.duplicate_runs,
+                report.workers
+            ),
+            (1, 4, 2, 3)
+        );
+        let report = jobs.probe_report(&[a, b], 2).await.unwrap();
+        assert_eq!(
+            report.duplicate_runs, 1,
+            "[{db:?}] b ran 3 times, 2 expected"
         );
         let runs = jobs.probe_runs(b).await.unwrap();
         let got: Vec<_> = runs
@@ -511,10 +522,7 @@ async fn probe_runs_are_recorded_and_reported() {
             .collect();
         assert_eq!(got, [("w2", 1), ("w3", 1), ("w3", 2)]);
         assert!(runs.windows(2).all(|w| w[0].ran_at <= w[1].ran_at));
-        assert_eq!(
-            jobs.probe_report(&[]).await.unwrap(),
-            Default::default()
-        );
+        assert_eq!(jobs.probe_report(&[], 1).await.unwrap(), Default::default());
         store.close().await;
     }
 }

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::PgAdapter;
 use crate::jobs::{
-    clip_error, count_from_db, not_retryable, stats_from, status_from_db, ClaimedJob, Failure,     JobFilter, JobId, JobLease, JobRecord, JobStats, JobStore, LeaseCheck, NewJob, ProbeReport,
+    clip_error, count_from_db, not_retryable, stats_from, status_from_db, ClaimedJob, Failure,
+    JobFilter, JobId, JobLease, JobRecord, JobStats, JobStore, LeaseCheck, NewJob, ProbeReport,
     ProbeRun, LAPSED_LEASE_FORMAT,
 };
 use crate::{StoreResult, UnitOfWork};
@@ -36,7 +37,10 @@ fn record(row: &PgRow) -> StoreResult<JobRecord> {
         idempotency_key: row.try_get("idempotency_key")?,
         status: status_from_db(row.try_get("status")?)?,
         attempts: count_from_db(row.try_get::<i32, _>("attempts")?.into(), "attempts")?,
-        max_attempts: count_from_db(row.try_get::<i32, _>("max_attempts")?.into(), "max_attempts")?,
+        max_attempts: count_from_db(
+            row.try_get::<i32, _>("max_attempts")?.into(),
+            "max_attempts",
+        )?,
         run_at: row.try_get("run_at")?,
         lease_until: row.try_get("lease_until")?,
         locked_by: row.try_get("locked_by")?,
@@ -279,12 +283,7 @@ impl JobStore for PgAdapter {
         stats_from(counts, oldest)
     }
 
-    async fn record_probe_run(
-        &self,
-        job: JobId,
-        worker_id: &str,
-        attempt: u32,
-    ) -> StoreResult<()> {
+    async fn record_probe_run(&self, job: JobId, worker_id: &str, attempt: u32) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO job_probe_runs (job_id, worker_id, attempt, ran_at) \
              VALUES ($1, $2, $3, clock_timestamp())",
@@ -317,7 +316,7 @@ impl JobStore for PgAdapter {
             .collect()
     }
 
-    async fn probe_report(&self, ids: &[JobId]) -> StoreResult<ProbeReport> {
+    async fn probe_report(&self, ids: &[JobId], expected_runs: u32) -> StoreResult<ProbeReport> {
         let ids: Vec<Uuid> = ids.iter().map(JobId::as_uuid).collect();
         let (jobs, succeeded, dead): (i64, i64, i64) = sqlx::query_as(
             "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), \
@@ -327,11 +326,14 @@ impl JobStore for PgAdapter {
         .bind(&ids)
         .fetch_one(&self.pool)
         .await?;
-        let (runs, distinct, workers): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT (job_id, attempt)), count(DISTINCT worker_id) \
-             FROM job_probe_runs WHERE job_id = ANY($1)",
+        let (runs, beyond, workers): (i64, i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(n), 0)::int8, coalesce(sum(greatest(n - $2, 0)), 0)::int8, \
+                 (SELECT count(DISTINCT worker_id) FROM job_probe_runs WHERE job_id = ANY($1)) \
+             FROM (SELECT count(*) AS n FROM job_probe_runs WHERE job_id = ANY($1) \
+                   GROUP BY job_id) per_job",
         )
         .bind(&ids)
+        .bind(i64::from(expected_runs))
         .fetch_one(&self.pool)
         .await?;
         Ok(ProbeReport {
@@ -340,7 +342,7 @@ impl JobStore for PgAdapter {
             dead: dead as u64,
             unfinished: (jobs - succeeded - dead) as u64,
             runs: runs as u64,
-            duplicate_runs: (runs - distinct) as u64,
+            duplicate_runs: beyond as u64,
             workers: workers as u64,
         })
     }
@@ -357,6 +359,9 @@ fn claimed(row: &PgRow, worker_id: &str) -> StoreResult<ClaimedJob> {
         kind: row.try_get("kind")?,
         priority: row.try_get("priority")?,
         payload: row.try_get("payload")?,
-        max_attempts: count_from_db(row.try_get::<i32, _>("max_attempts")?.into(), "max_attempts")?,
+        max_attempts: count_from_db(
+            row.try_get::<i32, _>("max_attempts")?.into(),
+            "max_attempts",
+        )?,
     })
 }

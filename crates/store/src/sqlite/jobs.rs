@@ -16,9 +16,8 @@ use uuid::Uuid;
 use super::SqliteAdapter;
 use crate::jobs::{
     clip_error, count_from_db, not_retryable, stats_from, status_from_db, ClaimedJob, Failure,
-    JobFilter, JobId,
-    JobLease, JobRecord, JobStats, JobStore, LeaseCheck, NewJob, ProbeReport, ProbeRun,
-    LAPSED_LEASE_FORMAT,
+    JobFilter, JobId, JobLease, JobRecord, JobStats, JobStore, LeaseCheck, NewJob, ProbeReport,
+    ProbeRun, LAPSED_LEASE_FORMAT,
 };
 use crate::{StoreError, StoreResult, UnitOfWork};
 
@@ -350,12 +349,7 @@ impl JobStore for SqliteAdapter {
         stats_from(counts, oldest)
     }
 
-    async fn record_probe_run(
-        &self,
-        job: JobId,
-        worker_id: &str,
-        attempt: u32,
-    ) -> StoreResult<()> {
+    async fn record_probe_run(&self, job: JobId, worker_id: &str, attempt: u32) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO job_probe_runs (job_id, worker_id, attempt, ran_at) \
              VALUES ($1, $2, $3, $4)",
@@ -389,7 +383,7 @@ impl JobStore for SqliteAdapter {
             .collect()
     }
 
-    async fn probe_report(&self, ids: &[JobId]) -> StoreResult<ProbeReport> {
+    async fn probe_report(&self, ids: &[JobId], expected_runs: u32) -> StoreResult<ProbeReport> {
         let ids = id_array(ids);
         let (jobs, succeeded, dead): (i64, i64, i64) = sqlx::query_as(
             "SELECT count(*), coalesce(sum(status = 'succeeded'), 0), \
@@ -399,12 +393,15 @@ impl JobStore for SqliteAdapter {
         .bind(&ids)
         .fetch_one(&self.read)
         .await?;
-        let (runs, distinct, workers): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT job_id || '#' || attempt), \
-                 count(DISTINCT worker_id) \
-             FROM job_probe_runs WHERE job_id IN (SELECT value FROM json_each($1))",
+        let (runs, beyond, workers): (i64, i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(n), 0), coalesce(sum(max(n - $2, 0)), 0), \
+                 (SELECT count(DISTINCT worker_id) FROM job_probe_runs \
+                  WHERE job_id IN (SELECT value FROM json_each($1))) \
+             FROM (SELECT count(*) AS n FROM job_probe_runs \
+                   WHERE job_id IN (SELECT value FROM json_each($1)) GROUP BY job_id)",
         )
         .bind(&ids)
+        .bind(i64::from(expected_runs))
         .fetch_one(&self.read)
         .await?;
         Ok(ProbeReport {
@@ -413,7 +410,7 @@ impl JobStore for SqliteAdapter {
             dead: dead as u64,
             unfinished: (jobs - succeeded - dead) as u64,
             runs: runs as u64,
-            duplicate_runs: (runs - distinct) as u64,
+            duplicate_runs: beyond as u64,
             workers: workers as u64,
         })
     }
