@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use inkingi_domain::jobs::{JobName, JobStatus};
+use inkingi_store::jobs::JobId;
 
 use crate::config::{LogFormat, Overrides};
 
@@ -75,16 +77,57 @@ pub struct ServeArgs {
 pub enum JobsCommand {
     /// List jobs, newest first.
     List(JobsListArgs),
+    /// Replay a dead job from its first attempt (or run a queued one now); --dead replays all.
+    Retry(JobsRetryArgs),
+    /// Enqueue system.probe self-test jobs; with --wait, wait for them and report.
+    Probe(JobsProbeArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct JobsListArgs {
     /// Only jobs in this state: queued, running, succeeded or dead.
     #[arg(long)]
-    pub status: Option<String>,
-    /// At most this many.
-    #[arg(long, default_value_t = 50)]
+    pub status: Option<JobStatus>,
+    /// Only jobs of this queue.
+    #[arg(long)]
+    pub queue: Option<JobName>,
+    /// At most this many (1 to 10000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "dead"])))]
+pub struct JobsRetryArgs {
+    /// The job's id, as `inkingi jobs list` shows it.
+    pub id: Option<JobId>,
+    /// Replay every dead job instead.
+    #[arg(long)]
+    pub dead: bool,
+    /// With --dead: only the dead jobs of this queue.
+    #[arg(long, requires = "dead")]
+    pub queue: Option<JobName>,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsProbeArgs {
+    /// How many probe jobs to enqueue (1 to 1000000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub count: u32,
+    /// How long each run sleeps, in milliseconds (at most 600000).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub sleep_ms: u64,
+    /// How many attempts of each job fail (with a retryable error) before one succeeds.
+    #[arg(long, default_value_t = 0)]
+    pub fail_times: u32,
+    /// Attempts before a probe is parked as dead (default: fail-times + 2, so probes succeed
+    /// even if one worker crashes; set it to fail-times or less to exercise dead-lettering).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_attempts: Option<u32>,
+    /// Wait up to this many seconds for every probe to finish, then report runs, duplicates
+    /// and dead jobs; exits non-zero on a duplicate run or a timeout.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub wait: Option<u64>,
 }
 
 impl Cli {

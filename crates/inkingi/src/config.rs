@@ -48,7 +48,13 @@ pub struct WorkerConfig {
     /// How often an idle worker looks for due jobs, in milliseconds.
     pub poll_interval_ms: u64,
     /// How long a claimed job is reserved; a worker that dies loses its claim after this.
+    /// Running jobs renew it every third of this.
     pub lease_secs: u64,
+    /// Backoff before the first retry of a failed job, in milliseconds; it doubles with each
+    /// further attempt (with full jitter).
+    pub retry_base_ms: u64,
+    /// The longest backoff between two attempts, in seconds.
+    pub retry_cap_secs: u64,
 }
 
 impl Default for WorkerConfig {
@@ -57,6 +63,8 @@ impl Default for WorkerConfig {
             concurrency: 4,
             poll_interval_ms: 500,
             lease_secs: 300,
+            retry_base_ms: 2000,
+            retry_cap_secs: 15 * 60,
         }
     }
 }
@@ -143,6 +151,27 @@ impl Config {
         if self.worker.concurrency == 0 {
             return bad("worker.concurrency", "a whole number of at least 1");
         }
+        if self.worker.poll_interval_ms == 0 {
+            return bad(
+                "worker.poll_interval_ms",
+                "a whole number of milliseconds, at least 1",
+            );
+        }
+        if self.worker.lease_secs == 0 {
+            return bad("worker.lease_secs", "a whole number of seconds, at least 1");
+        }
+        if self.worker.retry_base_ms == 0 {
+            return bad(
+                "worker.retry_base_ms",
+                "a whole number of milliseconds, at least 1",
+            );
+        }
+        if self.worker.retry_cap_secs == 0 {
+            return bad(
+                "worker.retry_cap_secs",
+                "a whole number of seconds, at least 1",
+            );
+        }
         if self.request_timeout_secs == 0 {
             return bad(
                 "request_timeout_secs",
@@ -193,6 +222,15 @@ mod tests {
             .to_string();
         assert!(
             e.contains("database_url") && e.contains("postgres://"),
+            "{e}"
+        );
+
+        std::fs::write(&p, "[worker]\nlease_secs = 0\n").unwrap();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("worker.lease_secs") && e.contains("INKINGI_WORKER__LEASE_SECS"),
             "{e}"
         );
     }

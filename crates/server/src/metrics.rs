@@ -16,6 +16,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Jobs range from milliseconds (a local write) to minutes (a bulk push to another system).
+const JOB_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
 /// The process-wide recorder. Installed once; every server in the process (tests start many)
 /// shares it.
 pub fn handle() -> PrometheusHandle {
@@ -27,6 +32,12 @@ pub fn handle() -> PrometheusHandle {
                     Matcher::Full("http_request_duration_seconds".into()),
                     LATENCY_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("job_duration_seconds".into()),
+                        JOB_DURATION_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

@@ -70,6 +70,11 @@ fn worker_settings(config: &Config) -> inkingi_interop::worker::WorkerSettings {
         concurrency: config.worker.concurrency,
         poll_interval: Duration::from_millis(config.worker.poll_interval_ms),
         lease: Duration::from_secs(config.worker.lease_secs),
+        retry: inkingi_domain::jobs::RetryPolicy {
+            base: Duration::from_millis(config.worker.retry_base_ms),
+            cap: Duration::from_secs(config.worker.retry_cap_secs),
+            ..Default::default()
+        },
     }
 }
 
