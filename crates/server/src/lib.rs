@@ -136,7 +136,11 @@ fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
-async fn unknown_route() -> Response {
+async fn unknown_route(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    // A person following a broken link gets a page; API clients get a problem document.
+    if web::wants_html(&headers) {
+        return web::not_found_page(&uri, &headers);
+    }
     problem_response(StatusCode::NOT_FOUND, "not-found", "no such route", None)
 }
 

@@ -25,6 +25,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = BaseApi::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.merge(crate::areas::api());
+    doc.merge(crate::web::api());
     doc
 }
 

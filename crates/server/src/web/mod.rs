@@ -1,9 +1,47 @@
 //! Server-rendered web pages (askama + htmx), with vendored assets.
+//!
+//! Pages are plain HTML that work without JavaScript; htmx enhances navigation and Chart.js draws
+//! the charts. Everything a page loads is compiled into the binary and served from `/assets/`, so
+//! the strict Content-Security-Policy (`script-src 'self'; style-src 'self'`) holds: no inline
+//! scripts, no `style` attributes, chart data passed in `data-` attributes.
 
+mod api_docs;
+mod areas;
+pub mod assets;
+mod home;
+pub mod i18n;
+mod page;
+
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::get;
 use axum::Router;
+use utoipa::OpenApi;
 
 use crate::AppState;
 
+pub use page::wants_html;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(home::page, areas::page, api_docs::page, assets::serve),
+    tags((name = "web", description = "HTML pages for people, and their static assets"))
+)]
+struct WebApi;
+
+pub fn api() -> utoipa::openapi::OpenApi {
+    WebApi::openapi()
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", get(home::page))
+        .route("/areas", get(areas::page))
+        .route("/api/docs", get(api_docs::page))
+        .route("/assets/{*path}", get(assets::serve))
+}
+
+/// The 404 page for a browser, in the visitor's language.
+pub fn not_found_page(uri: &Uri, headers: &HeaderMap) -> Response {
+    page::not_found(&page::PageCtx::from_parts(uri.path(), uri.query(), headers))
 }

@@ -1,0 +1,257 @@
+//! What every page shares: the request's language, the layout's data ("chrome"), rendering with
+//! the right headers, and the HTML error pages.
+
+use askama::Template;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::assets;
+use super::i18n::{self, Chosen, Lang, Messages};
+use crate::error::ApiError;
+
+/// The sections of the main navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Home,
+    Areas,
+    ApiDocs,
+    /// Error pages belong to no section.
+    None,
+}
+
+/// Per-request facts a page needs, extracted before the handler runs. A bad `?lang=` is
+/// answered here with a 400 page naming it.
+#[derive(Debug, Clone)]
+pub struct PageCtx {
+    pub chosen: Chosen,
+    path: String,
+    query: Option<String>,
+    /// Asked by htmx for a fragment (and not a history restore, which needs the whole page).
+    pub fragment: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageCtx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query();
+        match i18n::resolve(query, &parts.headers) {
+            Ok(chosen) => Ok(PageCtx {
+                chosen,
+                path: parts.uri.path().to_string(),
+                query: query.map(str::to_string),
+                fragment: is_fragment_request(&parts.headers),
+            }),
+            Err(e) => {
+                let ctx = PageCtx {
+                    chosen: Chosen::Implicitly(i18n::implicit(&parts.headers)),
+                    path: parts.uri.path().to_string(),
+                    query: None,
+                    fragment: false,
+                };
+                Err(bad_request(
+                    &ctx,
+                    &ApiError::invalid_field("lang", e.to_string()),
+                ))
+            }
+        }
+    }
+}
+
+fn is_fragment_request(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request") && !headers.contains_key("hx-history-restore-request")
+}
+
+impl PageCtx {
+    /// For pages built outside an extractor (the browser 404 fallback).
+    pub fn from_parts(path: &str, query: Option<&str>, headers: &HeaderMap) -> PageCtx {
+        let chosen = i18n::resolve(query, headers)
+            .unwrap_or_else(|_| Chosen::Implicitly(i18n::implicit(headers)));
+        PageCtx {
+            chosen,
+            path: path.to_string(),
+            query: query.map(str::to_string),
+            fragment: false,
+        }
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.chosen.lang()
+    }
+
+    pub fn t(&self) -> &'static Messages {
+        self.lang().messages()
+    }
+
+    /// This page's URL in `lang`: the same path and query with `lang` replaced.
+    fn url_in(&self, lang: Lang) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form_urlencoded::parse(self.query.as_deref().unwrap_or_default().as_bytes()) {
+            if k != "lang" {
+                q.append_pair(&k, &v);
+            }
+        }
+        q.append_pair("lang", lang.code());
+        format!("{}?{}", self.path, q.finish())
+    }
+
+    pub fn chrome(&self, section: Section, title: &str) -> Chrome {
+        let t = self.t();
+        let nav = [
+            ("/", &t.nav_home, Section::Home),
+            ("/areas", &t.nav_areas, Section::Areas),
+            ("/api/docs", &t.nav_api_docs, Section::ApiDocs),
+        ];
+        Chrome {
+            lang: self.lang().code(),
+            t,
+            title: title.to_string(),
+            nav: nav
+                .into_iter()
+                .map(|(href, label, s)| NavItem {
+                    href,
+                    label: label.as_str(),
+                    current: s == section,
+                })
+                .collect(),
+            languages: Lang::ALL
+                .into_iter()
+                .map(|l| LangLink {
+                    code: l.code(),
+                    name: l.native_name(),
+                    href: self.url_in(l),
+                    current: l == self.lang(),
+                })
+                .collect(),
+            css: assets::url(assets::APP_CSS),
+            app_js: assets::url(assets::APP_JS),
+            htmx_js: assets::url(assets::HTMX),
+            chart_js: assets::url(assets::CHART),
+            favicon: assets::url(assets::FAVICON),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// The layout's data (`templates/base.html`).
+pub struct Chrome {
+    pub lang: &'static str,
+    pub t: &'static Messages,
+    pub title: String,
+    pub nav: Vec<NavItem>,
+    pub languages: Vec<LangLink>,
+    pub css: String,
+    pub app_js: String,
+    pub htmx_js: String,
+    pub chart_js: String,
+    pub favicon: String,
+    pub version: &'static str,
+}
+
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+pub struct LangLink {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+/// Renders a template as an HTML response, remembering an explicit language choice.
+pub fn render(ctx: &PageCtx, status: StatusCode, page: &impl Template) -> Response {
+    let html = match page.render() {
+        Ok(html) => html,
+        Err(e) => return ApiError::internal(format!("template: {e}")).into_response(),
+    };
+    let mut res = (status, html).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // Pages show live data and depend on the language choice, so caches must ask every time.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Cookie, Accept-Language, HX-Request"),
+    );
+    if let Chosen::Explicitly(lang) = ctx.chosen {
+        if let Ok(v) = HeaderValue::from_str(&i18n::set_cookie(lang)) {
+            h.insert(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    chrome: Chrome,
+    heading: &'a str,
+    body: &'a str,
+    /// The offending parameter and what is wrong with it.
+    detail: Option<(String, String)>,
+}
+
+/// 404 page for browsers; API clients get problem+json from the router's fallback.
+pub fn not_found(ctx: &PageCtx) -> Response {
+    let t = ctx.t();
+    let page = ErrorPage {
+        chrome: ctx.chrome(Section::None, &t.error_not_found_title),
+        heading: &t.error_not_found_title,
+        body: &t.error_not_found_body,
+        detail: None,
+    };
+    render(ctx, StatusCode::NOT_FOUND, &page)
+}
+
+/// 400 page naming the parameter at fault (the detail is the English text API clients get).
+pub fn bad_request(ctx: &PageCtx, err: &ApiError) -> Response {
+    let t = ctx.t();
+    let page = ErrorPage {
+        chrome: ctx.chrome(Section::None, &t.error_bad_request_title),
+        heading: &t.error_bad_request_title,
+        body: &t.error_bad_request_body,
+        detail: Some((
+            err.field.clone().unwrap_or_else(|| "query".into()),
+            err.detail.clone(),
+        )),
+    };
+    render(ctx, StatusCode::BAD_REQUEST, &page)
+}
+
+/// Browsers list `text/html` in `Accept`; API clients and `curl` do not.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_links_keep_other_parameters() {
+        let ctx = PageCtx {
+            chosen: Chosen::Implicitly(Lang::En),
+            path: "/areas".into(),
+            query: Some("parent=11&lang=en".into()),
+            fragment: false,
+        };
+        assert_eq!(ctx.url_in(Lang::Fr), "/areas?parent=11&lang=fr");
+        let chrome = ctx.chrome(Section::Areas, "x");
+        let current: Vec<_> = chrome.languages.iter().filter(|l| l.current).collect();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0].code, "en");
+        assert!(chrome.nav.iter().any(|n| n.current && n.href == "/areas"));
+    }
+}
