@@ -12,7 +12,7 @@ use utoipa::OpenApi;
             Errors are RFC 9457 `application/problem+json` documents carrying the request id.",
         license(name = "Apache-2.0"),
     ),
-    paths(crate::health::healthz, crate::health::readyz),
+    paths(crate::health::healthz, crate::health::readyz, serve),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "areas", description = "Rwanda's administrative hierarchy (NISR codes)"),
@@ -29,7 +29,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", operation_id = "openapi_document",
     responses((status = 200, description = "This document")))]
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(document())

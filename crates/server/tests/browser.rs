@@ -157,16 +157,22 @@ async fn severe_console_messages(driver: &Driver, client: &Client) -> Vec<String
         .collect()
 }
 
+/// The text of the first element matching `css`. htmx may swap the element out between finding
+/// it and reading it (a stale reference), so both steps are retried until a deadline.
 async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = async {
+            let el = client.find(Locator::Css(css)).await?;
+            el.text().await
+        }
+        .await;
+        match attempt {
+            Ok(text) => return text,
+            Err(e) if Instant::now() >= deadline => panic!("no readable element {css}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 async fn html_lang(client: &Client) -> String {

@@ -1,5 +1,7 @@
 //! Black-box tests of the platform layer, over real HTTP, on every configured backend.
 
+#![allow(clippy::unwrap_used)]
+
 use inkingi_testkit::{databases, TestApp};
 
 #[tokio::test]

@@ -85,7 +85,7 @@ pub struct TypeView {
 }
 
 /// The API documentation page.
-#[utoipa::path(get, path = "/api/docs", tag = "web",
+#[utoipa::path(get, path = "/api/docs", tag = "web", operation_id = "api_docs_page",
     params(("lang" = Option<String>, Query, description = "Language: `rw`, `en` or `fr`")),
     responses((status = 200, description = "HTML page", content_type = "text/html")))]
 pub async fn page(ctx: PageCtx) -> Response {

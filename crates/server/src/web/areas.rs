@@ -71,7 +71,7 @@ struct Child {
 }
 
 /// The administrative areas page (or, for htmx, just its panel).
-#[utoipa::path(get, path = "/areas", tag = "web",
+#[utoipa::path(get, path = "/areas", tag = "web", operation_id = "areas_page",
     params(AreasQuery),
     responses(
         (status = 200, description = "HTML page", content_type = "text/html"),

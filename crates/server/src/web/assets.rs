@@ -111,7 +111,7 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 
 /// A vendored or own static file (CSS, JavaScript, icon, licence text).
-#[utoipa::path(get, path = "/assets/{path}", tag = "web",
+#[utoipa::path(get, path = "/assets/{path}", tag = "web", operation_id = "asset",
     params(("path" = String, Path, description = "Asset name, e.g. `app.css`"), AssetQuery),
     responses(
         (status = 200, description = "The file, with its content type"),

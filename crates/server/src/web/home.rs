@@ -51,7 +51,7 @@ struct ChartData<'a> {
 }
 
 /// The home page.
-#[utoipa::path(get, path = "/", tag = "web",
+#[utoipa::path(get, path = "/", tag = "web", operation_id = "home_page",
     params(("lang" = Option<String>, Query, description = "Language: `rw`, `en` or `fr`; remembered in a cookie")),
     responses(
         (status = 200, description = "HTML page", content_type = "text/html"),

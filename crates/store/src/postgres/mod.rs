@@ -7,7 +7,7 @@ mod jobs;
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions as _, Connection as _};
+use sqlx::Connection as _;
 
 use crate::system::{PoolStats, SystemStore};
 use crate::uow::{UnitOfWork, UowInner};
