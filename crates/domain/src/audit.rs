@@ -234,7 +234,9 @@ impl ChainHead {
 /// Why the chain does not verify, naming the first bad entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
-    #[error("entry {expected} is missing: the next stored entry is {found} (deleted or reordered)")]
+    #[error(
+        "entry {expected} is missing: the next stored entry is {found} (deleted or reordered)"
+    )]
     Gap { expected: i64, found: i64 },
     #[error("entry {seq} does not link to the entry before it (its prev_hash differs): an earlier entry was removed, altered or reordered")]
     Link { seq: i64 },

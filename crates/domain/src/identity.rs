@@ -122,7 +122,7 @@ pub struct ScopeNotAllowed {
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -189,7 +189,12 @@ use Permission as P;
 pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     (
         Role::SystemAdmin,
-        &[P::ManageUsers, P::ManageTokens, P::ReadAudit, P::ReadAggregates],
+        &[
+            P::ManageUsers,
+            P::ManageTokens,
+            P::ReadAudit,
+            P::ReadAggregates,
+        ],
     ),
     (
         Role::NationalOfficer,
@@ -243,12 +248,12 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
         Role::CommunityHealthWorker,
         &[P::ReadPersonalData, P::ReadHealthData, P::RecordHealthData],
     ),
-    (
-        Role::Partner,
-        &[P::ReadAggregates, P::RecordPartnerSupport],
-    ),
+    (Role::Partner, &[P::ReadAggregates, P::RecordPartnerSupport]),
     (Role::Auditor, &[P::ReadAudit]),
-    (Role::MachineClient, &[P::ReadPersonalData, P::ReadAggregates]),
+    (
+        Role::MachineClient,
+        &[P::ReadPersonalData, P::ReadAggregates],
+    ),
 ];
 
 /// Whether `role` has `permission` (anywhere in its scope).
@@ -345,18 +350,14 @@ impl AreaScope {
     pub fn to_stored(&self) -> String {
         match &self.0 {
             ScopeInner::National => "national".into(),
-            ScopeInner::Areas(c) => c
-                .iter()
-                .map(AreaCode::as_str)
-                .collect::<Vec<_>>()
-                .join(" "),
+            ScopeInner::Areas(c) => c.iter().map(AreaCode::as_str).collect::<Vec<_>>().join(" "),
         }
     }
 }
 
 impl fmt::Display for AreaScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_stored())
+        f.pad(&self.to_stored())
     }
 }
 
@@ -367,7 +368,9 @@ impl fmt::Display for AreaScope {
 pub struct Username(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid username '{0}': use 3 to 64 letters, digits, '.', '_' or '-', starting with a letter")]
+#[error(
+    "invalid username '{0}': use 3 to 64 letters, digits, '.', '_' or '-', starting with a letter"
+)]
 pub struct InvalidUsername(pub String);
 
 impl Username {
@@ -391,7 +394,7 @@ impl Username {
 
 impl fmt::Display for Username {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -610,7 +613,10 @@ mod tests {
             assert_eq!(r.as_str().parse::<Role>(), Ok(r));
             assert!(!PurposePolicy::default().allowed(r).is_empty(), "{r}");
         }
-        assert_eq!("District-Officer".parse::<Role>(), Ok(Role::DistrictOfficer));
+        assert_eq!(
+            "District-Officer".parse::<Role>(),
+            Ok(Role::DistrictOfficer)
+        );
         let e = "king".parse::<Role>().unwrap_err().to_string();
         assert!(e.contains("king") && e.contains("auditor"), "{e}");
     }
@@ -640,7 +646,10 @@ mod tests {
         assert!(!s.covers(&AreaScope::parse("12").unwrap()));
         assert_eq!(AreaScope::parse("national").unwrap(), AreaScope::national());
         assert_eq!(AreaScope::parse(" "), Err(InvalidScope::Empty));
-        assert!(matches!(AreaScope::parse("11 abc"), Err(InvalidScope::Code(_))));
+        assert!(matches!(
+            AreaScope::parse("11 abc"),
+            Err(InvalidScope::Code(_))
+        ));
         assert_eq!(AreaScope::parse(&s.to_stored()).unwrap(), s);
     }
 

@@ -31,6 +31,7 @@ pub struct Config {
     /// A tracing filter, e.g. `info` or `inkingi=debug,sqlx=warn`. `RUST_LOG` wins when set.
     pub log_level: String,
     pub worker: WorkerConfig,
+    pub auth: crate::auth_config::AuthConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +73,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             worker: WorkerConfig::default(),
+            auth: crate::auth_config::AuthConfig::default(),
         }
     }
 }
@@ -143,6 +145,7 @@ impl Config {
         if self.worker.concurrency == 0 {
             return bad("worker.concurrency", "a whole number of at least 1");
         }
+        self.auth.check().map_err(ConfigError::Invalid)?;
         if self.request_timeout_secs == 0 {
             return bad(
                 "request_timeout_secs",
