@@ -393,6 +393,18 @@ async fn verify_names_the_first_altered_entry() {
         sql(&db, &s).await;
         assert_broken_at(&db, 9, "altered hash");
     }
+    // A row damaged so badly it does not decode is named too.
+    for db in filled().await {
+        let mut s = drop_guards(db.kind);
+        s.push(match db.kind {
+            BackendKind::Sqlite => "UPDATE audit_log SET hash = substr(hash, 1, 3) WHERE seq = 6",
+            BackendKind::Postgres => {
+                "UPDATE audit_log SET hash = substring(hash from 1 for 3) WHERE seq = 6"
+            }
+        });
+        sql(&db, &s).await;
+        assert_broken_at(&db, 6, "malformed row");
+    }
 }
 
 #[tokio::test]

@@ -4,8 +4,10 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use inkingi_domain::areas::AreaCode;
-use inkingi_domain::audit::{AuditRecord, ChainHash, ChainVerifier};
-use inkingi_store::Store;
+use inkingi_domain::audit::{AuditEntry, AuditRecord, ChainHash, ChainVerifier};
+use inkingi_store::audit::MalformedEntry;
+use inkingi_store::{Store, StoreError};
+use tokio::sync::mpsc;
 
 use crate::cli::{AuditCommand, AuditVerifyArgs};
 use crate::config::Config;
@@ -75,15 +77,9 @@ async fn verify(store: &Store, args: &AuditVerifyArgs) -> anyhow::Result<()> {
     let bar = progress(recorded.seq.max(0) as u64);
     let mut verifier = ChainVerifier::default();
     let mut anchor_seen = anchor.is_none() || anchor == Some(ChainHash::GENESIS);
-    'pages: while verifier.head().seq < recorded.seq {
-        let page = store
-            .audit()
-            .entries_after(verifier.head().seq, PAGE)
-            .await?;
-        if page.is_empty() {
-            break;
-        }
-        for entry in page {
+    let mut pages = read_ahead(store.clone(), recorded.seq);
+    'pages: while let Some(page) = pages.recv().await {
+        for entry in page? {
             let entry = entry.map_err(|m| ChainBroken {
                 seq: Some(m.seq),
                 reason: format!("the stored row is malformed (bad {})", m.what),
@@ -97,7 +93,7 @@ async fn verify(store: &Store, args: &AuditVerifyArgs) -> anyhow::Result<()> {
             })?;
             anchor_seen |= Some(entry.hash) == anchor;
         }
-        bar.set_position(verifier.head().seq as u64);
+        bar.set_position(verifier.head().seq.max(0) as u64);
     }
     bar.finish_and_clear();
     let end = verifier.head();
@@ -128,6 +124,33 @@ async fn verify(store: &Store, args: &AuditVerifyArgs) -> anyhow::Result<()> {
         end.hash
     );
     Ok(())
+}
+
+type Page = Vec<Result<AuditEntry, MalformedEntry>>;
+
+/// Reads pages in sequence order on another task, one page ahead of the verifier, so reading
+/// and hashing overlap.
+fn read_ahead(store: Store, up_to: i64) -> mpsc::Receiver<Result<Page, StoreError>> {
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut after = 0;
+        while after < up_to {
+            let page = store.audit().entries_after(after, PAGE).await;
+            let last = match &page {
+                Ok(p) => p.last().map(|e| match e {
+                    Ok(e) => e.seq,
+                    Err(m) => m.seq,
+                }),
+                Err(_) => None,
+            };
+            let stop = last.is_none();
+            if tx.send(page).await.is_err() || stop {
+                return;
+            }
+            after = last.unwrap_or(up_to);
+        }
+    });
+    rx
 }
 
 /// Appends `count` synthetic read entries in large batches, to measure `verify` on a big log.
