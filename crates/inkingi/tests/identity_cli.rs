@@ -459,3 +459,55 @@ async fn a_truncated_chain_fails_against_its_anchor() {
         );
     }
 }
+
+/// Area codes are checked for syntax always, and for existence once the admin hierarchy is
+/// loaded (by `migrate`, from the areas reference data).
+#[tokio::test]
+async fn areas_must_exist_once_reference_data_is_loaded() {
+    for db in databases().await {
+        let store = db.store().await;
+        let loaded = store
+            .system()
+            .reference_version("areas")
+            .await
+            .unwrap()
+            .is_some();
+        store.close().await;
+        let args = [
+            "users",
+            "add",
+            "--username",
+            "kim.o",
+            "--role",
+            "district_officer",
+            "--area",
+            "99",
+        ];
+        let r = inkingi(&db, &args, None);
+        if loaded {
+            assert_eq!(r.code, 2, "[{db:?}] {}", r.stderr);
+            assert!(r.stderr.contains("unknown area '99'"), "{}", r.stderr);
+            ok(
+                &db,
+                &[
+                    "users",
+                    "add",
+                    "--username",
+                    "kim.o",
+                    "--role",
+                    "district_officer",
+                    "--area",
+                    "11",
+                ],
+            );
+        } else {
+            assert_eq!(r.code, 0, "[{db:?}] {}", r.stderr);
+            assert!(
+                r.stderr
+                    .contains("only the syntax of the area codes was checked"),
+                "{}",
+                r.stderr
+            );
+        }
+    }
+}

@@ -128,6 +128,28 @@ fn to_query(p: &AuditParams) -> ApiResult<AuditQuery> {
     })
 }
 
+/// Records that `principal` read `fields` of a subject (a person, a household…) lying in
+/// `area`, for `purpose` (from [`Principal::purpose`]). Handlers that return personal data call
+/// this before answering; if the entry cannot be written the read fails with 503.
+pub async fn record_read(
+    state: &AppState,
+    principal: &Principal,
+    purpose: Purpose,
+    subject: (&str, &str),
+    area: Option<inkingi_domain::areas::AreaCode>,
+    fields: &[&str],
+) -> ApiResult<()> {
+    if !state.auth.settings.audit_reads {
+        return Ok(());
+    }
+    let mut rec = principal.audit_record(&format!("{}.read", subject.0), subject.0);
+    rec.subject_id = Some(subject.1.to_string());
+    rec.area = area;
+    rec.fields = fields.iter().map(|f| f.to_string()).collect();
+    rec.purpose = Some(purpose.to_string());
+    state.audit.append(vec![rec]).await
+}
+
 /// Runs the query within the principal's scope and records that it was run.
 async fn run(
     state: &AppState,

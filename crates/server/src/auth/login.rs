@@ -272,6 +272,9 @@ async fn authenticate(
         return Ok(None);
     }
     store.record_login_success(user.id, now).await?;
+    // Sign-ins are rare next to requests: a fine moment to drop sessions that have ended.
+    let idle = chrono::Duration::from_std(state.auth.settings.session_idle).unwrap_or_default();
+    store.purge_sessions(now, now - idle).await?;
     rec.via = Some("session".into());
     state.audit.append(vec![rec]).await?;
     Ok(Some(creds))

@@ -38,6 +38,7 @@ impl Actor {
     /// The operator at the command line, named by the operating-system account.
     pub fn cli() -> Actor {
         let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
             .or_else(|_| std::env::var("USERNAME"))
             .unwrap_or_else(|_| "unknown".into());
         Actor {
