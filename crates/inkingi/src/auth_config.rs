@@ -117,3 +117,30 @@ impl AuthConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_check_and_errors_name_the_key() {
+        assert!(AuthConfig::default().check().is_ok());
+        let bad = AuthConfig {
+            argon2_iterations: 0,
+            ..AuthConfig::default()
+        };
+        assert!(bad.check().unwrap_err().contains("auth.argon2_iterations"));
+        let mut purposes = BTreeMap::new();
+        purposes.insert("auditor".to_string(), vec!["gossip".to_string()]);
+        let bad = AuthConfig {
+            purposes,
+            ..AuthConfig::default()
+        };
+        let e = bad.check().unwrap_err();
+        assert!(e.contains("auth.purposes") && e.contains("gossip"), "{e}");
+        let s = AuthConfig::default().settings();
+        assert_eq!(s.session_idle, Duration::from_secs(30 * 60));
+        assert!(s.cookie_secure && s.audit_reads);
+    }
+}

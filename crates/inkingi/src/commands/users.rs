@@ -57,8 +57,14 @@ async fn add(config: &Config, args: UsersAddArgs) -> anyhow::Result<()> {
         "created user {} (role {}, areas {})",
         user.username, user.role, user.scope
     );
-    if let Some(pw) = generated {
-        println!("one-time password (shown only now): {}", pw.expose_secret());
+    match generated {
+        // Machine clients never sign in; their random password stays unknown to everyone.
+        Some(_) if user.role == Role::MachineClient => println!(
+            "machine clients use API tokens: inkingi tokens create --username {}",
+            user.username
+        ),
+        Some(pw) => println!("one-time password (shown only now): {}", pw.expose_secret()),
+        None => {}
     }
     Ok(())
 }
