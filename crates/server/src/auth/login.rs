@@ -139,15 +139,16 @@ pub async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuer
     )
 }
 
-/// The login form's fields plus what the handler needs of the request.
-pub struct LoginAttempt {
+/// The request head (cookies, client address) for handlers that also take a form body, which
+/// must be the last extractor.
+pub struct RequestHead {
     parts: Parts,
 }
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LoginAttempt {
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestHead {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(LoginAttempt {
+        Ok(RequestHead {
             parts: parts.clone(),
         })
     }
@@ -163,7 +164,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LoginAttempt {
         (status = 429, description = "Too many attempts from this address", content_type = "text/html")))]
 pub async fn login_submit(
     State(state): State<AppState>,
-    attempt: LoginAttempt,
+    attempt: RequestHead,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let auth = &state.auth;
@@ -331,7 +332,7 @@ fn signed_in(auth: &AuthState, next: &str, session_id: &str) -> Response {
 pub async fn logout(
     State(state): State<AppState>,
     principal: PagePrincipal,
-    attempt: LoginAttempt,
+    attempt: RequestHead,
     Form(form): Form<LogoutForm>,
 ) -> Response {
     if let Err(e) = principal.check_csrf(form.csrf_token.as_deref()) {
