@@ -4,5 +4,7 @@
 //! Modules carry the bounded-context names of `ARCHITECTURE.md`.
 
 pub mod areas;
+pub mod audit;
+pub mod identity;
 pub mod jobs;
 pub mod text;

@@ -61,6 +61,92 @@ pub enum Command {
     /// Inspect and replay background jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Manage user accounts (roles and area scopes).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage API tokens for machines and partners.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Verify the audit log's hash chain and print its head for anchoring.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user. Without --password-stdin a one-time password is generated and printed once.
+    Add(UsersAddArgs),
+    /// List users.
+    List,
+    /// Disable a user: sign-in and their API tokens stop working, sessions end.
+    Disable { username: String },
+    /// Enable a disabled user again.
+    Enable { username: String },
+}
+
+#[derive(Debug, Args)]
+pub struct UsersAddArgs {
+    #[arg(long)]
+    pub username: String,
+    /// system_admin, national_officer, district_officer, sector_officer, enumerator,
+    /// programme_manager, grievance_officer, health_worker, community_health_worker, partner,
+    /// auditor or machine_client.
+    #[arg(long)]
+    pub role: String,
+    /// An area code (NISR: 1, 2, 4, 6 or 8 digits) the user may see, with everything below it;
+    /// repeat for several, or give `national`.
+    #[arg(long = "area", required = true, value_name = "CODE")]
+    pub areas: Vec<String>,
+    /// Read the password from standard input (first line) instead of generating one.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create an API token for a user; it is printed once and only its hash is stored.
+    Create(TokensCreateArgs),
+    /// Revoke a token by id or prefix (ink_XXXXXXXX).
+    Revoke { id: String },
+    /// List tokens (never their secrets).
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct TokensCreateArgs {
+    #[arg(long)]
+    pub username: String,
+    /// read, write, audit, admin or purpose:<purpose>; repeat for several (default: read).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Narrow the token to these areas (default: the user's areas).
+    #[arg(long = "area", value_name = "CODE")]
+    pub areas: Vec<String>,
+    /// Expire after this many days (default: never; revoke when no longer needed).
+    #[arg(long)]
+    pub expires_days: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exit 0 when intact, 4 naming the first bad entry otherwise.
+    Verify(AuditVerifyArgs),
+    /// Print the current head (sequence number and hash) for anchoring outside the database.
+    Head,
+    /// Append N synthetic entries (for benchmarking `audit verify`; never on a real system).
+    #[command(hide = true)]
+    Fill {
+        #[arg(long)]
+        count: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// A head hash printed earlier by `audit head`: also check that the chain still contains it
+    /// (catches entries removed from the end).
+    #[arg(long, value_name = "HASH")]
+    pub anchor: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -31,6 +31,7 @@ pub struct Config {
     /// A tracing filter, e.g. `info` or `inkingi=debug,sqlx=warn`. `RUST_LOG` wins when set.
     pub log_level: String,
     pub worker: WorkerConfig,
+    pub auth: crate::auth_config::AuthConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +81,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             worker: WorkerConfig::default(),
+            auth: crate::auth_config::AuthConfig::default(),
         }
     }
 }
@@ -172,6 +174,7 @@ impl Config {
                 "a whole number of seconds, at least 1",
             );
         }
+        self.auth.check().map_err(ConfigError::Invalid)?;
         if self.request_timeout_secs == 0 {
             return bad(
                 "request_timeout_secs",

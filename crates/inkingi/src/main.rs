@@ -1,6 +1,7 @@
 //! `inkingi`: one binary for every role — HTTP server, background worker, migrations, demo and
 //! data tools. Roles run together on a laptop or as separate processes on one PostgreSQL.
 
+mod auth_config;
 mod cli;
 mod commands;
 mod config;

@@ -16,6 +16,8 @@ use utoipa::OpenApi;
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "areas", description = "Rwanda's administrative hierarchy (NISR codes)"),
+        (name = "identity", description = "Sign-in and sessions (web). API clients send `Authorization: Bearer ink_…`"),
+        (name = "audit", description = "The hash-chained audit log, queried within the caller's area scope"),
     )
 )]
 struct BaseApi;
@@ -26,6 +28,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.merge(crate::areas::api());
     doc.merge(crate::web::api());
+    doc.merge(crate::audit::api());
+    doc.merge(crate::auth::login::api());
+    crate::auth::add_security_schemes(&mut doc);
     doc
 }
 

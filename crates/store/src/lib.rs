@@ -10,7 +10,9 @@
 //! lowest common denominator. sqlx's `Any` driver is avoided for the same reason.
 
 pub mod areas;
+pub mod audit;
 mod error;
+pub mod identity;
 pub mod jobs;
 mod postgres;
 pub mod reference;
@@ -25,6 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use areas::AreaStore;
+use audit::AuditStore;
+use identity::IdentityStore;
 use jobs::JobStore;
 use system::SystemStore;
 
@@ -80,7 +84,7 @@ impl ConnectOptions {
 /// Everything one backend adapter implements.
 #[async_trait::async_trait]
 pub(crate) trait Adapter:
-    AreaStore + JobStore + SystemStore + Send + Sync + 'static
+    AreaStore + AuditStore + IdentityStore + JobStore + SystemStore + Send + Sync + 'static
 {
     async fn begin(&self) -> StoreResult<UnitOfWork>;
     async fn migrate(&self) -> StoreResult<()>;
@@ -130,6 +134,16 @@ impl Store {
     }
 
     pub fn jobs(&self) -> &dyn JobStore {
+        &*self.adapter
+    }
+
+    pub fn identity(&self) -> &dyn IdentityStore {
+        &*self.adapter
+    }
+
+    /// The audit log. Queries take the reader's [`inkingi_domain::identity::AreaScope`]: every
+    /// store call that returns personal data does, so a caller cannot forget to filter.
+    pub fn audit(&self) -> &dyn AuditStore {
         &*self.adapter
     }
 

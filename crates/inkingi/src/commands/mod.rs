@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
+pub mod audit;
 mod demo;
 mod jobs;
 mod migrate;
 mod serve;
+mod tokens;
+pub mod users;
 
 use anyhow::Context;
 use inkingi_store::{ConnectOptions, Store, StoreError};
@@ -20,12 +23,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => migrate::run(&config).await,
         Command::Demo(args) => demo::run(&config, &args).await,
         Command::Jobs(cmd) => jobs::run(&config, cmd).await,
+        Command::Users(cmd) => users::run(&config, cmd).await,
+        Command::Tokens(cmd) => tokens::run(&config, cmd).await,
+        Command::Audit(cmd) => audit::run(&config, cmd).await,
     }
 }
 
-/// 2: bad configuration or usage; 3: the database cannot be reached; 1: anything else.
+/// 2: bad configuration or usage; 3: the database cannot be reached; 4: the audit chain is
+/// broken; 1: anything else.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<ConfigError>().is_some() {
+        return 2;
+    }
+    if e.downcast_ref::<audit::ChainBroken>().is_some() {
+        return 4;
+    }
+    if let Some(inkingi_server::auth::service::AdminError::Invalid(_)) = e.downcast_ref() {
         return 2;
     }
     match e.downcast_ref::<StoreError>() {

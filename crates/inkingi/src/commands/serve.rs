@@ -58,10 +58,11 @@ pub async fn worker_only(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn server_settings(config: &Config) -> ServerSettings {
+pub(crate) fn server_settings(config: &Config) -> ServerSettings {
     ServerSettings {
         body_limit: config.body_limit_bytes,
         request_timeout: Duration::from_secs(config.request_timeout_secs),
+        auth: config.auth.settings(),
     }
 }
 

@@ -5,20 +5,16 @@
 //! the strict Content-Security-Policy (`script-src 'self'; style-src 'self'`) holds: no inline
 //! scripts, no `style` attributes, chart data passed in `data-` attributes.
 
-mod api_docs;
-mod areas;
+pub(crate) mod api_docs;
+pub(crate) mod areas;
 pub mod assets;
-mod home;
+pub(crate) mod home;
 pub mod i18n;
 mod page;
 
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use utoipa::OpenApi;
-
-use crate::AppState;
 
 pub use page::wants_html;
 
@@ -31,14 +27,6 @@ struct WebApi;
 
 pub fn api() -> utoipa::openapi::OpenApi {
     WebApi::openapi()
-}
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(home::page))
-        .route("/areas", get(areas::page))
-        .route("/api/docs", get(api_docs::page))
-        .route("/assets/{*path}", get(assets::serve))
 }
 
 /// The 404 page for a browser, in the visitor's language.

@@ -2,6 +2,8 @@
 //! `FOR UPDATE SKIP LOCKED` so any number of worker processes can share one queue.
 
 mod areas;
+mod audit;
+mod identity;
 mod jobs;
 
 use std::str::FromStr;

@@ -3,7 +3,10 @@
 //! process instead of failing with SQLITE_BUSY.
 
 mod areas;
+mod audit;
+mod identity;
 mod jobs;
+mod ts;
 
 use std::str::FromStr;
 use std::time::Duration;

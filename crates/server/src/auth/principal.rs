@@ -1,0 +1,506 @@
+//! The caller of a request, resolved from a session cookie or a bearer token.
+
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use inkingi_domain::audit::AuditRecord;
+use inkingi_domain::identity::{
+    may, AreaScope, Permission, Purpose, PurposePolicy, Role, TokenScope, Username,
+};
+use inkingi_store::identity::SessionRecord;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use super::secrets::{digest, matches_digest, same_secret, token_prefix};
+use super::{cookie_value, AuthState};
+use crate::error::{problem_response, ApiError, ApiResult};
+use crate::AppState;
+
+/// How the principal proved who it is.
+#[derive(Clone)]
+pub enum Credential {
+    Session {
+        csrf_token: String,
+    },
+    Token {
+        id: Uuid,
+        prefix: String,
+        scopes: Vec<TokenScope>,
+    },
+}
+
+/// Leaves the CSRF token out of logs.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Session { .. } => f.write_str("Session"),
+            Credential::Token { prefix, scopes, .. } => {
+                write!(f, "Token({prefix}, {scopes:?})")
+            }
+        }
+    }
+}
+
+/// Who is calling: a user (through a web session) or an API token acting for its user.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub username: Username,
+    pub role: Role,
+    /// Where the principal may look; pass it to every store call touching personal data.
+    pub scope: AreaScope,
+    pub credential: Credential,
+    pub client_addr: Option<String>,
+    pub request_id: Option<String>,
+    declared_purpose: Option<String>,
+}
+
+/// Header declaring why personal data is read.
+pub const PURPOSE_HEADER: &str = "x-purpose-of-use";
+/// Header carrying the session's CSRF token on state-changing API calls made with a cookie.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+impl Principal {
+    /// 403 unless the role has `permission` and, for a token, its scopes allow it.
+    pub fn require(&self, permission: Permission) -> ApiResult<()> {
+        if !may(self.role, permission) {
+            return Err(forbidden(format!(
+                "role {} may not {}",
+                self.role,
+                permission_text(permission)
+            )));
+        }
+        if let Credential::Token { scopes, prefix, .. } = &self.credential {
+            let needed = permission.token_scope();
+            let ok = scopes.contains(&needed)
+                || (needed == TokenScope::Read && scopes.contains(&TokenScope::Write));
+            if !ok {
+                return Err(forbidden(format!(
+                    "token {prefix} lacks the '{needed}' scope needed to {}",
+                    permission_text(permission)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The declared purpose of use (header, else the token's `purpose:` scope), checked against
+    /// what the role may declare. Reads of personal data must call this.
+    pub fn purpose(&self, policy: &PurposePolicy) -> ApiResult<Purpose> {
+        match self.declared()? {
+            Some(p) => self.allowed(p, policy),
+            None => Err(ApiError::invalid_field(
+                "X-Purpose-Of-Use",
+                format!(
+                    "reading personal data needs a declared purpose: send the X-Purpose-Of-Use \
+                     header with one of: {}",
+                    purpose_list(&policy.allowed(self.role))
+                ),
+            )),
+        }
+    }
+
+    /// Like [`Principal::purpose`], with a purpose implied when none is declared (e.g. `audit`
+    /// for reading the audit log).
+    pub fn purpose_or(&self, implied: Purpose, policy: &PurposePolicy) -> ApiResult<Purpose> {
+        let p = self.declared()?.unwrap_or(implied);
+        self.allowed(p, policy)
+    }
+
+    fn declared(&self) -> ApiResult<Option<Purpose>> {
+        if let Some(raw) = &self.declared_purpose {
+            return raw
+                .parse()
+                .map(Some)
+                .map_err(|e: inkingi_domain::identity::UnknownPurpose| {
+                    ApiError::invalid_field("X-Purpose-Of-Use", e.to_string())
+                });
+        }
+        if let Credential::Token { scopes, .. } = &self.credential {
+            return Ok(scopes.iter().find_map(|s| match s {
+                TokenScope::Purpose(p) => Some(*p),
+                _ => None,
+            }));
+        }
+        Ok(None)
+    }
+
+    fn allowed(&self, p: Purpose, policy: &PurposePolicy) -> ApiResult<Purpose> {
+        if policy.allows(self.role, p) {
+            Ok(p)
+        } else {
+            Err(forbidden(format!(
+                "purpose '{p}' is not allowed for role {}; allowed: {}",
+                self.role,
+                purpose_list(&policy.allowed(self.role))
+            )))
+        }
+    }
+
+    /// An audit record with the actor, credential, role, request id and client address filled.
+    pub fn audit_record(&self, action: &str, subject_type: &str) -> AuditRecord {
+        let mut r = AuditRecord::new(self.username.as_str(), action, subject_type);
+        r.role = Some(self.role.to_string());
+        r.via = Some(match &self.credential {
+            Credential::Session { .. } => "session".to_string(),
+            Credential::Token { prefix, .. } => format!("token:{prefix}"),
+        });
+        r.request_id = self.request_id.clone();
+        r.client_addr = self.client_addr.clone();
+        r
+    }
+}
+
+fn permission_text(p: Permission) -> String {
+    format!("{p:?}")
+        .chars()
+        .flat_map(|c| {
+            if c.is_uppercase() {
+                vec![' ', c.to_ascii_lowercase()]
+            } else {
+                vec![c]
+            }
+        })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn purpose_list(ps: &[Purpose]) -> String {
+    if ps.is_empty() {
+        return "none".into();
+    }
+    ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn forbidden(detail: String) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug)]
+pub enum AuthRejection {
+    /// No credentials at all.
+    Missing,
+    /// Credentials that do not authenticate: malformed, unknown, expired, revoked.
+    Invalid(&'static str),
+    /// Too many failed attempts from this client.
+    Limited(Duration),
+    /// Authenticated, but the request is refused (CSRF token missing or wrong).
+    Refused(ApiError),
+}
+
+impl From<ApiError> for AuthRejection {
+    fn from(e: ApiError) -> Self {
+        AuthRejection::Refused(e)
+    }
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        let (detail, challenge) = match self {
+            AuthRejection::Refused(e) => return e.into_response(),
+            AuthRejection::Limited(retry) => {
+                let mut res = problem_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    "too many failed authentication attempts from this address; wait and retry",
+                    None,
+                );
+                if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return res;
+            }
+            AuthRejection::Missing => (
+                "authentication required: sign in, or send Authorization: Bearer <token>",
+                "Bearer realm=\"inkingi\"",
+            ),
+            AuthRejection::Invalid(why) => {
+                (why, "Bearer realm=\"inkingi\", error=\"invalid_token\"")
+            }
+        };
+        let mut res = problem_response(StatusCode::UNAUTHORIZED, "unauthorized", detail, None);
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+        res
+    }
+}
+
+/// Context read from every request.
+struct RequestCtx {
+    client_ip: Option<std::net::IpAddr>,
+    request_id: Option<String>,
+    purpose: Option<String>,
+}
+
+fn ctx(auth: &AuthState, parts: &Parts) -> RequestCtx {
+    RequestCtx {
+        client_ip: auth.client_ip(parts),
+        request_id: crate::request_id::current().filter(|s| !s.is_empty()),
+        purpose: parts.headers.get(PURPOSE_HEADER).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(64)
+                .collect()
+        }),
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = &state.auth;
+        let c = ctx(auth, parts);
+        if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
+            let h = h.to_str().unwrap_or_default().to_string();
+            return bearer(state, &h, c).await;
+        }
+        match session(state, parts).await? {
+            SessionOutcome::Valid(rec) => {
+                if !parts.method.is_safe() {
+                    let sent = parts
+                        .headers
+                        .get(CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    if !same_secret(sent, &rec.csrf_token) {
+                        return Err(AuthRejection::Refused(forbidden(
+                            "missing or wrong X-CSRF-Token header for a request made with a \
+                             session cookie"
+                                .into(),
+                        )));
+                    }
+                }
+                Ok(from_session(*rec, c))
+            }
+            SessionOutcome::Expired => Err(AuthRejection::Invalid(
+                "your session has expired; sign in again",
+            )),
+            SessionOutcome::None => Err(AuthRejection::Missing),
+        }
+    }
+}
+
+fn from_session(rec: SessionRecord, c: RequestCtx) -> Principal {
+    Principal {
+        username: rec.user.username,
+        role: rec.user.role,
+        scope: rec.user.scope,
+        credential: Credential::Session {
+            csrf_token: rec.csrf_token,
+        },
+        client_addr: c.client_ip.map(|ip| ip.to_string()),
+        request_id: c.request_id,
+        declared_purpose: c.purpose,
+    }
+}
+
+/// Authenticates `Authorization: Bearer ink_…`. Every failure counts against the client's
+/// token rate limit, checked before any database work.
+async fn bearer(state: &AppState, header: &str, c: RequestCtx) -> Result<Principal, AuthRejection> {
+    let auth = &state.auth;
+    if let Some(ip) = c.client_ip {
+        auth.token_limiter
+            .check(ip)
+            .map_err(AuthRejection::Limited)?;
+    }
+    let fail = |why: &'static str| {
+        if let Some(ip) = c.client_ip {
+            let _ = auth.token_limiter.hit(ip);
+        }
+        AuthRejection::Invalid(why)
+    };
+    let Some((scheme, token)) = header.trim().split_once(' ') else {
+        return Err(fail(
+            "malformed Authorization header: expected 'Bearer <token>'",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(fail(
+            "malformed Authorization header: expected 'Bearer <token>'",
+        ));
+    }
+    let token = SecretString::from(token.trim().to_string());
+    let Some(prefix) = token_prefix(secrecy::ExposeSecret::expose_secret(&token)) else {
+        return Err(fail("malformed bearer token"));
+    };
+    let record = state
+        .store
+        .identity()
+        .token_by_prefix(prefix)
+        .await
+        .map_err(|e| AuthRejection::Refused(e.into()))?;
+    let Some(record) = record.filter(|r| matches_digest(&token, &r.hash)) else {
+        return Err(fail("invalid bearer token"));
+    };
+    let now = Utc::now();
+    let info = record.info;
+    if info.revoked_at.is_some() {
+        return Err(fail("this token has been revoked"));
+    }
+    if info.expires_at.is_some_and(|t| t <= now) {
+        return Err(fail("this token has expired"));
+    }
+    if info.user_disabled {
+        return Err(fail("this token's user is disabled"));
+    }
+    if !record.user_scope.covers(&info.area_scope) {
+        return Err(fail("this token's area scope is wider than its user's"));
+    }
+    let stale = info
+        .last_used_at
+        .is_none_or(|t| now - t > chrono::Duration::seconds(60));
+    if stale {
+        if let Err(e) = state.store.identity().touch_token(info.id, now).await {
+            tracing::warn!(error = %e, "cannot record token use");
+        }
+    }
+    Ok(Principal {
+        username: info.username,
+        role: info.role,
+        scope: info.area_scope,
+        credential: Credential::Token {
+            id: info.id,
+            prefix: info.prefix,
+            scopes: info.scopes,
+        },
+        client_addr: c.client_ip.map(|ip| ip.to_string()),
+        request_id: c.request_id,
+        declared_purpose: c.purpose,
+    })
+}
+
+pub(crate) enum SessionOutcome {
+    None,
+    Expired,
+    Valid(Box<SessionRecord>),
+}
+
+/// Finds the session named by the cookie and enforces idle and absolute expiry; an ended
+/// session is deleted.
+pub(crate) async fn session(
+    state: &AppState,
+    parts: &Parts,
+) -> Result<SessionOutcome, AuthRejection> {
+    let auth = &state.auth;
+    let Some(id) = cookie_value(parts, auth.session_cookie()) else {
+        return Ok(SessionOutcome::None);
+    };
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(SessionOutcome::Expired);
+    }
+    let hash = digest(id);
+    let store = state.store.identity();
+    let rec = store
+        .session(&hash)
+        .await
+        .map_err(|e| AuthRejection::Refused(e.into()))?;
+    let Some(rec) = rec else {
+        return Ok(SessionOutcome::Expired);
+    };
+    let now = Utc::now();
+    let idle = chrono::Duration::from_std(auth.settings.session_idle).unwrap_or_default();
+    if now >= rec.expires_at || now - rec.last_seen_at > idle || rec.user.disabled {
+        if let Err(e) = store.delete_session(&hash).await {
+            tracing::warn!(error = %e, "cannot delete an ended session");
+        }
+        return Ok(SessionOutcome::Expired);
+    }
+    // Writing on every request would make reads cost a write; a minute's slack in the idle
+    // timer is harmless.
+    if now - rec.last_seen_at > chrono::Duration::seconds(60) {
+        if let Err(e) = store.touch_session(&hash, now).await {
+            tracing::warn!(error = %e, "cannot refresh a session");
+        }
+    }
+    Ok(SessionOutcome::Valid(Box::new(rec)))
+}
+
+/// The signed-in user of a web page. Without a valid session the browser is sent to the login
+/// page, which returns it here afterwards (and, when the session had expired, says so and asks
+/// to resubmit what was being sent).
+#[derive(Debug, Clone)]
+pub struct PagePrincipal(pub Principal);
+
+impl PagePrincipal {
+    pub fn csrf_token(&self) -> &str {
+        match &self.0.credential {
+            Credential::Session { csrf_token } => csrf_token,
+            Credential::Token { .. } => "",
+        }
+    }
+
+    /// 403 unless the form carried this session's CSRF token.
+    pub fn check_csrf(&self, sent: Option<&str>) -> ApiResult<()> {
+        if same_secret(sent.unwrap_or_default(), self.csrf_token()) && !self.csrf_token().is_empty()
+        {
+            Ok(())
+        } else {
+            Err(forbidden(
+                "the form's CSRF token is missing or wrong; reload the page and resubmit".into(),
+            ))
+        }
+    }
+}
+
+impl std::ops::Deref for PagePrincipal {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for PagePrincipal {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let c = ctx(&state.auth, parts);
+        let outcome = session(state, parts)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let expired = match outcome {
+            SessionOutcome::Valid(rec) => return Ok(PagePrincipal(from_session(*rec, c))),
+            SessionOutcome::Expired => true,
+            SessionOutcome::None => false,
+        };
+        // A form posted after expiry comes back to the page it was on: GET that page again.
+        let next = if parts.method.is_safe() {
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into())
+        } else {
+            parts.uri.path().to_string()
+        };
+        let mut to = format!("/login?next={}", encode(&next));
+        if expired {
+            to.push_str("&expired=1");
+        }
+        let mut res = Redirect::to(&to).into_response();
+        if expired {
+            let clear = state.auth.clear_cookie(state.auth.session_cookie());
+            if let Ok(v) = HeaderValue::from_str(&clear) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        Err(res)
+    }
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -1,0 +1,135 @@
+//! The route registry: every route the server answers, with who may call it.
+//!
+//! The router is built from this list only, and the route-table test walks this list, so a
+//! route added here without an entry in the test's expectations fails the test. Add routes here,
+//! not with `Router::route` elsewhere.
+
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use inkingi_domain::identity::Permission;
+
+use crate::AppState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, metrics, the API description, reference data, the sign-in page.
+    Public,
+    /// Any signed-in user.
+    SignedIn,
+    /// A principal whose role has this permission, within its area scope.
+    Requires(Permission),
+}
+
+/// One method on one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    /// axum path syntax (`/api/v1/people/{id}`).
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// A subtree served by another context's router under a prefix, with one access rule for all
+/// of it (used for public reference data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub prefix: &'static str,
+    pub access: Access,
+}
+
+pub(crate) struct Route {
+    spec: RouteSpec,
+    handler: MethodRouter<AppState>,
+}
+
+fn get_route<H, T>(path: &'static str, access: Access, h: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route {
+        spec: RouteSpec {
+            method: Method::GET,
+            path,
+            access,
+        },
+        handler: get(h),
+    }
+}
+
+fn post_route<H, T>(path: &'static str, access: Access, h: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route {
+        spec: RouteSpec {
+            method: Method::POST,
+            path,
+            access,
+        },
+        handler: post(h),
+    }
+}
+
+fn all() -> Vec<Route> {
+    use crate::{audit, auth, health, metrics, openapi, web};
+    use Access::*;
+    vec![
+        get_route("/healthz", Public, health::healthz),
+        get_route("/readyz", Public, health::readyz),
+        // Route labels and pool sizes only; no personal data.
+        get_route("/metrics", Public, metrics::render),
+        get_route("/api/v1/openapi.json", Public, openapi::serve),
+        get_route("/login", Public, auth::login::login_page),
+        post_route("/login", Public, auth::login::login_submit),
+        post_route("/logout", SignedIn, auth::login::logout),
+        get_route(
+            "/api/v1/audit",
+            Requires(Permission::ReadAudit),
+            audit::list,
+        ),
+        get_route("/audit", Requires(Permission::ReadAudit), audit::page),
+        // Web pages over public reference data, and their static assets.
+        get_route("/", Public, web::home::page),
+        get_route("/areas", Public, web::areas::page),
+        get_route("/api/docs", Public, web::api_docs::page),
+        get_route("/assets/{*path}", Public, web::assets::serve),
+    ]
+}
+
+/// Subtrees owned by other contexts' routers.
+fn mounts() -> Vec<(MountSpec, Router<AppState>)> {
+    vec![(
+        MountSpec {
+            prefix: "/api/v1/areas",
+            access: Access::Public,
+        },
+        crate::areas::routes(),
+    )]
+}
+
+/// Every route, for the route-table test and documentation.
+pub fn specs() -> Vec<RouteSpec> {
+    all().into_iter().map(|r| r.spec).collect()
+}
+
+pub fn mount_specs() -> Vec<MountSpec> {
+    mounts().into_iter().map(|(m, _)| m).collect()
+}
+
+/// The router of every registered route and mount.
+pub(crate) fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for r in all() {
+        // Routes on one path with different methods merge into one method router.
+        router = router.route(r.spec.path, r.handler);
+    }
+    for (m, sub) in mounts() {
+        router = router.nest(m.prefix, sub);
+    }
+    router
+}

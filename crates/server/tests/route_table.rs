@@ -1,0 +1,287 @@
+//! Walks EVERY route of the router: an anonymous caller and a caller scoped to another district
+//! are refused on every protected route, public routes are listed as public on purpose, and a
+//! route added without an entry here fails the test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use inkingi_domain::identity::Role;
+use inkingi_server::routes::{self, Access};
+use inkingi_testkit::{databases, TestApp};
+
+/// What an anonymous caller gets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Anonymous {
+    /// Public: served (this status) without credentials.
+    Served(u16),
+    /// 401 problem+json.
+    Unauthorized,
+    /// A web page: 303 to the sign-in page.
+    ToLogin,
+}
+
+/// What a caller holding the right role but scoped to another district gets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Foreign {
+    /// Public route: nothing to hide.
+    NotApplicable,
+    /// 403 or 404 (without saying whether the thing exists). For routes naming one record
+    /// (e.g. a person by id), which arrive with the registry.
+    #[allow(dead_code)]
+    Refused,
+    /// Served, but nothing from the other district is in the answer.
+    Filtered,
+}
+
+struct Entry {
+    method: &'static str,
+    path: &'static str,
+    /// A concrete path to call (path parameters filled in).
+    call: &'static str,
+    anonymous: Anonymous,
+    foreign: Foreign,
+    /// The role a "foreign" caller gets: one that has the route's permission.
+    role: Option<Role>,
+}
+
+const fn public(method: &'static str, path: &'static str, status: u16) -> Entry {
+    Entry {
+        method,
+        path,
+        call: path,
+        anonymous: Anonymous::Served(status),
+        foreign: Foreign::NotApplicable,
+        role: None,
+    }
+}
+
+/// The expectations, one per route. Keep in step with `inkingi_server::routes`.
+const TABLE: &[Entry] = &[
+    public("GET", "/healthz", 200),
+    public("GET", "/readyz", 200),
+    public("GET", "/metrics", 200),
+    public("GET", "/api/v1/openapi.json", 200),
+    public("GET", "/login", 200),
+    public("GET", "/", 200),
+    public("GET", "/areas", 200),
+    public("GET", "/api/docs", 200),
+    Entry {
+        call: "/assets/app.css",
+        ..public("GET", "/assets/{*path}", 200)
+    },
+    // Reachable by anyone; without the form's CSRF token it is refused.
+    public("POST", "/login", 403),
+    Entry {
+        method: "POST",
+        path: "/logout",
+        call: "/logout",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "GET",
+        path: "/api/v1/audit",
+        call: "/api/v1/audit?limit=500",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::Filtered,
+        role: Some(Role::Auditor),
+    },
+    Entry {
+        method: "GET",
+        path: "/audit",
+        call: "/audit",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::Filtered,
+        role: Some(Role::Auditor),
+    },
+];
+
+/// Subtrees mounted from other contexts, all public reference data.
+const PUBLIC_MOUNTS: &[&str] = &["/api/v1/areas"];
+
+fn key(method: &str, path: &str) -> (String, String) {
+    (method.to_string(), path.to_string())
+}
+
+#[test]
+fn every_route_has_an_entry_and_every_entry_a_route() {
+    let registered: BTreeSet<_> = routes::specs()
+        .iter()
+        .map(|s| key(s.method.as_str(), s.path))
+        .collect();
+    let listed: BTreeSet<_> = TABLE.iter().map(|e| key(e.method, e.path)).collect();
+    let missing: Vec<_> = registered.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an entry in TABLE: {missing:?}"
+    );
+    let stale: Vec<_> = listed.difference(&registered).collect();
+    assert!(
+        stale.is_empty(),
+        "TABLE entries for routes that do not exist: {stale:?}"
+    );
+
+    for spec in routes::specs() {
+        let e = TABLE
+            .iter()
+            .find(|e| e.method == spec.method.as_str() && e.path == spec.path)
+            .unwrap();
+        let table_public = matches!(e.anonymous, Anonymous::Served(_));
+        assert_eq!(
+            table_public,
+            spec.access == Access::Public,
+            "{} {}: the registry says {:?}",
+            e.method,
+            e.path,
+            spec.access
+        );
+    }
+    let mounts: Vec<_> = routes::mount_specs();
+    for m in &mounts {
+        assert!(
+            PUBLIC_MOUNTS.contains(&m.prefix),
+            "mount {} has no entry",
+            m.prefix
+        );
+        assert_eq!(m.access, Access::Public, "mount {}", m.prefix);
+    }
+}
+
+/// A documented operation that bypassed the registry would be served without being walked.
+#[test]
+fn every_documented_operation_is_registered() {
+    let doc = serde_json::to_value(inkingi_server::openapi::document()).unwrap();
+    let specs = routes::specs();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if PUBLIC_MOUNTS.iter().any(|m| path.starts_with(m)) {
+            continue;
+        }
+        for method in ops.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            if method == "PARAMETERS" {
+                continue;
+            }
+            assert!(
+                specs
+                    .iter()
+                    // OpenAPI writes axum's catch-all `{*rest}` as `{rest}`.
+                    .any(|s| s.method.as_str() == method && s.path.replace("{*", "{") == *path),
+                "{method} {path} is in the OpenAPI document but not in the route registry"
+            );
+        }
+    }
+}
+
+async fn call(app: &TestApp, e: &Entry, header: Option<(&str, &str)>) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(e.method.as_bytes()).unwrap();
+    let mut req = app.client.request(method.clone(), app.url(e.call));
+    if method == reqwest::Method::POST {
+        // What a browser sends for an empty form.
+        req = req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("");
+    }
+    if let Some((k, v)) = header {
+        req = req.header(k, v);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        // Data in district 11 (Nyarugenge); the foreign callers are scoped to district 12.
+        seed_reads(&app, "11010102", "P-SECRET-11", 3).await;
+        add_user(&app, "foreign.auditor", Role::Auditor, "12").await;
+        add_user(&app, "local.enumerator", Role::Enumerator, "110101").await;
+        let foreign_token = token(&app, "foreign.auditor", &["audit"]).await;
+        let foreign_session = session(&app, "foreign.auditor").await;
+        let wrong_role_token = token(&app, "local.enumerator", &["read"]).await;
+
+        for e in TABLE {
+            let what = format!("[{:?}] {} {}", db, e.method, e.call);
+            let res = call(&app, e, None).await;
+            match e.anonymous {
+                Anonymous::Served(status) => {
+                    assert_eq!(res.status().as_u16(), status, "{what}");
+                    continue;
+                }
+                Anonymous::Unauthorized => {
+                    assert!(
+                        res.headers().contains_key("www-authenticate"),
+                        "{what}: no challenge"
+                    );
+                    problem(res, 401).await;
+                }
+                Anonymous::ToLogin => {
+                    assert_eq!(res.status(), 303, "{what}");
+                    let to = res.headers()["location"].to_str().unwrap();
+                    assert!(to.starts_with("/login?next="), "{what}: {to}");
+                }
+            }
+            // A garbage credential is no better than none.
+            let res = call(&app, e, Some(("authorization", "Bearer ink_garbage"))).await;
+            let s = res.status().as_u16();
+            assert!(s == 401 || s == 303, "{what} with a malformed token: {s}");
+
+            let Some(_role) = e.role else { continue };
+            // Right role, wrong district: by token (API) and by session (pages and API).
+            let api = e.path.starts_with("/api/");
+            let credential = if api {
+                ("authorization", format!("Bearer {foreign_token}"))
+            } else {
+                ("cookie", foreign_session.clone())
+            };
+            let res = call(&app, e, Some((credential.0, &credential.1))).await;
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap();
+            match e.foreign {
+                Foreign::Refused => {
+                    assert!(status == 403 || status == 404, "{what}: {status} {body}")
+                }
+                Foreign::Filtered => {
+                    assert_eq!(status, 200, "{what}: {body}");
+                    assert!(!body.contains("P-SECRET-11"), "{what} leaked: {body}");
+                    assert!(!body.contains("11010102"), "{what} leaked: {body}");
+                }
+                Foreign::NotApplicable => {}
+            }
+            // The wrong role is refused whatever its scope.
+            if api {
+                let res = call(
+                    &app,
+                    e,
+                    Some(("authorization", &format!("Bearer {wrong_role_token}"))),
+                )
+                .await;
+                problem(res, 403).await;
+            }
+        }
+
+        // The same calls with the owner's scope do see the data, so "filtered" above is real.
+        add_user(&app, "local.auditor", Role::Auditor, "11").await;
+        let local = token(&app, "local.auditor", &["audit"]).await;
+        let res = bearer(&app, "/api/v1/audit?subject_id=P-SECRET-11", &local).await;
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["entries"].as_array().unwrap().len(), 3, "{body}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn public_mounts_need_no_credentials() {
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        for m in PUBLIC_MOUNTS {
+            let res = app.get(m).await;
+            assert_ne!(res.status(), 401, "[{db:?}] {m}");
+            assert_ne!(res.status(), 403, "[{db:?}] {m}");
+        }
+        app.stop().await;
+    }
+}
