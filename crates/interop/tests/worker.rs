@@ -29,6 +29,7 @@ fn fast() -> WorkerSettings {
             base: Duration::from_millis(20),
             cap: Duration::from_millis(100),
         },
+        retain_succeeded: None,
     }
 }
 
