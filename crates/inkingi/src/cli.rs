@@ -286,7 +286,16 @@ mod tests {
         assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86_400)));
         assert_eq!(parse_age("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1800)));
-        for bad in ["", "d", "7", "7D", "+7d", "7d ", "1e3s", "18446744073709551615w"] {
+        for bad in [
+            "",
+            "d",
+            "7",
+            "7D",
+            "+7d",
+            "7d ",
+            "1e3s",
+            "18446744073709551615w",
+        ] {
             assert!(parse_age(bad).is_err(), "{bad:?}");
         }
     }

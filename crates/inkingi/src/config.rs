@@ -247,5 +247,14 @@ mod tests {
             e.contains("worker.lease_secs") && e.contains("INKINGI_WORKER__LEASE_SECS"),
             "{e}"
         );
+
+        std::fs::write(&p, "[worker]\nretain_succeeded_hours = 100000\n").unwrap();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("worker.retain_succeeded_hours"), "{e}");
+        std::fs::write(&p, "[worker]\nretain_succeeded_hours = 0\n").unwrap();
+        let c = Config::load(Some(&p), &Overrides::default()).unwrap();
+        assert_eq!(c.worker.retain_succeeded_hours, 0);
     }
 }

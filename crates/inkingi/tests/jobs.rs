@@ -463,10 +463,14 @@ async fn a_listening_worker_is_probed_and_scraped_then_stops_on_sigterm() {
             .enqueue_now(NewJob::of(&probe).unwrap())
             .await
             .unwrap();
-        eventually("the probe job succeeded", Duration::from_secs(30), || async {
-            let rec = store.jobs().get(id).await.unwrap()?;
-            (rec.status == JobStatus::Succeeded).then_some(())
-        })
+        eventually(
+            "the probe job succeeded",
+            Duration::from_secs(30),
+            || async {
+                let rec = store.jobs().get(id).await.unwrap()?;
+                (rec.status == JobStatus::Succeeded).then_some(())
+            },
+        )
         .await;
         let text = get("/metrics").await.unwrap().text().await.unwrap();
         let runs = sample(
@@ -495,7 +499,8 @@ async fn a_listening_worker_is_probed_and_scraped_then_stops_on_sigterm() {
 async fn worker_listen_address_is_checked() {
     let db = &databases().await[0];
     let mut cmd = inkingi(&db.url);
-    cmd.env("INKINGI_WORKER_LISTEN", "port-eighty").arg("worker");
+    cmd.env("INKINGI_WORKER_LISTEN", "port-eighty")
+        .arg("worker");
     let out = cmd.output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -539,16 +544,20 @@ async fn prune_deletes_old_successes_and_refuses_vague_durations() {
             done.push(id);
         }
         let dead = dead_job(&store, "t.dead", "default").await;
-        let (code, stdout, stderr) =
-            cli(&db.url, &["jobs", "prune", "--older-than", "7d"]).await;
+        let (code, stdout, stderr) = cli(&db.url, &["jobs", "prune", "--older-than", "7d"]).await;
         assert_eq!(code, 0, "{stderr}");
-        assert!(stdout.starts_with("0 succeeded job(s)"), "[{db:?}] {stdout}");
+        assert!(
+            stdout.starts_with("0 succeeded job(s)"),
+            "[{db:?}] {stdout}"
+        );
 
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let (code, stdout, stderr) =
-            cli(&db.url, &["jobs", "prune", "--older-than", "1s"]).await;
+        let (code, stdout, stderr) = cli(&db.url, &["jobs", "prune", "--older-than", "1s"]).await;
         assert_eq!(code, 0, "{stderr}");
-        assert!(stdout.starts_with("2 succeeded job(s)"), "[{db:?}] {stdout}");
+        assert!(
+            stdout.starts_with("2 succeeded job(s)"),
+            "[{db:?}] {stdout}"
+        );
         for id in done {
             assert!(store.jobs().get(id).await.unwrap().is_none());
         }

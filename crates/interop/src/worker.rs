@@ -255,10 +255,8 @@ async fn prune_periodically(store: Store, keep: Duration, shutdown: Cancellation
             tracing::warn!(?keep, "retention period out of range; not pruning");
             return;
         };
-        match inkingi_store::jobs::prune_succeeded(store.jobs(), cutoff, || {
-            shutdown.is_cancelled()
-        })
-        .await
+        match inkingi_store::jobs::prune_succeeded(store.jobs(), cutoff, || shutdown.is_cancelled())
+            .await
         {
             Ok(n) => {
                 metrics::counter!("jobs_pruned_total").increment(n);

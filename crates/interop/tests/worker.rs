@@ -367,13 +367,9 @@ async fn the_worker_prunes_old_succeeded_jobs_but_never_dead_ones() {
         jobs.complete(&lease[0].lease).await.unwrap();
         let dead = jobs.enqueue_now(job_of("t.dead")).await.unwrap();
         let lease = jobs.claim("w", 1, Duration::from_secs(60)).await.unwrap();
-        jobs.fail(
-            &lease[0].lease,
-            "boom",
-            inkingi_store::jobs::Failure::Dead,
-        )
-        .await
-        .unwrap();
+        jobs.fail(&lease[0].lease, "boom", inkingi_store::jobs::Failure::Dead)
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
 
         // A retention of 10 ms: the first prune, at start, finds the old job past it.
