@@ -53,7 +53,7 @@ pub enum Command {
     /// Run the HTTP server (and, unless --no-worker, the background worker). Applies migrations first.
     Serve(ServeArgs),
     /// Run only the background worker that executes queued jobs.
-    Worker,
+    Worker(WorkerArgs),
     /// Apply pending database migrations and load reference data, then exit.
     Migrate,
     /// Try Inkingi: create ./inkingi-data, migrate, create an admin user, serve.
@@ -159,6 +159,14 @@ pub struct ServeArgs {
     pub no_worker: bool,
 }
 
+#[derive(Debug, Args, Clone)]
+pub struct WorkerArgs {
+    /// Serve /healthz, /readyz and /metrics on this address (port 0 picks a free port; the
+    /// bound address is printed). Default: no listener.
+    #[arg(long, env = "INKINGI_WORKER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// List jobs, newest first.
@@ -167,6 +175,40 @@ pub enum JobsCommand {
     Retry(JobsRetryArgs),
     /// Enqueue system.probe self-test jobs; with --wait, wait for them and report.
     Probe(JobsProbeArgs),
+    /// Delete succeeded jobs that finished before a cutoff (dead jobs are never deleted).
+    Prune(JobsPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobsPruneArgs {
+    /// Delete succeeded jobs finished longer ago than this: a whole number and a unit, s, m, h,
+    /// d or w, e.g. 7d or 12h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    pub older_than: std::time::Duration,
+}
+
+/// `7d`, `12h`, `30m`, `90s`, `2w`: strictly a positive whole number and one unit, nothing else.
+pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    let expected = "expected a whole number and a unit (s, m, h, d or w), e.g. 7d or 12h";
+    let digits = s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = s.split_at(digits);
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(expected.into()),
+    };
+    let n: u64 = number.parse().map_err(|_| expected.to_string())?;
+    if n == 0 {
+        return Err("must be more than 0".into());
+    }
+    // Ten years at most: older cutoffs are meaningless and would overflow date arithmetic.
+    match n.checked_mul(unit_secs) {
+        Some(secs) if secs <= 10 * 366 * 86_400 => Ok(std::time::Duration::from_secs(secs)),
+        _ => Err("must be at most ten years".into()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +269,34 @@ impl Cli {
             listen,
             log_format: self.global.log_format,
             log_level: self.global.log_level.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn ages_are_a_number_and_a_unit() {
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_age("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1800)));
+        for bad in [
+            "",
+            "d",
+            "7",
+            "7D",
+            "+7d",
+            "7d ",
+            "1e3s",
+            "18446744073709551615w",
+        ] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -56,6 +56,9 @@ pub struct WorkerConfig {
     pub retry_base_ms: u64,
     /// The longest backoff between two attempts, in seconds.
     pub retry_cap_secs: u64,
+    /// Succeeded jobs older than this many hours are deleted by the worker (hourly); 0 keeps
+    /// them. Dead jobs are never deleted automatically.
+    pub retain_succeeded_hours: u64,
 }
 
 impl Default for WorkerConfig {
@@ -66,6 +69,7 @@ impl Default for WorkerConfig {
             lease_secs: 300,
             retry_base_ms: 2000,
             retry_cap_secs: 15 * 60,
+            retain_succeeded_hours: 168,
         }
     }
 }
@@ -174,6 +178,13 @@ impl Config {
                 "a whole number of seconds, at least 1",
             );
         }
+        // Ten years: beyond that the cutoff is meaningless, and the arithmetic must not overflow.
+        if self.worker.retain_succeeded_hours > 24 * 366 * 10 {
+            return bad(
+                "worker.retain_succeeded_hours",
+                "a whole number of hours up to 87840 (0 keeps succeeded jobs)",
+            );
+        }
         self.auth.check().map_err(ConfigError::Invalid)?;
         if self.request_timeout_secs == 0 {
             return bad(
@@ -236,5 +247,14 @@ mod tests {
             e.contains("worker.lease_secs") && e.contains("INKINGI_WORKER__LEASE_SECS"),
             "{e}"
         );
+
+        std::fs::write(&p, "[worker]\nretain_succeeded_hours = 100000\n").unwrap();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("worker.retain_succeeded_hours"), "{e}");
+        std::fs::write(&p, "[worker]\nretain_succeeded_hours = 0\n").unwrap();
+        let c = Config::load(Some(&p), &Overrides::default()).unwrap();
+        assert_eq!(c.worker.retain_succeeded_hours, 0);
     }
 }

@@ -405,3 +405,164 @@ async fn probe_command_reports_retries_dead_jobs_and_timeouts() {
         store.close().await;
     }
 }
+
+/// Starts `inkingi worker --listen 127.0.0.1:0` and returns it with the address it printed.
+async fn start_listening_worker(db: &TestDb, dir: &Path) -> (Worker, String) {
+    let log = dir.join("worker.log");
+    let mut child = inkingi(&db.url)
+        .args(["worker", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let prefix = "inkingi worker listening on http://";
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+    let addr = match first {
+        Ok(Ok(Some(line))) if line.starts_with(prefix) => line[prefix.len()..].to_string(),
+        other => panic!(
+            "worker did not print its address: {other:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ),
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (Worker { child, log }, addr)
+}
+
+/// The value of the sample of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_listening_worker_is_probed_and_scraped_then_stops_on_sigterm() {
+    for db in databases().await {
+        let store = db.store().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (worker, addr) = start_listening_worker(&db, dir.path()).await;
+        let http = reqwest::Client::new();
+        let get = |path: &str| http.get(format!("http://{addr}{path}")).send();
+
+        let health = get("/healthz").await.unwrap();
+        assert_eq!(health.status(), 200, "[{db:?}]");
+        let ready = get("/readyz").await.unwrap();
+        assert_eq!(ready.status(), 200, "[{db:?}]");
+        let body: serde_json::Value = ready.json().await.unwrap();
+        assert_eq!(body["status"], "ready", "{body}");
+        assert_eq!(get("/api/v1/areas").await.unwrap().status(), 404, "no API");
+
+        let probe = ProbeJob {
+            sleep_ms: 0,
+            fail_times: 0,
+        };
+        let id = store
+            .jobs()
+            .enqueue_now(NewJob::of(&probe).unwrap())
+            .await
+            .unwrap();
+        eventually(
+            "the probe job succeeded",
+            Duration::from_secs(30),
+            || async {
+                let rec = store.jobs().get(id).await.unwrap()?;
+                (rec.status == JobStatus::Succeeded).then_some(())
+            },
+        )
+        .await;
+        let text = get("/metrics").await.unwrap().text().await.unwrap();
+        let runs = sample(
+            &text,
+            "jobs_run_total",
+            &[r#"kind="system.probe""#, r#"outcome="succeeded""#],
+        );
+        assert_eq!(runs, Some(1.0), "[{db:?}] {text}");
+        let timed = sample(
+            &text,
+            "job_duration_seconds_count",
+            &[r#"kind="system.probe""#],
+        );
+        assert_eq!(timed, Some(1.0), "[{db:?}] {text}");
+        assert!(text.contains("db_pool_max_connections"), "{text}");
+
+        let log = worker.log();
+        let status = worker.terminate().await;
+        assert_eq!(status.code(), Some(0), "[{db:?}]\n{log}");
+        assert!(get("/healthz").await.is_err(), "the listener is closed");
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn worker_listen_address_is_checked() {
+    let db = &databases().await[0];
+    let mut cmd = inkingi(&db.url);
+    cmd.env("INKINGI_WORKER_LISTEN", "port-eighty")
+        .arg("worker");
+    let out = cmd.output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("port-eighty") && stderr.contains("--listen"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn prune_deletes_old_successes_and_refuses_vague_durations() {
+    for db in databases().await {
+        let store = db.store().await;
+        for bad in ["7x", "0d", "7", "d7", "1.5h", "7 d", "-1h", "99999w"] {
+            let arg = format!("--older-than={bad}");
+            let (code, _, stderr) = cli(&db.url, &["jobs", "prune", &arg]).await;
+            assert_eq!(code, 2, "[{db:?}] {bad}: {stderr}");
+            assert!(
+                stderr.contains("--older-than") && stderr.contains(bad),
+                "{bad}: {stderr}"
+            );
+        }
+        let (_, _, stderr) = cli(&db.url, &["jobs", "prune", "--older-than", "7x"]).await;
+        assert!(stderr.contains("e.g. 7d or 12h"), "{stderr}");
+
+        let mut done = Vec::new();
+        for _ in 0..2 {
+            let id = store
+                .jobs()
+                .enqueue_now(NewJob::new(JobName::parse("t.done").unwrap(), json!({})))
+                .await
+                .unwrap();
+            let lease = store
+                .jobs()
+                .claim("w-test", 1, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .remove(0)
+                .lease;
+            store.jobs().complete(&lease).await.unwrap();
+            done.push(id);
+        }
+        let dead = dead_job(&store, "t.dead", "default").await;
+        let (code, stdout, stderr) = cli(&db.url, &["jobs", "prune", "--older-than", "7d"]).await;
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stdout.starts_with("0 succeeded job(s)"),
+            "[{db:?}] {stdout}"
+        );
+
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (code, stdout, stderr) = cli(&db.url, &["jobs", "prune", "--older-than", "1s"]).await;
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stdout.starts_with("2 succeeded job(s)"),
+            "[{db:?}] {stdout}"
+        );
+        for id in done {
+            assert!(store.jobs().get(id).await.unwrap().is_none());
+        }
+        let dead = store.jobs().get(dead).await.unwrap().map(|r| r.status);
+        assert_eq!(dead, Some(JobStatus::Dead), "[{db:?}] dead jobs are kept");
+        store.close().await;
+    }
+}

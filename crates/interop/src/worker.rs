@@ -34,6 +34,8 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// Backoff between attempts. Its `max_attempts` is unused: each job carries its own.
     pub retry: RetryPolicy,
+    /// Succeeded jobs older than this are deleted (hourly); `None` keeps them all.
+    pub retain_succeeded: Option<Duration>,
 }
 
 impl Default for WorkerSettings {
@@ -43,6 +45,7 @@ impl Default for WorkerSettings {
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(300),
             retry: RetryPolicy::default(),
+            retain_succeeded: Some(Duration::from_secs(168 * 3600)),
         }
     }
 }
@@ -160,6 +163,13 @@ pub async fn run_with(
         "worker started"
     );
     let worker = Arc::new(worker);
+    let pruner = worker.settings.retain_succeeded.map(|keep| {
+        tokio::spawn(prune_periodically(
+            worker.store.clone(),
+            keep,
+            shutdown.clone(),
+        ))
+    });
     let mut tasks = JoinSet::new();
     let mut failed_claims = 0u32;
     while !shutdown.is_cancelled() {
@@ -210,6 +220,9 @@ pub async fn run_with(
     while let Some(done) = tasks.join_next().await {
         report_panic(done);
     }
+    if let Some(pruner) = pruner {
+        report_panic(pruner.await);
+    }
     tracing::info!(worker = %worker.id, "worker stopped");
     Ok(())
 }
@@ -219,6 +232,41 @@ pub async fn run_with(
 fn idle_pause(poll: Duration, failed_claims: u32) -> Duration {
     let factor = 1u32 << failed_claims.min(5);
     (poll * factor).min(Duration::from_secs(60).max(poll))
+}
+
+/// How often a worker prunes. Every worker prunes on its own schedule; concurrent prunes are safe
+/// (see [`inkingi_store::jobs::JobStore::prune_succeeded_batch`]) and simply find less to do.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes succeeded jobs older than `keep`: at start, then once per [`PRUNE_EVERY`]. Dead jobs
+/// are never pruned: an operator must look at them.
+async fn prune_periodically(store: Store, keep: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(PRUNE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let Some(cutoff) = chrono::Duration::from_std(keep)
+            .ok()
+            .and_then(|keep| chrono::Utc::now().checked_sub_signed(keep))
+        else {
+            tracing::warn!(?keep, "retention period out of range; not pruning");
+            return;
+        };
+        match inkingi_store::jobs::prune_succeeded(store.jobs(), cutoff, || shutdown.is_cancelled())
+            .await
+        {
+            Ok(n) => {
+                metrics::counter!("jobs_pruned_total").increment(n);
+                if n > 0 {
+                    tracing::info!(deleted = n, before = %cutoff, "pruned succeeded jobs");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot prune succeeded jobs; will try again"),
+        }
+    }
 }
 
 fn reap_finished(tasks: &mut JoinSet<()>) {

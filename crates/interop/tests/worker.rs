@@ -29,6 +29,7 @@ fn fast() -> WorkerSettings {
             base: Duration::from_millis(20),
             cap: Duration::from_millis(100),
         },
+        retain_succeeded: None,
     }
 }
 
@@ -354,4 +355,60 @@ async fn a_running_job_keeps_its_lease_past_the_lease_length() {
         b.stop().await;
         store.close().await;
     }
+}
+
+#[tokio::test]
+async fn the_worker_prunes_old_succeeded_jobs_but_never_dead_ones() {
+    for db in databases().await {
+        let store = db.store().await;
+        let jobs = store.jobs();
+        let old = jobs.enqueue_now(job_of("t.old")).await.unwrap();
+        let lease = jobs.claim("w", 1, Duration::from_secs(60)).await.unwrap();
+        jobs.complete(&lease[0].lease).await.unwrap();
+        let dead = jobs.enqueue_now(job_of("t.dead")).await.unwrap();
+        let lease = jobs.claim("w", 1, Duration::from_secs(60)).await.unwrap();
+        jobs.fail(&lease[0].lease, "boom", inkingi_store::jobs::Failure::Dead)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        // A retention of 10 ms: the first prune, at start, finds the old job past it.
+        let worker = start(
+            &store,
+            WorkerSettings {
+                retain_succeeded: Some(Duration::from_millis(10)),
+                ..fast()
+            },
+            Registry::with_builtins(),
+        );
+        eventually("the old succeeded job pruned", || async {
+            jobs.get(old).await.unwrap().is_none().then_some(())
+        })
+        .await;
+        // Later successes wait for the next hourly prune.
+        let fresh = probe(
+            &store,
+            ProbeJob {
+                sleep_ms: 0,
+                fail_times: 0,
+            },
+            1,
+        )
+        .await;
+        eventually("the probe succeeded", || async {
+            let rec = jobs.get(fresh).await.unwrap()?;
+            (rec.status == JobStatus::Succeeded).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        worker.stop().await;
+        assert!(jobs.get(fresh).await.unwrap().is_some(), "[{db:?}]");
+        let dead = jobs.get(dead).await.unwrap().map(|r| r.status);
+        assert_eq!(dead, Some(JobStatus::Dead), "[{db:?}] dead jobs are kept");
+        store.close().await;
+    }
+}
+
+fn job_of(kind: &str) -> NewJob {
+    NewJob::new(JobName::parse(kind).unwrap(), json!({}))
 }

@@ -13,6 +13,7 @@ pub mod health;
 mod jobs_metrics;
 pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod request_id;
 pub mod routes;
 pub mod web;

@@ -249,7 +249,10 @@ pub struct JobCount {
 /// The state of the queue as a whole, for metrics and operators.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct JobStats {
-    /// Non-zero counts by queue and status.
+    /// Non-zero counts by queue and status, for every status but `succeeded`. Succeeded jobs are
+    /// the whole history of the queue (millions of rows until pruned); counting them on every
+    /// scrape would read all of it, while the other states are the small backlog that the
+    /// status indexes serve. Workers count successes in `jobs_run_total` instead.
     pub counts: Vec<JobCount>,
     /// For each queue with due jobs waiting: how long the oldest has been due.
     pub oldest_due: Vec<(String, Duration)>,
@@ -330,7 +333,19 @@ pub trait JobStore: Send + Sync {
     /// Replays every dead job (of one queue, if given) from its first attempt; returns how many.
     async fn retry_dead(&self, queue: Option<&str>) -> StoreResult<u64>;
 
+    /// Counts of the backlog (see [`JobStats::counts`]) and the age of the oldest due job.
     async fn stats(&self) -> StoreResult<JobStats>;
+
+    /// Deletes up to `batch` succeeded jobs that finished before `finished_before`, with their
+    /// probe runs, in one short transaction; returns how many. Dead, queued and running jobs are
+    /// never touched. Safe to run from several processes at once: on PostgreSQL a batch skips
+    /// rows another pruner holds, on SQLite writers take turns. Loop (see
+    /// [`prune_succeeded`]) to prune everything.
+    async fn prune_succeeded_batch(
+        &self,
+        finished_before: DateTime<Utc>,
+        batch: u32,
+    ) -> StoreResult<u64>;
 
     /// Records one execution of a `system.probe` job.
     async fn record_probe_run(&self, job: JobId, worker_id: &str, attempt: u32) -> StoreResult<()>;
@@ -342,6 +357,31 @@ pub trait JobStore: Send + Sync {
     /// have (its planned failures plus one, capped by its attempts); runs beyond that count as
     /// duplicates.
     async fn probe_report(&self, ids: &[JobId], expected_runs: u32) -> StoreResult<ProbeReport>;
+}
+
+/// Rows deleted per transaction when pruning: small enough that a batch holds its locks (and, on
+/// SQLite, the single writer) for milliseconds, so a huge backlog of history never stalls claims.
+pub const PRUNE_BATCH: u32 = 1000;
+
+/// Deletes every succeeded job that finished before `finished_before`, batch by batch, until none
+/// is left or `stop` says to stop (checked between batches, so shutdown is not held up by a long
+/// prune). Returns how many were deleted.
+pub async fn prune_succeeded(
+    jobs: &dyn JobStore,
+    finished_before: DateTime<Utc>,
+    stop: impl Fn() -> bool,
+) -> StoreResult<u64> {
+    let mut total = 0;
+    while !stop() {
+        let n = jobs
+            .prune_succeeded_batch(finished_before, PRUNE_BATCH)
+            .await?;
+        total += n;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// Cuts an error message to [`MAX_ERROR_LEN`] characters.

@@ -526,3 +526,81 @@ async fn probe_runs_are_recorded_and_reported() {
         store.close().await;
     }
 }
+
+#[tokio::test]
+async fn pruning_deletes_only_old_succeeded_jobs_in_batches() {
+    for db in databases().await {
+        let store = db.store().await;
+        let jobs = store.jobs();
+        let mut done = Vec::new();
+        for _ in 0..5 {
+            jobs.enqueue_now(job("t.done")).await.unwrap();
+            let lease = claim_one(&store, "w").await.unwrap();
+            jobs.record_probe_run(lease.id, "w", lease.attempt)
+                .await
+                .unwrap();
+            jobs.complete(&lease).await.unwrap();
+            done.push(lease.id);
+        }
+        let dead = jobs.enqueue_now(job("t.dead")).await.unwrap();
+        let lease = claim_one(&store, "w").await.unwrap();
+        jobs.fail(&lease, "boom", Failure::Dead).await.unwrap();
+        let running = jobs.enqueue_now(job("t.running")).await.unwrap();
+        let _held = claim_one(&store, "w").await.unwrap();
+        let queued = jobs.enqueue_now(job("t.queued")).await.unwrap();
+
+        // None finished an hour ago: nothing to prune.
+        let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+        assert_eq!(jobs.prune_succeeded_batch(hour_ago, 100).await.unwrap(), 0);
+
+        let cutoff = chrono::Utc::now() + chrono::Duration::seconds(1);
+        assert_eq!(
+            jobs.prune_succeeded_batch(cutoff, 2).await.unwrap(),
+            2,
+            "[{db:?}] one batch"
+        );
+        let rest = inkingi_store::jobs::prune_succeeded(jobs, cutoff, || false)
+            .await
+            .unwrap();
+        assert_eq!(rest, 3, "[{db:?}] the remaining batches");
+        for id in &done {
+            assert!(jobs.get(*id).await.unwrap().is_none(), "[{db:?}] {id}");
+            assert!(jobs.probe_runs(*id).await.unwrap().is_empty());
+        }
+        for (id, status) in [
+            (dead, JobStatus::Dead),
+            (running, JobStatus::Running),
+            (queued, JobStatus::Queued),
+        ] {
+            let rec = jobs.get(id).await.unwrap();
+            assert_eq!(rec.map(|r| r.status), Some(status), "[{db:?}] kept");
+        }
+        // A stop request ends the loop before any batch.
+        jobs.enqueue_now(job("t.late")).await.unwrap();
+        let late = claim_one(&store, "w").await.unwrap();
+        jobs.complete(&late).await.unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+        let stopped = inkingi_store::jobs::prune_succeeded(jobs, later, || true)
+            .await
+            .unwrap();
+        assert_eq!(stopped, 0);
+        assert!(jobs.get(late.id).await.unwrap().is_some());
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn stats_leave_succeeded_history_out() {
+    for db in databases().await {
+        let store = db.store().await;
+        let jobs = store.jobs();
+        jobs.enqueue_now(job("t.a")).await.unwrap();
+        let lease = claim_one(&store, "w").await.unwrap();
+        jobs.complete(&lease).await.unwrap();
+        jobs.enqueue_now(job("t.b")).await.unwrap();
+        let stats = jobs.stats().await.unwrap();
+        let statuses: Vec<_> = stats.counts.iter().map(|c| c.status).collect();
+        assert_eq!(statuses, [JobStatus::Queued], "[{db:?}] {stats:?}");
+        store.close().await;
+    }
+}

@@ -8,7 +8,7 @@ use inkingi_interop::probe::ProbeJob;
 use inkingi_store::jobs::{JobFilter, JobId, JobRecord, NewJob, ProbeReport};
 use inkingi_store::Store;
 
-use crate::cli::{JobsCommand, JobsListArgs, JobsProbeArgs, JobsRetryArgs};
+use crate::cli::{JobsCommand, JobsListArgs, JobsProbeArgs, JobsPruneArgs, JobsRetryArgs};
 use crate::config::Config;
 
 pub async fn run(config: &Config, cmd: JobsCommand) -> anyhow::Result<()> {
@@ -17,6 +17,7 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> anyhow::Result<()> {
         JobsCommand::List(args) => list(&store, args).await,
         JobsCommand::Retry(args) => retry(&store, args).await,
         JobsCommand::Probe(args) => probe(&store, args).await,
+        JobsCommand::Prune(args) => prune(&store, args).await,
     };
     store.close().await;
     result
@@ -117,6 +118,19 @@ async fn retry(store: &Store, args: JobsRetryArgs) -> anyhow::Result<()> {
         job.queue,
         job.attempts + 1,
         job.max_attempts
+    );
+    Ok(())
+}
+
+async fn prune(store: &Store, args: JobsPruneArgs) -> anyhow::Result<()> {
+    let cutoff = chrono::Duration::from_std(args.older_than)
+        .ok()
+        .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+        .context("--older-than reaches before the start of the calendar")?;
+    let n = inkingi_store::jobs::prune_succeeded(store.jobs(), cutoff, || false).await?;
+    println!(
+        "{n} succeeded job(s) finished before {} deleted",
+        cutoff.format("%Y-%m-%d %H:%M:%S UTC")
     );
     Ok(())
 }

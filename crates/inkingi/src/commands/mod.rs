@@ -19,7 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     crate::logging::init(&config);
     match cli.command {
         Command::Serve(args) => serve::run(&config, &args).await,
-        Command::Worker => serve::worker_only(&config).await,
+        Command::Worker(args) => serve::worker_only(&config, &args).await,
         Command::Migrate => migrate::run(&config).await,
         Command::Demo(args) => demo::run(&config, &args).await,
         Command::Jobs(cmd) => jobs::run(&config, cmd).await,

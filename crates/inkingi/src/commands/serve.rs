@@ -8,7 +8,7 @@ use inkingi_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, WorkerArgs};
 use crate::config::Config;
 
 pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
@@ -49,13 +49,41 @@ pub async fn serve_store(
     Ok(())
 }
 
-pub async fn worker_only(config: &Config) -> anyhow::Result<()> {
+/// The worker alone; with `--listen`, also its health, readiness and metrics endpoints, so an
+/// orchestrator can probe it and Prometheus can scrape its job metrics.
+pub async fn worker_only(config: &Config, args: &WorkerArgs) -> anyhow::Result<()> {
     let store = super::connect_and_migrate(config).await?;
     let shutdown = shutdown_on_signal();
+    let ops = match args.listen {
+        Some(listen) => {
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "worker endpoints listening");
+            println!("inkingi worker listening on http://{addr}");
+            // Built before the worker starts: it installs the metrics recorder the worker's
+            // job metrics go to.
+            let state = AppState::new(store.clone(), server_settings(config));
+            Some(tokio::spawn(inkingi_server::ops::serve(
+                listener,
+                state,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     println!("inkingi worker started");
-    inkingi_interop::worker::run(store.clone(), worker_settings(config), shutdown).await?;
+    let worked =
+        inkingi_interop::worker::run(store.clone(), worker_settings(config), shutdown.clone())
+            .await;
+    // Whatever ended the worker, stop the endpoints too.
+    shutdown.cancel();
+    if let Some(ops) = ops {
+        ops.await.context("worker endpoints task")??;
+    }
     store.close().await;
-    Ok(())
+    worked
 }
 
 pub(crate) fn server_settings(config: &Config) -> ServerSettings {
@@ -76,6 +104,8 @@ fn worker_settings(config: &Config) -> inkingi_interop::worker::WorkerSettings {
             cap: Duration::from_secs(config.worker.retry_cap_secs),
             ..Default::default()
         },
+        retain_succeeded: (config.worker.retain_succeeded_hours > 0)
+            .then(|| Duration::from_secs(config.worker.retain_succeeded_hours * 3600)),
     }
 }
 

@@ -270,7 +270,9 @@ impl JobStore for PgAdapter {
 
     async fn stats(&self) -> StoreResult<JobStats> {
         let counts: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT queue, status, count(*) FROM jobs GROUP BY queue, status ORDER BY queue, status",
+            "SELECT queue, status, count(*) FROM jobs \
+             WHERE status IN ('queued', 'running', 'dead') \
+             GROUP BY queue, status ORDER BY queue, status",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -281,6 +283,37 @@ impl JobStore for PgAdapter {
         .fetch_all(&self.pool)
         .await?;
         stats_from(counts, oldest)
+    }
+
+    async fn prune_succeeded_batch(
+        &self,
+        finished_before: DateTime<Utc>,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        // SKIP LOCKED: concurrent pruners take disjoint batches instead of queueing on each
+        // other's row locks.
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE status = 'succeeded' AND finished_at < $1 \
+             ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(finished_before)
+        .bind(i64::from(batch))
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        sqlx::query("DELETE FROM job_probe_runs WHERE job_id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM jobs WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     async fn record_probe_run(&self, job: JobId, worker_id: &str, attempt: u32) -> StoreResult<()> {

@@ -328,7 +328,9 @@ impl JobStore for SqliteAdapter {
     async fn stats(&self) -> StoreResult<JobStats> {
         let now = now();
         let counts: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT queue, status, count(*) FROM jobs GROUP BY queue, status ORDER BY queue, status",
+            "SELECT queue, status, count(*) FROM jobs \
+             WHERE status IN ('queued', 'running', 'dead') \
+             GROUP BY queue, status ORDER BY queue, status",
         )
         .fetch_all(&self.read)
         .await?;
@@ -347,6 +349,40 @@ impl JobStore for SqliteAdapter {
             })
             .collect::<StoreResult<Vec<_>>>()?;
         stats_from(counts, oldest)
+    }
+
+    async fn prune_succeeded_batch(
+        &self,
+        finished_before: DateTime<Utc>,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE status = 'succeeded' AND finished_at < $1 \
+             ORDER BY finished_at LIMIT $2",
+        )
+        .bind(ts(finished_before))
+        .bind(i64::from(batch))
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = serde_json::Value::from(ids).to_string();
+        // Explicit rather than relying on the cascade, which needs foreign keys switched on.
+        sqlx::query("DELETE FROM job_probe_runs WHERE job_id IN (SELECT value FROM json_each($1))")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE status = 'succeeded' \
+             AND id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     async fn record_probe_run(&self, job: JobId, worker_id: &str, attempt: u32) -> StoreResult<()> {
