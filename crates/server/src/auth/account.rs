@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(w("short"), Some(Weakness::TooShort));
         assert_eq!(w("elevenchars"), Some(Weakness::TooShort));
         assert_eq!(w("twelve chars"), None);
-        assert_eq!(w("ADA.auditor "), Some(Weakness::TooShort));
+        assert_eq!(w("ADA.auditor "), Some(Weakness::IsUsername));
         assert_eq!(
             weakness("long.username.x", "x", "Long.Username.X"),
             Some(Weakness::IsUsername)
