@@ -88,7 +88,11 @@ fn all() -> Vec<Route> {
         post_route("/login", Public, auth::login::login_submit),
         post_route("/logout", SignedIn, auth::login::logout),
         get_route("/account/password", SignedIn, auth::account::password_page),
-        post_route("/account/password", SignedIn, auth::account::password_submit),
+        post_route(
+            "/account/password",
+            SignedIn,
+            auth::account::password_submit,
+        ),
         get_route(
             "/api/v1/audit",
             Requires(Permission::ReadAudit),

@@ -97,10 +97,16 @@ async fn a_one_time_password_must_be_changed_before_anything_else() {
         // Every other signed-in page sends the user back; the API refuses that session.
         let res = get_en(&app, "/audit?actor=x", &cookie).await;
         assert_eq!(res.status(), 303);
-        assert_eq!(location(&res), "/account/password?next=%2Faudit%3Factor%3Dx");
+        assert_eq!(
+            location(&res),
+            "/account/password?next=%2Faudit%3Factor%3Dx"
+        );
         let res = get_en(&app, "/api/v1/audit", &cookie).await;
         let body = problem(res, 403).await;
-        assert!(body["detail"].as_str().unwrap().contains("/account/password"));
+        assert!(body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/account/password"));
         // Public pages open, saying what is pending.
         let html = get_en(&app, "/", &cookie).await.text().await.unwrap();
         assert!(html.contains("one-time password"), "{html}");
@@ -111,16 +117,49 @@ async fn a_one_time_password_must_be_changed_before_anything_else() {
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["cache-control"], "no-store");
         let html = res.text().await.unwrap();
-        assert!(html.contains("You signed in with a one-time password"), "{html}");
+        assert!(
+            html.contains("You signed in with a one-time password"),
+            "{html}"
+        );
         let csrf = hidden(&html, "csrf_token");
 
         // Weak or inconsistent choices are refused, each next to its field.
         let cases = [
-            (otp.as_str(), "short", "short", "new_password", "at least 12"),
-            (otp.as_str(), "OLIVE.auditor", "OLIVE.auditor", "new_password", "username"),
-            (otp.as_str(), otp.as_str(), otp.as_str(), "new_password", "different"),
-            (otp.as_str(), NEW_PASSWORD, "something else", "new_password_again", "differ"),
-            ("not my password", NEW_PASSWORD, NEW_PASSWORD, "current_password", "not your"),
+            (
+                otp.as_str(),
+                "short",
+                "short",
+                "new_password",
+                "at least 12",
+            ),
+            (
+                otp.as_str(),
+                "OLIVE.auditor",
+                "OLIVE.auditor",
+                "new_password",
+                "username",
+            ),
+            (
+                otp.as_str(),
+                otp.as_str(),
+                otp.as_str(),
+                "new_password",
+                "different",
+            ),
+            (
+                otp.as_str(),
+                NEW_PASSWORD,
+                "something else",
+                "new_password_again",
+                "differ",
+            ),
+            (
+                "not my password",
+                NEW_PASSWORD,
+                NEW_PASSWORD,
+                "current_password",
+                "not your",
+            ),
         ];
         for (current, new, again, field, says) in cases {
             let res = post_change(&app, &cookie, &csrf, current, new, again).await;
@@ -128,7 +167,10 @@ async fn a_one_time_password_must_be_changed_before_anything_else() {
             let html = res.text().await.unwrap();
             let msg = field_error(&html, field).unwrap_or_else(|| panic!("{field}: {html}"));
             assert!(msg.contains(says), "{field}: {msg}");
-            assert!(!html.contains(new) || new == "OLIVE.auditor", "passwords are not echoed");
+            assert!(
+                !html.contains(new) || new == "OLIVE.auditor",
+                "passwords are not echoed"
+            );
         }
         // Without the session's CSRF token nothing changes.
         let res = post_change(&app, &cookie, "forged", &otp, NEW_PASSWORD, NEW_PASSWORD).await;
@@ -157,7 +199,12 @@ async fn a_one_time_password_must_be_changed_before_anything_else() {
             .unwrap();
         assert!(!user.must_change_password);
         // The one-time password is spent; the new one signs in straight through.
-        assert_eq!(post_login(&app, "olive.auditor", &otp, "/audit").await.status(), 401);
+        assert_eq!(
+            post_login(&app, "olive.auditor", &otp, "/audit")
+                .await
+                .status(),
+            401
+        );
         let (_, to) = signed_in_cookie(&app, "olive.auditor", NEW_PASSWORD).await;
         assert_eq!(to, "/audit");
         app.stop().await;
@@ -170,7 +217,10 @@ async fn a_reset_issues_a_new_one_time_password_and_ends_sessions() {
         let app = TestApp::start(&db).await;
         add_user(&app, "rex.officer", Role::DistrictOfficer, "11").await;
         let cookie = session(&app, "rex.officer").await;
-        assert_eq!(get_en(&app, "/account/password", &cookie).await.status(), 200);
+        assert_eq!(
+            get_en(&app, "/account/password", &cookie).await.status(),
+            200
+        );
 
         let name = Username::parse("rex.officer").unwrap();
         let otp = service::reset_password(&app.store, &passwords(), &Actor::cli(), &name)
@@ -178,7 +228,12 @@ async fn a_reset_issues_a_new_one_time_password_and_ends_sessions() {
             .unwrap();
         let res = get_en(&app, "/account/password", &cookie).await;
         assert_eq!(res.status(), 303, "[{db:?}] the session ended");
-        assert_eq!(post_login(&app, "rex.officer", PASSWORD, "/").await.status(), 401);
+        assert_eq!(
+            post_login(&app, "rex.officer", PASSWORD, "/")
+                .await
+                .status(),
+            401
+        );
         let (_, to) = signed_in_cookie(&app, "rex.officer", otp.expose_secret()).await;
         assert!(to.starts_with("/account/password?next="), "{to}");
 
@@ -203,7 +258,10 @@ async fn the_header_shows_who_is_signed_in_and_the_audit_link_by_role() {
     for db in databases().await {
         let app = TestApp::start(&db).await;
         let anonymous = get_en(&app, "/areas", "").await.text().await.unwrap();
-        assert!(anonymous.contains("href=\"/login?next=%2Fareas\""), "{anonymous}");
+        assert!(
+            anonymous.contains("href=\"/login?next=%2Fareas\""),
+            "{anonymous}"
+        );
         assert!(!anonymous.contains("action=\"/logout\""));
         assert!(!anonymous.contains("href=\"/audit\""));
 
@@ -230,10 +288,17 @@ async fn the_header_shows_who_is_signed_in_and_the_audit_link_by_role() {
         let officer = session(&app, "bea.officer").await;
         let html = get_en(&app, "/areas", &officer).await.text().await.unwrap();
         assert!(html.contains(">bea.officer</a>"), "{html}");
-        assert!(!html.contains("href=\"/audit\""), "officers may not read the audit log");
+        assert!(
+            !html.contains("href=\"/audit\""),
+            "officers may not read the audit log"
+        );
 
         // The sign-in page is in the shared layout, in the asked language.
-        let html = get_en(&app, "/login?lang=fr", "").await.text().await.unwrap();
+        let html = get_en(&app, "/login?lang=fr", "")
+            .await
+            .text()
+            .await
+            .unwrap();
         assert!(html.contains("<html lang=\"fr\">") && html.contains("Connexion"));
         assert!(html.contains("class=\"site-header\""));
         app.stop().await;

@@ -62,7 +62,10 @@ struct FieldErrors {
 
 impl FieldErrors {
     fn any(&self) -> bool {
-        self.general.is_some() || self.current.is_some() || self.new.is_some() || self.again.is_some()
+        self.general.is_some()
+            || self.current.is_some()
+            || self.new.is_some()
+            || self.again.is_some()
     }
 }
 
@@ -133,7 +136,13 @@ pub async fn password_page(
     Query(q): Query<PasswordQuery>,
 ) -> Response {
     let next = safe_next(q.next.as_deref());
-    form_page(&ctx, &principal, StatusCode::OK, next, FieldErrors::default())
+    form_page(
+        &ctx,
+        &principal,
+        StatusCode::OK,
+        next,
+        FieldErrors::default(),
+    )
 }
 
 /// No `Debug`: passwords must not reach a log by accident.
@@ -173,7 +182,13 @@ pub async fn password_submit(
                 general: Some(t.password_error_limited.clone()),
                 ..FieldErrors::default()
             };
-            return form_page(&ctx, &principal, StatusCode::TOO_MANY_REQUESTS, &next, errors);
+            return form_page(
+                &ctx,
+                &principal,
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                errors,
+            );
         }
     }
     let current = SecretString::from(form.current_password.unwrap_or_default());
@@ -181,9 +196,13 @@ pub async fn password_submit(
     let again = form.new_password_again.unwrap_or_default();
     match change(&state, &principal, &head, &current, &new, &again, t).await {
         Ok(None) => Redirect::to(&next).into_response(),
-        Ok(Some(errors)) => {
-            form_page(&ctx, &principal, StatusCode::UNPROCESSABLE_ENTITY, &next, errors)
-        }
+        Ok(Some(errors)) => form_page(
+            &ctx,
+            &principal,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &next,
+            errors,
+        ),
         Err(e) => e.into_response(),
     }
 }

@@ -307,7 +307,10 @@ mod tests {
         assert_eq!(current.len(), 1);
         assert_eq!(current[0].code, "en");
         assert!(chrome.nav.iter().any(|n| n.current && n.href == "/areas"));
-        assert_eq!(chrome.sign_in_href, "/login?next=%2Fareas%3Fparent%3D11%26lang%3Den");
+        assert_eq!(
+            chrome.sign_in_href,
+            "/login?next=%2Fareas%3Fparent%3D11%26lang%3Den"
+        );
         assert!(!chrome.nav.iter().any(|n| n.href == "/audit"));
     }
 
@@ -329,6 +332,10 @@ mod tests {
         assert!(has_audit(&ctx(true).chrome(Section::Home, "x")));
         assert!(!has_audit(&ctx(false).chrome(Section::Home, "x")));
         assert!(ctx(false).chrome(Section::Home, "x").change_password_notice);
-        assert!(!ctx(false).chrome(Section::Account, "x").change_password_notice);
+        assert!(
+            !ctx(false)
+                .chrome(Section::Account, "x")
+                .change_password_notice
+        );
     }
 }
