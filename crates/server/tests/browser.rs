@@ -309,7 +309,6 @@ async fn password_scenario(driver: &Driver, client: &Client, app: &TestApp) {
     // A signed-in page sends the browser to sign in, and back afterwards.
     client.goto(&app.url("/audit")).await.unwrap();
     wait_for(client, "form[action='/login']").await;
-    wait_for(client, "a.sign-in").await;
     assert_eq!(text_of(client, "h1").await, "Sign in", "[{backend}]");
     fill(client, "#username", "ada.auditor").await;
     fill(client, "#password", &otp).await;
@@ -342,11 +341,17 @@ async fn password_scenario(driver: &Driver, client: &Client, app: &TestApp) {
     );
 
     submit(client, "form.sign-out").await;
-    wait_for(client, "a.sign-in").await;
+    wait_for(client, "form[action='/login']").await;
     assert_eq!(
         text_of(client, "p.notice").await,
         "You have signed out.",
         "[{backend}]"
+    );
+    client.goto(&app.url("/")).await.unwrap();
+    wait_for(client, "a.sign-in").await;
+    assert!(
+        client.find(Locator::Css(".account-name")).await.is_err(),
+        "[{backend}] signed out"
     );
     // Chromium logs the refused form's 422 as a failed load; that one is expected.
     let severe: Vec<_> = severe_console_messages(driver, client)

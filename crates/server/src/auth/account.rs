@@ -91,6 +91,8 @@ struct PasswordPage<'a> {
     required: bool,
     rules: String,
     min_len: usize,
+    /// The field the cursor starts in: the first one at fault, else the first.
+    focus: &'static str,
     errors: FieldErrors,
 }
 
@@ -109,6 +111,13 @@ fn form_page(
         required: ctx.viewer.as_ref().is_some_and(|v| v.must_change_password),
         rules: with_min(&t.password_rules),
         min_len: MIN_PASSWORD_LEN,
+        focus: if errors.current.is_none() && errors.new.is_some() {
+            "new_password"
+        } else if errors.current.is_none() && errors.again.is_some() {
+            "new_password_again"
+        } else {
+            "current_password"
+        },
         errors,
     };
     let mut res = render(ctx, status, &page);

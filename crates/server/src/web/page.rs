@@ -125,17 +125,17 @@ impl PageCtx {
         format!("{}?{}", self.path, q.finish())
     }
 
-    /// The sign-in link, coming back to this page afterwards.
-    fn sign_in_href(&self) -> String {
+    /// The sign-in link, coming back to this page afterwards; none on the sign-in page itself.
+    fn sign_in_href(&self) -> Option<String> {
         if self.path == "/login" {
-            return "/login".into();
+            return None;
         }
         let here = match &self.query {
             Some(q) => format!("{}?{q}", self.path),
             None => self.path.clone(),
         };
         let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
-        format!("/login?next={next}")
+        Some(format!("/login?next={next}"))
     }
 
     pub fn chrome(&self, section: Section, title: &str) -> Chrome {
@@ -198,7 +198,7 @@ pub struct Chrome {
     pub favicon: String,
     pub version: &'static str,
     pub user: Option<Viewer>,
-    pub sign_in_href: String,
+    pub sign_in_href: Option<String>,
     /// The user still has a one-time password: every page says where to change it.
     pub change_password_notice: bool,
 }
@@ -308,8 +308,8 @@ mod tests {
         assert_eq!(current[0].code, "en");
         assert!(chrome.nav.iter().any(|n| n.current && n.href == "/areas"));
         assert_eq!(
-            chrome.sign_in_href,
-            "/login?next=%2Fareas%3Fparent%3D11%26lang%3Den"
+            chrome.sign_in_href.as_deref(),
+            Some("/login?next=%2Fareas%3Fparent%3D11%26lang%3Den")
         );
         assert!(!chrome.nav.iter().any(|n| n.href == "/audit"));
     }
