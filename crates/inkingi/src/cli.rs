@@ -82,6 +82,9 @@ pub enum UsersCommand {
     Disable { username: String },
     /// Enable a disabled user again.
     Enable { username: String },
+    /// Issue a new one-time password (printed once), to be changed at the next sign-in; the
+    /// user's sessions end.
+    ResetPassword { username: String },
 }
 
 #[derive(Debug, Args)]

@@ -511,3 +511,59 @@ async fn areas_must_exist_once_reference_data_is_loaded() {
         }
     }
 }
+
+/// The one-time password printed by a command, from its last line.
+fn printed_password(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("one-time password"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no one-time password in {stdout}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn reset_password_issues_a_one_time_password() {
+    for db in databases().await {
+        let r = ok(
+            &db,
+            &[
+                "users",
+                "add",
+                "--username",
+                "rita.auditor",
+                "--role",
+                "auditor",
+                "--area",
+                "national",
+            ],
+        );
+        let first = printed_password(&r.stdout);
+        let store = db.store().await;
+        let name = inkingi_domain::identity::Username::parse("rita.auditor").unwrap();
+        let must_change = || async {
+            let u = store.identity().user_by_name(&name).await.unwrap().unwrap();
+            u.must_change_password
+        };
+        assert!(
+            must_change().await,
+            "[{db:?}] a generated password is one-time"
+        );
+
+        let r = ok(&db, &["users", "reset-password", "rita.auditor"]);
+        let second = printed_password(&r.stdout);
+        assert_eq!(second.len(), 20);
+        assert_ne!(first, second);
+        assert!(r.stdout.contains("sessions have ended"), "{}", r.stdout);
+        assert!(must_change().await);
+
+        let r = inkingi(&db, &["users", "reset-password", "nobody.here"], None);
+        assert_ne!(r.code, 0);
+        assert!(
+            r.stderr.contains("no user named 'nobody.here'"),
+            "{}",
+            r.stderr
+        );
+        store.close().await;
+    }
+}

@@ -3,7 +3,8 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use inkingi_domain::audit::AuditEntry;
@@ -15,6 +16,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use crate::auth::{PagePrincipal, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
+use crate::web::page::{render, Chrome, PageCtx, Section};
 use crate::AppState;
 
 pub const MAX_LIMIT: u32 = 500;
@@ -259,10 +261,9 @@ struct Row {
 #[derive(Template)]
 #[template(path = "audit/index.html")]
 struct AuditPageHtml<'a> {
-    username: &'a str,
+    chrome: Chrome,
     role: &'a str,
     scope: String,
-    csrf_token: &'a str,
     head_seq: i64,
     head_hash: String,
     f: &'a PageFilters,
@@ -276,6 +277,7 @@ struct AuditPageHtml<'a> {
         (status = 303, description = "Not signed in: redirected to the sign-in page")))]
 pub async fn page(
     State(state): State<AppState>,
+    ctx: PageCtx,
     principal: PagePrincipal,
     Query(f): Query<PageFilters>,
 ) -> ApiResult<Response> {
@@ -297,19 +299,16 @@ pub async fn page(
         .then(|| entries.last().map(|e| next_href(&f, e.seq)))
         .flatten();
     let html = AuditPageHtml {
-        username: principal.username.as_str(),
+        chrome: ctx.chrome(Section::Audit, &ctx.t().audit_title),
         role: principal.role.as_str(),
         scope: principal.scope.to_string(),
-        csrf_token: principal.csrf_token(),
         head_seq: head.seq,
         head_hash: head.hash.to_hex(),
         f: &f,
         entries: entries.into_iter().map(row).collect(),
         next_link,
-    }
-    .render()
-    .map_err(ApiError::internal)?;
-    Ok(Html(html).into_response())
+    };
+    Ok(render(&ctx, StatusCode::OK, &html))
 }
 
 fn row(e: AuditEntry) -> Row {

@@ -30,6 +30,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::api());
     doc.merge(crate::audit::api());
     doc.merge(crate::auth::login::api());
+    doc.merge(crate::auth::account::api());
     crate::auth::add_security_schemes(&mut doc);
     doc
 }

@@ -87,6 +87,12 @@ fn all() -> Vec<Route> {
         get_route("/login", Public, auth::login::login_page),
         post_route("/login", Public, auth::login::login_submit),
         post_route("/logout", SignedIn, auth::login::logout),
+        get_route("/account/password", SignedIn, auth::account::password_page),
+        post_route(
+            "/account/password",
+            SignedIn,
+            auth::account::password_submit,
+        ),
         get_route(
             "/api/v1/audit",
             Requires(Permission::ReadAudit),

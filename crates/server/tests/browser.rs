@@ -228,6 +228,140 @@ async fn language_switch_in_a_real_browser() {
     drop(driver);
 }
 
+/// Signing in with a one-time password in a real browser: the cookies stick, the change page
+/// comes first, a weak choice is refused next to its field, then the user reaches the audit page
+/// and signs out from the header — all under the Content-Security-Policy.
+#[tokio::test]
+async fn one_time_password_in_a_real_browser() {
+    if !enabled() {
+        eprintln!("browser test skipped: set {ENABLE}=1 to run it");
+        return;
+    }
+    let chromedriver = locate("CHROMEDRIVER", &["chromedriver"]);
+    let chromium = locate(
+        "CHROME_BIN",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
+    let driver = start_driver(&chromedriver).await;
+    for db in inkingi_testkit::databases().await {
+        // Plain HTTP on 127.0.0.1: browsers keep `Secure` cookies only on https or "localhost".
+        let mut settings = inkingi_server::ServerSettings::default();
+        settings.auth.cookie_secure = false;
+        let app = TestApp::start_with(&db, settings).await;
+        let (client, _profile) = connect(&driver, &chromium).await;
+        use futures::FutureExt;
+        let outcome = std::panic::AssertUnwindSafe(password_scenario(&driver, &client, &app))
+            .catch_unwind()
+            .await;
+        client.close().await.ok();
+        app.stop().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    drop(driver);
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let el = client.find(Locator::Css(css)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+async fn submit(client: &Client, form: &str) {
+    client
+        .find(Locator::Css(&format!("{form} button[type='submit']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn wait_for(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"));
+}
+
+async fn password_scenario(driver: &Driver, client: &Client, app: &TestApp) {
+    use inkingi_domain::identity::{AreaScope, Role, Username};
+    use inkingi_server::auth::service::{self, Actor};
+    use inkingi_server::auth::{Argon2Settings, Passwords};
+    use secrecy::ExposeSecret;
+    let backend = app.kind.as_str();
+    let (_, otp) = service::create_user(
+        &app.store,
+        &Passwords::new(Argon2Settings::default()).unwrap(),
+        &Actor::cli(),
+        Username::parse("ada.auditor").unwrap(),
+        Role::Auditor,
+        AreaScope::national(),
+        None,
+    )
+    .await
+    .unwrap();
+    let otp = otp.unwrap().expose_secret().to_string();
+
+    // A signed-in page sends the browser to sign in, and back afterwards.
+    client.goto(&app.url("/audit")).await.unwrap();
+    wait_for(client, "form[action='/login']").await;
+    assert_eq!(text_of(client, "h1").await, "Sign in", "[{backend}]");
+    fill(client, "#username", "ada.auditor").await;
+    fill(client, "#password", &otp).await;
+    submit(client, "form[action='/login']").await;
+    wait_for(client, "form[action='/account/password']").await;
+    let url = client.current_url().await.unwrap();
+    assert_eq!(url.path(), "/account/password", "[{backend}]");
+    assert_eq!(text_of(client, ".account-name a").await, "ada.auditor");
+
+    fill(client, "#current_password", &otp).await;
+    fill(client, "#new_password", "ada.auditor").await;
+    fill(client, "#new_password_again", "ada.auditor").await;
+    submit(client, "form[action='/account/password']").await;
+    wait_for(client, "[data-field-error='new_password']").await;
+    assert_eq!(
+        text_of(client, "[data-field-error='new_password']").await,
+        "Use at least 12 characters.",
+        "[{backend}]"
+    );
+
+    fill(client, "#current_password", &otp).await;
+    fill(client, "#new_password", "a passphrase of my own").await;
+    fill(client, "#new_password_again", "a passphrase of my own").await;
+    submit(client, "form[action='/account/password']").await;
+    wait_for(client, "table.audit-table").await;
+    assert_eq!(text_of(client, "h1").await, "Audit log", "[{backend}]");
+    assert_eq!(
+        text_of(client, ".main-nav a[aria-current='page']").await,
+        "Audit log"
+    );
+
+    submit(client, "form.sign-out").await;
+    wait_for(client, "form[action='/login']").await;
+    assert_eq!(
+        text_of(client, "p.notice").await,
+        "You have signed out.",
+        "[{backend}]"
+    );
+    client.goto(&app.url("/")).await.unwrap();
+    wait_for(client, "a.sign-in").await;
+    assert!(
+        client.find(Locator::Css(".account-name")).await.is_err(),
+        "[{backend}] signed out"
+    );
+    // Chromium logs the refused form's 422 as a failed load; that one is expected.
+    let severe: Vec<_> = severe_console_messages(driver, client)
+        .await
+        .into_iter()
+        .filter(|m| !(m.contains("/account/password") && m.contains("status of 422")))
+        .collect();
+    assert!(severe.is_empty(), "[{backend}] console errors: {severe:#?}");
+}
+
 /// Runs the checks, catching a failed assertion so the browser session is closed either way.
 async fn run_scenario(
     driver: &Driver,

@@ -18,6 +18,7 @@ async fn sessions_are_purged_by_idle_and_absolute_time() {
                 role: Role::DistrictOfficer,
                 scope: AreaScope::parse("11 23").unwrap(),
                 password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+                must_change_password: false,
             })
             .await
             .unwrap();

@@ -230,7 +230,12 @@ async fn an_expired_session_goes_back_to_sign_in_asking_to_resubmit() {
         assert_eq!(res.status(), 303);
         let to = res.headers()["location"].to_str().unwrap().to_string();
         assert!(to.ends_with("&expired=1"), "{to}");
-        let html = app.get(&to).await.text().await.unwrap();
+        // The page speaks the browser's language (Kinyarwanda when it names none of ours).
+        let html = get_with(&app, &to, ("accept-language", "en"))
+            .await
+            .text()
+            .await
+            .unwrap();
         assert!(html.contains("resubmit"), "{html}");
         // And the API says 401, not a redirect.
         let res = get_with(&app, "/api/v1/audit", ("cookie", &cookie)).await;

@@ -84,6 +84,22 @@ const TABLE: &[Entry] = &[
     },
     Entry {
         method: "GET",
+        path: "/account/password",
+        call: "/account/password",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "POST",
+        path: "/account/password",
+        call: "/account/password",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "GET",
         path: "/api/v1/audit",
         call: "/api/v1/audit?limit=500",
         anonymous: Anonymous::Unauthorized,

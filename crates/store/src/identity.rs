@@ -22,6 +22,8 @@ pub struct User {
     pub locked_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// Signed in with a generated password: must choose their own before using any page.
+    pub must_change_password: bool,
 }
 
 /// A user with the password hash, for sign-in only.
@@ -38,6 +40,8 @@ pub struct NewUser {
     pub role: Role,
     pub scope: AreaScope,
     pub password_hash: String,
+    /// True when the password was generated (a one-time password).
+    pub must_change_password: bool,
 }
 
 /// A web session as stored: looked up by the digest of the id in the cookie.
@@ -129,6 +133,15 @@ pub trait IdentityStore: Send + Sync {
     ) -> StoreResult<FailedLogin>;
     /// Resets the failure counter and records the time.
     async fn record_login_success(&self, user_id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Replaces the password hash and the must-change flag, and ends every session of the user
+    /// except `keep` (the session that made the change, if any). False when no such user.
+    async fn set_password(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        must_change: bool,
+        keep: Option<&[u8]>,
+    ) -> StoreResult<bool>;
 
     async fn create_session(&self, new: &NewSession) -> StoreResult<()>;
     async fn session(&self, id_hash: &[u8]) -> StoreResult<Option<SessionRecord>>;

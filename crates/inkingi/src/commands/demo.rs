@@ -18,7 +18,8 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         println!("Inkingi demo is running: open http://{addr}/ (Ctrl-C stops it)");
         match &admin_password {
             Some(pw) => println!(
-                "sign in as 'admin' with the one-time password {} (shown only now)",
+                "sign in as 'admin' with the one-time password {} (shown only now; you will \
+                 choose your own at first sign-in)",
                 pw.expose_secret()
             ),
             None => println!("sign in as 'admin' (created by an earlier demo run)"),

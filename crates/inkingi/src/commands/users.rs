@@ -25,6 +25,7 @@ pub async fn run(config: &Config, cmd: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Disable { username } => set_disabled(config, &username, true).await,
         UsersCommand::Enable { username } => set_disabled(config, &username, false).await,
+        UsersCommand::ResetPassword { username } => reset_password(config, &username).await,
     }
 }
 
@@ -115,6 +116,21 @@ async fn set_disabled(config: &Config, username: &str, disabled: bool) -> anyhow
     r?;
     let what = if disabled { "disabled" } else { "enabled" };
     println!("{what} user {username}");
+    Ok(())
+}
+
+async fn reset_password(config: &Config, username: &str) -> anyhow::Result<()> {
+    let username = parse_username(username)?;
+    let passwords = Passwords::new(config.auth.argon2())?;
+    let store = super::connect_and_migrate(config).await?;
+    let r = service::reset_password(&store, &passwords, &Actor::cli(), &username).await;
+    store.close().await;
+    let pw = r?;
+    println!("reset the password of {username}; their sessions have ended");
+    println!(
+        "one-time password (shown only now; to be changed at sign-in): {}",
+        pw.expose_secret()
+    );
     Ok(())
 }
 

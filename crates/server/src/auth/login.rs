@@ -10,7 +10,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::Utc;
 use inkingi_domain::audit::AuditRecord;
@@ -24,6 +24,7 @@ use super::secrets::{digest, random_hex, same_secret};
 use super::{cookie_value, AuthState};
 use crate::error::ApiError;
 use crate::extract::Query;
+use crate::web::page::{render, Chrome, PageCtx, Section};
 use crate::AppState;
 
 #[derive(utoipa::OpenApi)]
@@ -34,17 +35,10 @@ pub fn api() -> utoipa::openapi::OpenApi {
     <LoginApi as utoipa::OpenApi>::openapi()
 }
 
-/// One message for every failed sign-in, whatever the reason.
-pub const FAILED: &str = "Sign-in failed: the username or password is wrong, or the account is \
-                          disabled or locked for a while after repeated failures.";
-const EXPIRED: &str = "Your session expired, so what you last sent was not saved. Sign in \
-                       again, then resubmit the form.";
-const LIMITED: &str = "Too many sign-in attempts from your address. Wait a minute, then try again.";
-const STALE_FORM: &str = "The sign-in form had expired. Please sign in again.";
-
 #[derive(Template)]
 #[template(path = "auth/login.html")]
 struct LoginPage<'a> {
+    chrome: Chrome,
     csrf_token: &'a str,
     next: &'a str,
     username: &'a str,
@@ -73,8 +67,12 @@ pub struct LogoutForm {
     csrf_token: Option<String>,
 }
 
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// Only same-site paths, so the login page cannot be used to send people elsewhere.
-fn safe_next(next: Option<&str>) -> &str {
+pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
         _ => "/",
@@ -82,9 +80,11 @@ fn safe_next(next: Option<&str>) -> &str {
 }
 
 /// Renders the page with a fresh login CSRF cookie (double-submit: the form field must equal
-/// the cookie, which another site can neither read nor set).
+/// the cookie, which another site can neither read nor set). Every failure shows one message
+/// (`login_failed`), whatever the reason.
 fn page(
     auth: &AuthState,
+    ctx: &PageCtx,
     status: StatusCode,
     next: &str,
     username: &str,
@@ -92,18 +92,20 @@ fn page(
     error: Option<&str>,
 ) -> Response {
     let csrf = random_hex();
+    let t = ctx.t();
     let html = LoginPage {
+        chrome: ctx.chrome(Section::Account, &t.login_title),
         csrf_token: &csrf,
         next,
         username,
         notice,
         error,
-    }
-    .render();
-    let mut res = match html {
-        Ok(h) => (status, Html(h)).into_response(),
-        Err(e) => return ApiError::internal(e).into_response(),
     };
+    let mut res = render(ctx, status, &html);
+    if res.status() != status {
+        // The template failed: an error page, without a form to protect.
+        return res;
+    }
     let cookie = auth.cookie(
         auth.login_csrf_cookie(),
         &csrf,
@@ -121,16 +123,22 @@ fn page(
     params(("next" = Option<String>, Query, description = "Where to go after signing in"),
            ("expired" = Option<u8>, Query, description = "1 when sent here by an expired session")),
     responses((status = 200, description = "The sign-in page (HTML)", content_type = "text/html")))]
-pub async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_page(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let t = ctx.t();
     let notice = if q.expired == Some(1) {
-        Some(EXPIRED)
+        Some(t.login_expired.as_str())
     } else if q.signed_out == Some(1) {
-        Some("You have signed out.")
+        Some(t.login_signed_out.as_str())
     } else {
         None
     };
     page(
         &state.auth,
+        &ctx,
         StatusCode::OK,
         safe_next(q.next.as_deref()),
         "",
@@ -142,7 +150,7 @@ pub async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuer
 /// The request head (cookies, client address) for handlers that also take a form body, which
 /// must be the last extractor.
 pub struct RequestHead {
-    parts: Parts,
+    pub(crate) parts: Parts,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestHead {
@@ -164,10 +172,12 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestHead {
         (status = 429, description = "Too many attempts from this address", content_type = "text/html")))]
 pub async fn login_submit(
     State(state): State<AppState>,
+    ctx: PageCtx,
     attempt: RequestHead,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let auth = &state.auth;
+    let t = ctx.t();
     let parts = &attempt.parts;
     let next = safe_next(form.next.as_deref()).to_string();
     let typed = form.username.as_deref().unwrap_or_default();
@@ -177,11 +187,12 @@ pub async fn login_submit(
         if auth.login_limiter.hit(ip).is_err() {
             return page(
                 auth,
+                &ctx,
                 StatusCode::TOO_MANY_REQUESTS,
                 &next,
                 &shown,
                 None,
-                Some(LIMITED),
+                Some(t.login_limited.as_str()),
             );
         }
     }
@@ -190,26 +201,33 @@ pub async fn login_submit(
     if cookie.is_empty() || !same_secret(cookie, sent) {
         return page(
             auth,
+            &ctx,
             StatusCode::FORBIDDEN,
             &next,
             &shown,
             None,
-            Some(STALE_FORM),
+            Some(t.login_stale_form.as_str()),
         );
     }
     let password = SecretString::from(form.password.unwrap_or_default());
     match authenticate(&state, typed, password, ip).await {
         Ok(Some(creds)) => match start_session(&state, &creds, ip).await {
+            // A one-time password is changed before anything else, then on to `next`.
+            Ok(cookie) if creds.user.must_change_password => {
+                let to = format!("/account/password?next={}", encode(&next));
+                signed_in(auth, &to, &cookie)
+            }
             Ok(cookie) => signed_in(auth, &next, &cookie),
             Err(e) => e.into_response(),
         },
         Ok(None) => page(
             auth,
+            &ctx,
             StatusCode::UNAUTHORIZED,
             &next,
             &shown,
             None,
-            Some(FAILED),
+            Some(t.login_failed.as_str()),
         ),
         Err(e) => e.into_response(),
     }

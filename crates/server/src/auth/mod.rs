@@ -6,6 +6,7 @@
 //! for what it needs: [`Principal::require`] (role → 403) and, for reads of personal data,
 //! [`Principal::purpose`]. Store calls that return personal data take [`Principal::scope`].
 
+pub mod account;
 pub mod login;
 pub mod password;
 mod principal;
@@ -21,6 +22,7 @@ use axum::http::request::Parts;
 use inkingi_domain::identity::PurposePolicy;
 
 pub use password::{Argon2Settings, Passwords};
+pub(crate) use principal::viewer;
 pub use principal::{Credential, PagePrincipal, Principal};
 pub use rate_limit::{RateLimit, RateLimiter};
 

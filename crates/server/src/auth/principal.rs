@@ -281,6 +281,13 @@ impl FromRequestParts<AppState> for Principal {
                         )));
                     }
                 }
+                if rec.user.must_change_password {
+                    return Err(AuthRejection::Refused(forbidden(
+                        "this account still has a one-time password: change it at \
+                         /account/password before using the API with this session"
+                            .into(),
+                    )));
+                }
                 Ok(from_session(*rec, c))
             }
             SessionOutcome::Expired => Err(AuthRejection::Invalid(
@@ -472,6 +479,12 @@ impl FromRequestParts<AppState> for PagePrincipal {
             .await
             .map_err(IntoResponse::into_response)?;
         let expired = match outcome {
+            SessionOutcome::Valid(rec) if rec.user.must_change_password => {
+                if PASSWORD_CHANGE_PATHS.contains(&parts.uri.path()) {
+                    return Ok(PagePrincipal(from_session(*rec, c)));
+                }
+                return Err(to_password_change(parts));
+            }
             SessionOutcome::Valid(rec) => return Ok(PagePrincipal(from_session(*rec, c))),
             SessionOutcome::Expired => true,
             SessionOutcome::None => false,
@@ -498,6 +511,51 @@ impl FromRequestParts<AppState> for PagePrincipal {
             }
         }
         Err(res)
+    }
+}
+
+/// The pages a user with a one-time password may open: the one to change it, and signing out.
+const PASSWORD_CHANGE_PATHS: &[&str] = &["/account/password", "/logout"];
+
+/// Sends a user who still has a one-time password to change it, then on to where they were
+/// going.
+fn to_password_change(parts: &Parts) -> Response {
+    let next = if parts.method.is_safe() {
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into())
+    } else {
+        parts.uri.path().to_string()
+    };
+    Redirect::to(&format!("/account/password?next={}", encode(&next))).into_response()
+}
+
+/// The signed-in user, as the header of any page shows them.
+#[derive(Debug, Clone)]
+pub(crate) struct Viewer {
+    pub username: String,
+    pub role: Role,
+    pub csrf_token: String,
+    pub must_change_password: bool,
+}
+
+/// The signed-in user of a request to a public page, if any. A session that cannot be read
+/// (expired, or the database failing) just leaves the page anonymous: it is public anyway.
+pub(crate) async fn viewer(state: &AppState, parts: &Parts) -> Option<Viewer> {
+    match session(state, parts).await {
+        Ok(SessionOutcome::Valid(rec)) => Some(Viewer {
+            username: rec.user.username.to_string(),
+            role: rec.user.role,
+            csrf_token: rec.csrf_token,
+            must_change_password: rec.user.must_change_password,
+        }),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = ?e, "cannot read the session of a public page");
+            None
+        }
     }
 }
 

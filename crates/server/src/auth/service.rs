@@ -138,6 +138,7 @@ pub async fn create_user(
             role,
             scope,
             password_hash,
+            must_change_password: generated,
         })
         .await?;
     let mut rec = actor.record("user.create", "user", user.username.as_str());
@@ -260,4 +261,65 @@ pub async fn revoke_token(
         .append(vec![actor.record("token.revoke", "token", &token.prefix)])
         .await?;
     Ok(token)
+}
+
+/// Hashes off the async threads: argon2 takes tens of milliseconds of CPU.
+async fn hash(passwords: &Passwords, password: &SecretString) -> Result<String, AdminError> {
+    let hasher = passwords.clone();
+    let pw = password.clone();
+    tokio::task::spawn_blocking(move || hasher.hash(&pw))
+        .await
+        .map_err(|e| AdminError::Password(PasswordError::Hash(e.to_string())))?
+        .map_err(AdminError::from)
+}
+
+/// Issues a new one-time password for `username` (returned, to be shown once): the user must
+/// change it at the next sign-in, and every session of theirs ends now.
+pub async fn reset_password(
+    store: &Store,
+    passwords: &Passwords,
+    actor: &Actor,
+    username: &Username,
+) -> Result<SecretString, AdminError> {
+    let user = store
+        .identity()
+        .user_by_name(username)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no user named '{username}'")))?;
+    if !user.role.may_sign_in() {
+        return Err(AdminError::Invalid(format!(
+            "user '{username}' (role {}) cannot sign in; it uses API tokens",
+            user.role
+        )));
+    }
+    let password = generate_password();
+    let phc = hash(passwords, &password).await?;
+    store
+        .identity()
+        .set_password(user.id, &phc, true, None)
+        .await?;
+    let mut rec = actor.record("user.password_reset", "user", username.as_str());
+    rec.fields = vec!["password".into(), "must_change_password".into()];
+    store.audit().append(vec![rec]).await?;
+    Ok(password)
+}
+
+/// Stores a password the user chose (already checked by the caller), clears the must-change
+/// flag and ends the user's other sessions, keeping `keep` (the one making the change).
+pub async fn change_password(
+    store: &Store,
+    passwords: &Passwords,
+    user_id: Uuid,
+    password: &SecretString,
+    keep: Option<&[u8]>,
+) -> Result<(), AdminError> {
+    let phc = hash(passwords, password).await?;
+    if !store
+        .identity()
+        .set_password(user_id, &phc, false, keep)
+        .await?
+    {
+        return Err(AdminError::NotFound("the user no longer exists".into()));
+    }
+    Ok(())
 }

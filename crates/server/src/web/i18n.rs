@@ -135,6 +135,7 @@ messages! {
     api_title, api_intro, api_machine_readable, api_contents, api_parameters, api_request_body,
     api_responses, api_schemas, api_name, api_location, api_type, api_required, api_optional,
     api_description, api_status, api_none,
+    sign_in, sign_out, signed_in_as, nav_audit, account_label, change_password_notice, change_password_link, login_title, login_username, login_password, login_failed, login_expired, login_limited, login_stale_form, login_signed_out, password_title, password_intro_required, password_intro, password_current, password_new, password_again, password_rules, password_submit, password_error_summary, password_error_current, password_error_too_short, password_error_username, password_error_same, password_error_mismatch, password_error_limited, audit_title, audit_chain_head, audit_your_role, audit_your_areas, audit_filters, audit_subject_type, audit_subject_id, audit_actor, audit_from, audit_to, audit_search, audit_none, audit_col_when, audit_col_role, audit_col_action, audit_col_outcome, audit_col_subject, audit_col_area, audit_col_fields, audit_col_purpose, audit_col_client, audit_next,
 }
 
 impl Messages {

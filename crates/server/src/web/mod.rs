@@ -10,7 +10,7 @@ pub(crate) mod areas;
 pub mod assets;
 pub(crate) mod home;
 pub mod i18n;
-mod page;
+pub(crate) mod page;
 
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use super::assets;
 use super::i18n::{self, Chosen, Lang, Messages};
 use crate::error::ApiError;
+use crate::AppState;
+use inkingi_domain::identity::{may, Permission};
 
 /// The sections of the main navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +19,9 @@ pub enum Section {
     Home,
     Areas,
     ApiDocs,
+    Audit,
+    /// The sign-in page and the signed-in user's own pages.
+    Account,
     /// Error pages belong to no section.
     None,
 }
@@ -30,12 +35,27 @@ pub struct PageCtx {
     query: Option<String>,
     /// Asked by htmx for a fragment (and not a history restore, which needs the whole page).
     pub fragment: bool,
+    /// The signed-in user, shown in the header. Public pages are served either way.
+    pub viewer: Option<Viewer>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for PageCtx {
+/// The signed-in user as the layout shows them.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub username: String,
+    /// For the sign-out form.
+    pub csrf_token: String,
+    pub may_read_audit: bool,
+    pub must_change_password: bool,
+}
+
+impl FromRequestParts<AppState> for PageCtx {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query();
         match i18n::resolve(query, &parts.headers) {
             Ok(chosen) => Ok(PageCtx {
@@ -43,6 +63,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PageCtx {
                 path: parts.uri.path().to_string(),
                 query: query.map(str::to_string),
                 fragment: is_fragment_request(&parts.headers),
+                viewer: crate::auth::viewer(state, parts).await.map(|u| Viewer {
+                    may_read_audit: may(u.role, Permission::ReadAudit),
+                    username: u.username,
+                    csrf_token: u.csrf_token,
+                    must_change_password: u.must_change_password,
+                }),
             }),
             Err(e) => {
                 let ctx = PageCtx {
@@ -50,6 +76,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PageCtx {
                     path: parts.uri.path().to_string(),
                     query: None,
                     fragment: false,
+                    viewer: None,
                 };
                 Err(bad_request(
                     &ctx,
@@ -74,6 +101,7 @@ impl PageCtx {
             path: path.to_string(),
             query: query.map(str::to_string),
             fragment: false,
+            viewer: None,
         }
     }
 
@@ -97,14 +125,35 @@ impl PageCtx {
         format!("{}?{}", self.path, q.finish())
     }
 
+    /// The sign-in link, coming back to this page afterwards; none on the sign-in page itself.
+    fn sign_in_href(&self) -> Option<String> {
+        if self.path == "/login" {
+            return None;
+        }
+        let here = match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        };
+        let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        Some(format!("/login?next={next}"))
+    }
+
     pub fn chrome(&self, section: Section, title: &str) -> Chrome {
         let t = self.t();
-        let nav = [
+        let mut nav = vec![
             ("/", &t.nav_home, Section::Home),
             ("/areas", &t.nav_areas, Section::Areas),
             ("/api/docs", &t.nav_api_docs, Section::ApiDocs),
         ];
+        // Shown only to those who may open it; the page itself checks again.
+        if self.viewer.as_ref().is_some_and(|v| v.may_read_audit) {
+            nav.push(("/audit", &t.nav_audit, Section::Audit));
+        }
         Chrome {
+            change_password_notice: section != Section::Account
+                && self.viewer.as_ref().is_some_and(|v| v.must_change_password),
+            user: self.viewer.clone(),
+            sign_in_href: self.sign_in_href(),
             lang: self.lang().code(),
             t,
             title: title.to_string(),
@@ -148,6 +197,10 @@ pub struct Chrome {
     pub chart_js: String,
     pub favicon: String,
     pub version: &'static str,
+    pub user: Option<Viewer>,
+    pub sign_in_href: Option<String>,
+    /// The user still has a one-time password: every page says where to change it.
+    pub change_password_notice: bool,
 }
 
 pub struct NavItem {
@@ -246,6 +299,7 @@ mod tests {
             path: "/areas".into(),
             query: Some("parent=11&lang=en".into()),
             fragment: false,
+            viewer: None,
         };
         assert_eq!(ctx.url_in(Lang::Fr), "/areas?parent=11&lang=fr");
         let chrome = ctx.chrome(Section::Areas, "x");
@@ -253,5 +307,35 @@ mod tests {
         assert_eq!(current.len(), 1);
         assert_eq!(current[0].code, "en");
         assert!(chrome.nav.iter().any(|n| n.current && n.href == "/areas"));
+        assert_eq!(
+            chrome.sign_in_href.as_deref(),
+            Some("/login?next=%2Fareas%3Fparent%3D11%26lang%3Den")
+        );
+        assert!(!chrome.nav.iter().any(|n| n.href == "/audit"));
+    }
+
+    #[test]
+    fn audit_link_only_for_those_who_may_read_it() {
+        let ctx = |may_read_audit| PageCtx {
+            chosen: Chosen::Implicitly(Lang::En),
+            path: "/".into(),
+            query: None,
+            fragment: false,
+            viewer: Some(Viewer {
+                username: "ada".into(),
+                csrf_token: "c".into(),
+                may_read_audit,
+                must_change_password: true,
+            }),
+        };
+        let has_audit = |c: &Chrome| c.nav.iter().any(|n| n.href == "/audit");
+        assert!(has_audit(&ctx(true).chrome(Section::Home, "x")));
+        assert!(!has_audit(&ctx(false).chrome(Section::Home, "x")));
+        assert!(ctx(false).chrome(Section::Home, "x").change_password_notice);
+        assert!(
+            !ctx(false)
+                .chrome(Section::Account, "x")
+                .change_password_notice
+        );
     }
 }

@@ -12,7 +12,8 @@ use crate::identity::{
 use crate::StoreResult;
 
 const USER_COLS: &str = "u.id, u.username, u.role, u.scope, u.disabled, u.failed_logins, \
-                         u.locked_until, u.created_at, u.last_login_at";
+                         u.locked_until, u.created_at, u.last_login_at, \
+                         u.must_change_password";
 
 fn user_from(row: &PgRow) -> StoreResult<User> {
     let (username, role, scope) = parse_stored_user_parts(
@@ -30,6 +31,7 @@ fn user_from(row: &PgRow) -> StoreResult<User> {
         locked_until: row.try_get("locked_until")?,
         created_at: row.try_get("created_at")?,
         last_login_at: row.try_get("last_login_at")?,
+        must_change_password: row.try_get("must_change_password")?,
     })
 }
 
@@ -70,8 +72,8 @@ impl IdentityStore for PgAdapter {
     async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
         let id = Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO users (id, username, role, scope, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users (id, username, role, scope, password_hash, created_at, \
+             must_change_password) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
         .bind(new.username.as_str())
@@ -79,6 +81,7 @@ impl IdentityStore for PgAdapter {
         .bind(new.scope.to_stored())
         .bind(&new.password_hash)
         .bind(Utc::now())
+        .bind(new.must_change_password)
         .execute(&self.pool)
         .await
         .map_err(|e| taken(e, &new.username))?;
@@ -181,6 +184,34 @@ impl IdentityStore for PgAdapter {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        must_change: bool,
+        keep: Option<&[u8]>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $2, must_change_password = $3 WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(password_hash)
+        .bind(must_change)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        // Whoever knew the old password must not keep a way in.
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash IS DISTINCT FROM $2")
+            .bind(user_id)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     async fn create_session(&self, new: &NewSession) -> StoreResult<()> {
