@@ -73,24 +73,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, settings: ServerSettings) -> Self {
-        // Configuration loading checks the argon2 parameters; should they still be refused
-        // here, the safe defaults are used rather than serving without a password hasher.
-        let auth = auth::AuthState::new(settings.auth.clone()).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "argon2 settings refused; using the defaults");
-            let defaults = auth::AuthSettings {
-                argon2: auth::Argon2Settings::default(),
-                ..settings.auth.clone()
-            };
-            auth::AuthState::new(defaults).unwrap_or_else(|_| unreachable_defaults())
-        });
-        AppState {
+    /// Fails when the configured password-hashing parameters are refused: serving with other
+    /// parameters than the operator chose would be a silent surprise.
+    pub fn new(
+        store: Store,
+        settings: ServerSettings,
+    ) -> Result<Self, auth::password::PasswordError> {
+        let auth = auth::AuthState::new(settings.auth.clone())?;
+        Ok(AppState {
             audit: audit_writer::AuditWriter::start(store.clone()),
             store,
             metrics: crate::metrics::handle(),
             settings: Arc::new(settings),
             auth: Arc::new(auth),
-        }
+        })
     }
 }
 
@@ -144,11 +140,6 @@ pub fn router(state: AppState) -> Router {
             ))
             .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit)),
     )
-}
-
-/// The argon2 defaults are constants known to be valid.
-fn unreachable_defaults() -> auth::AuthState {
-    panic!("argon2 default parameters refused")
 }
 
 /// Pages load only their own vendored scripts and styles: no inline script, no framing.

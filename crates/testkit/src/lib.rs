@@ -143,7 +143,7 @@ impl TestApp {
 
     pub async fn start_with(db: &TestDb, settings: ServerSettings) -> TestApp {
         let store = db.store().await;
-        let state = AppState::new(store.clone(), settings);
+        let state = AppState::new(store.clone(), settings).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();

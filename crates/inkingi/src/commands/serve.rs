@@ -39,7 +39,7 @@ pub async fn serve_store(
             shutdown.clone(),
         ))
     });
-    let state = AppState::new(store.clone(), server_settings(config));
+    let state = AppState::new(store.clone(), server_settings(config))?;
     inkingi_server::serve(listener, state, shutdown.clone()).await?;
     if let Some(w) = worker {
         w.await.context("worker task")??;
@@ -64,7 +64,7 @@ pub async fn worker_only(config: &Config, args: &WorkerArgs) -> anyhow::Result<(
             println!("inkingi worker listening on http://{addr}");
             // Built before the worker starts: it installs the metrics recorder the worker's
             // job metrics go to.
-            let state = AppState::new(store.clone(), server_settings(config));
+            let state = AppState::new(store.clone(), server_settings(config))?;
             Some(tokio::spawn(inkingi_server::ops::serve(
                 listener,
                 state,
