@@ -22,7 +22,10 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
                  choose your own at first sign-in)",
                 pw.expose_secret()
             ),
-            None => println!("sign in as 'admin' (created by an earlier demo run)"),
+            None => println!(
+                "sign in as 'admin' (created by an earlier demo run; \
+                 `inkingi users reset-password admin` issues a new one-time password)"
+            ),
         }
     })
     .await
