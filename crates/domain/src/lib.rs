@@ -7,4 +7,5 @@ pub mod areas;
 pub mod audit;
 pub mod identity;
 pub mod jobs;
+pub mod registry;
 pub mod text;
