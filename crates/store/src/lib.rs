@@ -16,6 +16,7 @@ pub mod identity;
 pub mod jobs;
 mod postgres;
 pub mod reference;
+pub mod registry;
 mod sqlite;
 pub mod system;
 mod uow;

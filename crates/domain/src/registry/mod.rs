@@ -7,6 +7,7 @@ pub mod history;
 pub mod ids;
 pub mod model;
 pub mod person;
+pub mod search;
 
 pub use ids::{NationalId, PhoneNumber, RegistryNumber};
 pub use model::{
