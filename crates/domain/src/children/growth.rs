@@ -271,7 +271,7 @@ pub fn head_circumference_for_age(
 }
 
 /// Everything measured at one visit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     pub sex: Sex,
     pub age: AgeDays,

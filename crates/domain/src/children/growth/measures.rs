@@ -27,8 +27,24 @@ pub enum MeasuredPosition {
 }
 
 /// Age in completed days at the measurement, within the standards' 0–1856 days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+///
+/// Deserializing goes through [`AgeDays::new`], so an out-of-range age is refused there too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
 pub struct AgeDays(u16);
+
+impl TryFrom<i64> for AgeDays {
+    type Error = GrowthError;
+    fn try_from(days: i64) -> Result<AgeDays, GrowthError> {
+        AgeDays::new(days)
+    }
+}
+
+impl From<AgeDays> for i64 {
+    fn from(age: AgeDays) -> i64 {
+        i64::from(age.0)
+    }
+}
 
 impl AgeDays {
     /// The last day WHO's software computes age-based z-scores for (61 months less a day).
@@ -69,12 +85,26 @@ impl fmt::Display for AgeDays {
     }
 }
 
-/// Defines a bounded measurement newtype over `f64`.
+/// Defines a bounded measurement newtype over `f64`; deserializing validates like `new`.
 macro_rules! measurement {
     ($(#[$doc:meta])* $name:ident, $quantity:literal, $unit:literal, $min:literal, $max:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+        #[serde(try_from = "f64", into = "f64")]
         pub struct $name(f64);
+
+        impl TryFrom<f64> for $name {
+            type Error = GrowthError;
+            fn try_from(value: f64) -> Result<$name, GrowthError> {
+                $name::new(value)
+            }
+        }
+
+        impl From<$name> for f64 {
+            fn from(m: $name) -> f64 {
+                m.0
+            }
+        }
 
         impl $name {
             pub const MIN: f64 = $min;
@@ -127,7 +157,7 @@ measurement!(
 );
 
 /// A length or height together with the position it was measured in.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LengthMeasurement {
     pub length: LengthCm,
     pub position: MeasuredPosition,
@@ -210,6 +240,22 @@ mod tests {
         assert!(HeadCircumferenceCm::new(f64::INFINITY).is_err());
         assert!(MuacCm::new(4.9).is_err());
         assert!(MuacCm::new(35.0).is_ok());
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        let w: WeightKg = serde_json::from_str("3.4").expect("valid weight");
+        assert_eq!(w.value(), 3.4);
+        let e = serde_json::from_str::<WeightKg>("-1").expect_err("negative weight");
+        assert!(e.to_string().contains("weight -1 kg is outside"), "{e}");
+        assert!(serde_json::from_str::<AgeDays>("2000").is_err());
+        let l: LengthMeasurement =
+            serde_json::from_str(r#"{"length": 80.5, "position": "standing"}"#).expect("length");
+        assert_eq!(l.position, MeasuredPosition::Standing);
+        assert_eq!(
+            serde_json::to_string(&l).ok().as_deref(),
+            Some(r#"{"length":80.5,"position":"standing"}"#)
+        );
     }
 
     #[test]
