@@ -5,6 +5,7 @@
 
 pub mod areas;
 pub mod audit;
+pub mod children;
 pub mod identity;
 pub mod jobs;
 pub mod registry;

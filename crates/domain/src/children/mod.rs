@@ -1,0 +1,3 @@
+//! The integrated child record, ages 0–6: growth assessment against the WHO standards.
+
+pub mod growth;
