@@ -9,4 +9,5 @@ pub mod children;
 pub mod identity;
 pub mod jobs;
 pub mod registry;
+pub mod targeting;
 pub mod text;
