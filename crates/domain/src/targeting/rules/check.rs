@@ -486,7 +486,11 @@ fn comparison(
     let equality = matches!(cmp, Cmp::Eq | Cmp::Ne);
     Ok(Typed::Bool(match (compile(l, cx)?, compile(r, cx)?) {
         (Typed::Num(a), Typed::Num(b)) => B::Num(cmp, a, b, labels),
-        (Typed::Text(a), Typed::Text(b)) if equality => B::Text(cmp == Cmp::Eq, a, b, labels),
+        (Typed::Text(a), Typed::Text(b)) if equality => {
+            check_choice(&a, &b, r.span, cx)?;
+            check_choice(&b, &a, l.span, cx)?;
+            B::Text(cmp == Cmp::Eq, a, b, labels)
+        }
         (Typed::Bool(a), Typed::Bool(b)) if equality => {
             B::Bool(cmp == Cmp::Eq, Box::new(a), Box::new(b), labels)
         }
@@ -593,4 +597,35 @@ fn answer(arg: &Expr, scope: Scope, cx: &Cx<'_>) -> Result<Typed, Located> {
             Typed::Text(T::Answer(scope, key))
         }
     })
+}
+
+/// `answer("roof") == "marble"` can never hold: refuse a literal that is not a choice of the
+/// question it is compared with.
+fn check_choice(answer: &T, literal: &T, literal_span: Span, cx: &Cx<'_>) -> Result<(), Located> {
+    let (T::Answer(scope, key), T::Lit(value)) = (answer, literal) else {
+        return Ok(());
+    };
+    let section = match scope {
+        Scope::Household => Section::Household,
+        Scope::Member => Section::Member,
+    };
+    let choices = cx
+        .form
+        .questions(section)
+        .iter()
+        .find(|q| *q.key == **key)
+        .and_then(|q| match &q.kind {
+            QuestionKind::Choice { choices } => Some(choices),
+            _ => None,
+        });
+    match choices {
+        Some(choices) if !choices.iter().any(|c| **c == **value) => Err(Located::new(
+            literal_span,
+            format!(
+                "'{value}' is not a choice of '{key}': expected one of {}",
+                choices.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
 }

@@ -267,9 +267,19 @@ fn errors_point_at_the_problem() {
     );
     assert!(e.message.contains("inside any_member"), "{e}");
 
+    let e = refused("answer(\"roof\") == \"marble\"", Target::Household);
+    assert!(e.message.contains("not a choice of 'roof'"), "{e}");
+    assert_eq!(e.column, 19);
+
     // Columns count characters, not bytes.
     let e = refused("area == \"Ã©\" and ñ", Target::Household);
     assert_eq!(e.column, 18, "{e}");
+}
+
+#[test]
+fn compiled_rules_can_be_shared_between_threads() {
+    fn shareable<X: Send + Sync>() {}
+    shareable::<Rule>();
 }
 
 #[test]
