@@ -365,7 +365,7 @@ pub(crate) fn member<R: Rng>(
         "occupation".into(),
         json!(occupation(rng, p, w, studying, urban)),
     );
-    let disabled_p = if p.age >= 60 { 0.14 } else { 0.035 };
+    let disabled_p = if p.age >= 60 { 0.18 } else { 0.045 };
     let severe = if p.age >= 2 && rng.random_bool(disabled_p) {
         let kind = DISABILITIES[rng.random_range(0..DISABILITIES.len())];
         let severity =

@@ -44,7 +44,12 @@ struct Data {
 }
 
 fn run(config: &GenerateConfig, dir: &Path) -> Data {
-    let summary = generate(config, dir, &|_| {}).unwrap();
+    let reported = std::sync::atomic::AtomicU64::new(0);
+    let summary = generate(config, dir, &|done| {
+        reported.fetch_max(done, std::sync::atomic::Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(reported.into_inner(), config.households, "progress reaches the end");
     let [h, m, t] = output_paths(dir);
     let (household_headers, households) = read(&h);
     let (member_headers, members) = read(&m);
@@ -257,6 +262,11 @@ fn the_population_looks_like_rwanda() {
     let under6 = share(&|m| age(m) < 6, &originals);
     assert!((0.34..=0.46).contains(&under15), "under 15: {under15}");
     assert!((0.13..=0.21).contains(&under6), "under 6: {under6}");
+    let disabled = share(
+        &|m| !["", "none"].contains(&m["q_disability"].as_str()),
+        &originals,
+    );
+    assert!((0.03..=0.07).contains(&disabled), "disability: {disabled}");
     let women = share(&|m| m["sex"] == "F", &originals);
     assert!((0.46..=0.56).contains(&women), "women: {women}");
 
