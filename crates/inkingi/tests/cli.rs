@@ -156,3 +156,49 @@ fn serve_on_port_zero_reports_address_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn generate_writes_a_registry_without_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["generate", "--households", "60", "--seed", "3", "--out"];
+    let (code, out, err) = run(inkingi(dir.path()).args(args).arg("a"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("generated ") && out.contains(" people ") && out.contains("rows/s"),
+        "{out}"
+    );
+    run(inkingi(dir.path()).args(args).arg("b"));
+    for file in ["households.csv", "members.csv", "truth.csv"] {
+        let a = std::fs::read(dir.path().join("a").join(file)).unwrap();
+        let b = std::fs::read(dir.path().join("b").join(file)).unwrap();
+        assert!(a.len() > 100, "{file} is nearly empty");
+        assert_eq!(a, b, "{file} differs for the same seed");
+    }
+    assert!(
+        !dir.path().join("inkingi-data").exists(),
+        "no database is created"
+    );
+
+    let (code, _, err) = run(inkingi(dir.path()).args([
+        "generate",
+        "--households",
+        "5",
+        "--duplicates",
+        "2",
+        "--out",
+        "c",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--duplicates"), "{err}");
+    let (code, _, err) = run(inkingi(dir.path()).args([
+        "generate",
+        "--households",
+        "5",
+        "--duplicates",
+        "0.9",
+        "--out",
+        "c",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("duplicate share"), "{err}");
+}
