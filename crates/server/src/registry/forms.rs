@@ -20,7 +20,7 @@ fn form_response(status: StatusCode, f: FormRecord) -> Response {
 }
 
 /// The latest version of a form.
-#[utoipa::path(get, path = "/api/v1/forms/{form_id}", tag = "registry",
+#[utoipa::path(get, path = "/api/v1/forms/{form_id}", tag = "registry", operation_id = "forms_latest",
     params(("form_id" = String, Path, description = "e.g. rw-socioeconomic")),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "The schema; ETag is its version", body = Object),
@@ -36,7 +36,7 @@ pub async fn latest(
 }
 
 /// One version of a form (answers record the version they were given against).
-#[utoipa::path(get, path = "/api/v1/forms/{form_id}/versions/{version}", tag = "registry",
+#[utoipa::path(get, path = "/api/v1/forms/{form_id}/versions/{version}", tag = "registry", operation_id = "forms_by_version",
     params(("form_id" = String, Path), ("version" = u32, Path)),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "The schema", body = Object),
@@ -53,7 +53,7 @@ pub async fn by_version(
 
 /// Publish a new version of a form: the body is the whole schema with `version` one above
 /// the latest.
-#[utoipa::path(post, path = "/api/v1/forms", tag = "registry", request_body = Object,
+#[utoipa::path(post, path = "/api/v1/forms", tag = "registry", operation_id = "forms_publish", request_body = Object,
     security(("bearer" = []), ("session" = [])),
     responses((status = 201, description = "Published", body = Object),
         (status = 403, description = "The role may not manage forms"),

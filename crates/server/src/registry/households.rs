@@ -223,7 +223,7 @@ fn with_etag(status: StatusCode, version: i64, body: impl Serialize) -> Response
 }
 
 /// Register a household with its members.
-#[utoipa::path(post, path = "/api/v1/households", tag = "registry", request_body = CreateHousehold,
+#[utoipa::path(post, path = "/api/v1/households", tag = "registry", operation_id = "households_create", request_body = CreateHousehold,
     params(("X-Change-Reason" = Option<String>, Header, description = "Why, when the body has no reason")),
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -315,7 +315,7 @@ fn to_query(p: &ListParams) -> ApiResult<HouseholdQuery> {
 }
 
 /// Households in the caller's scope by area and status, in stable (village, id) order.
-#[utoipa::path(get, path = "/api/v1/households", tag = "registry", params(ListParams,
+#[utoipa::path(get, path = "/api/v1/households", tag = "registry", operation_id = "households_list", params(ListParams,
         ("X-Purpose-Of-Use" = String, Header, description = "Why personal data is read")),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "One page", body = HouseholdPage),
@@ -411,7 +411,7 @@ pub fn doc_json(doc: &HouseholdDoc, day: NaiveDate) -> Value {
 }
 
 /// One household with its members; `?as_of=YYYY-MM-DD` gives it as it was on that date.
-#[utoipa::path(get, path = "/api/v1/households/{id}", tag = "registry",
+#[utoipa::path(get, path = "/api/v1/households/{id}", tag = "registry", operation_id = "households_get_one",
     params(("id" = Uuid, Path), GetParams,
         ("X-Purpose-Of-Use" = String, Header, description = "Why personal data is read")),
     security(("bearer" = []), ("session" = [])),
@@ -457,7 +457,7 @@ pub async fn get_one(
 }
 
 /// Update a household's own fields (village, address, gps, answers) as a merge patch.
-#[utoipa::path(patch, path = "/api/v1/households/{id}", tag = "registry",
+#[utoipa::path(patch, path = "/api/v1/households/{id}", tag = "registry", operation_id = "households_patch",
     params(("id" = Uuid, Path), ("If-Match" = String, Header, description = "ETag of the version changed"),
         ("X-Change-Reason" = Option<String>, Header, description = "Why, when the body has no reason")),
     request_body(content = HouseholdFields, description = "Fields to change; `reason` allowed"),
@@ -564,7 +564,7 @@ pub struct HistoryPage {
 }
 
 /// Every change of a household, oldest first, each with before → after.
-#[utoipa::path(get, path = "/api/v1/households/{id}/history", tag = "registry",
+#[utoipa::path(get, path = "/api/v1/households/{id}/history", tag = "registry", operation_id = "households_history",
     params(("id" = Uuid, Path), ("X-Purpose-Of-Use" = String, Header, description = "Why personal data is read")),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "Events in time order", body = Object),

@@ -41,7 +41,7 @@ pub fn rule_error(e: StoreError) -> ApiError {
 }
 
 /// Add a new person to a household.
-#[utoipa::path(post, path = "/api/v1/households/{id}/members", tag = "registry",
+#[utoipa::path(post, path = "/api/v1/households/{id}/members", tag = "registry", operation_id = "memberships_add",
     params(("id" = Uuid, Path)), request_body = MemberFields,
     security(("bearer" = []), ("session" = [])),
     responses((status = 201, description = "The new member", body = Object),
@@ -114,7 +114,7 @@ pub struct EndMembership {
 }
 
 /// End a person's current membership of their household.
-#[utoipa::path(post, path = "/api/v1/memberships/{person_id}/end", tag = "registry",
+#[utoipa::path(post, path = "/api/v1/memberships/{person_id}/end", tag = "registry", operation_id = "memberships_end",
     params(("person_id" = Uuid, Path)), request_body = EndMembership,
     security(("bearer" = []), ("session" = [])),
     responses((status = 204, description = "Ended"),
@@ -187,7 +187,7 @@ fn parse_role(field: &str, s: &str) -> ApiResult<MemberRole> {
 
 /// Change a member's role. Making a member head needs the current head's new role, so the
 /// household always has exactly one head.
-#[utoipa::path(patch, path = "/api/v1/memberships/{person_id}", tag = "registry",
+#[utoipa::path(patch, path = "/api/v1/memberships/{person_id}", tag = "registry", operation_id = "memberships_change_role",
     params(("person_id" = Uuid, Path)), request_body = ChangeRole,
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "The household's members after the change", body = Object),

@@ -37,7 +37,7 @@ pub const PERSON_FIELDS: &[&str] = &[
 ];
 
 /// One person with their current membership.
-#[utoipa::path(get, path = "/api/v1/individuals/{id}", tag = "registry",
+#[utoipa::path(get, path = "/api/v1/individuals/{id}", tag = "registry", operation_id = "people_get_one",
     params(("id" = Uuid, Path), ("X-Purpose-Of-Use" = String, Header, description = "Why personal data is read")),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "The person; ETag is their version", body = Object),
@@ -113,7 +113,7 @@ pub async fn update(
 }
 
 /// Update identity fields (names, sex, birth date, identifiers, phones, member answers).
-#[utoipa::path(patch, path = "/api/v1/individuals/{id}", tag = "registry",
+#[utoipa::path(patch, path = "/api/v1/individuals/{id}", tag = "registry", operation_id = "people_patch",
     params(("id" = Uuid, Path), ("If-Match" = String, Header, description = "ETag of the version changed"),
         ("X-Change-Reason" = Option<String>, Header, description = "Why, when the body has no reason")),
     request_body(content = MemberFields, description = "Fields to change (merge patch); `reason` allowed"),
@@ -254,7 +254,7 @@ pub async fn run_search(
 
 /// Search people in your scope by registry number, national ID, phone or name (fuzzy:
 /// spelling-, diacritic- and case-insensitive), best match first.
-#[utoipa::path(get, path = "/api/v1/individuals/search", tag = "registry",
+#[utoipa::path(get, path = "/api/v1/individuals/search", tag = "registry", operation_id = "people_search",
     params(SearchParams, ("X-Purpose-Of-Use" = String, Header, description = "Why personal data is read")),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "Ranked results with scores (1 = identifier match)", body = Object),
