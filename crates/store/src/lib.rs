@@ -31,6 +31,7 @@ use areas::AreaStore;
 use audit::AuditStore;
 use identity::IdentityStore;
 use jobs::JobStore;
+use registry::RegistryStore;
 use system::SystemStore;
 
 /// Which database sits behind a [`Store`].
@@ -85,7 +86,15 @@ impl ConnectOptions {
 /// Everything one backend adapter implements.
 #[async_trait::async_trait]
 pub(crate) trait Adapter:
-    AreaStore + AuditStore + IdentityStore + JobStore + SystemStore + Send + Sync + 'static
+    AreaStore
+    + AuditStore
+    + IdentityStore
+    + JobStore
+    + RegistryStore
+    + SystemStore
+    + Send
+    + Sync
+    + 'static
 {
     async fn begin(&self) -> StoreResult<UnitOfWork>;
     async fn migrate(&self) -> StoreResult<()>;
@@ -119,7 +128,8 @@ impl Store {
     /// Applies pending migrations, then loads any reference data (areas) whose version changed.
     pub async fn migrate(&self) -> StoreResult<()> {
         self.adapter.migrate().await?;
-        reference::ensure_loaded(self).await
+        reference::ensure_loaded(self).await?;
+        registry::ensure_default_form(self).await
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -145,6 +155,12 @@ impl Store {
     /// The audit log. Queries take the reader's [`inkingi_domain::identity::AreaScope`]: every
     /// store call that returns personal data does, so a caller cannot forget to filter.
     pub fn audit(&self) -> &dyn AuditStore {
+        &*self.adapter
+    }
+
+    /// Households, people, memberships, history and form versions. Reads of personal data take
+    /// the reader's [`inkingi_domain::identity::AreaScope`].
+    pub fn registry(&self) -> &dyn RegistryStore {
         &*self.adapter
     }
 

@@ -5,6 +5,7 @@ mod areas;
 mod audit;
 mod identity;
 mod jobs;
+mod registry;
 
 use std::str::FromStr;
 
