@@ -11,6 +11,7 @@
 
 pub mod areas;
 pub mod audit;
+pub mod changes;
 mod error;
 pub mod identity;
 pub mod jobs;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use areas::AreaStore;
 use audit::AuditStore;
+use changes::ChangeRequestStore;
 use identity::IdentityStore;
 use jobs::JobStore;
 use system::SystemStore;
@@ -85,7 +87,7 @@ impl ConnectOptions {
 /// Everything one backend adapter implements.
 #[async_trait::async_trait]
 pub(crate) trait Adapter:
-    AreaStore + AuditStore + IdentityStore + JobStore + SystemStore + Send + Sync + 'static
+    AreaStore + AuditStore + ChangeRequestStore + IdentityStore + JobStore + SystemStore + Send + Sync + 'static
 {
     async fn begin(&self) -> StoreResult<UnitOfWork>;
     async fn migrate(&self) -> StoreResult<()>;
@@ -145,6 +147,11 @@ impl Store {
     /// The audit log. Queries take the reader's [`inkingi_domain::identity::AreaScope`]: every
     /// store call that returns personal data does, so a caller cannot forget to filter.
     pub fn audit(&self) -> &dyn AuditStore {
+        &*self.adapter
+    }
+
+    /// Change requests to the registry. Reads take the reader's area scope.
+    pub fn changes(&self) -> &dyn ChangeRequestStore {
         &*self.adapter
     }
 
