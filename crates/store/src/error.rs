@@ -12,6 +12,13 @@ pub enum StoreError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An update against a version that is no longer current (optimistic concurrency).
+    #[error("{what} was changed by someone else: expected version {expected}, now {current}")]
+    Stale {
+        what: String,
+        expected: i64,
+        current: i64,
+    },
     #[error("invalid data: {0}")]
     Invalid(String),
     #[error("migration failed: {0}")]

@@ -33,6 +33,7 @@ use audit::AuditStore;
 use changes::ChangeRequestStore;
 use identity::IdentityStore;
 use jobs::JobStore;
+use registry::RegistryStore;
 use system::SystemStore;
 
 /// Which database sits behind a [`Store`].
@@ -87,7 +88,16 @@ impl ConnectOptions {
 /// Everything one backend adapter implements.
 #[async_trait::async_trait]
 pub(crate) trait Adapter:
-    AreaStore + AuditStore + ChangeRequestStore + IdentityStore + JobStore + SystemStore + Send + Sync + 'static
+    AreaStore
+    + AuditStore
+    + ChangeRequestStore
+    + IdentityStore
+    + JobStore
+    + RegistryStore
+    + SystemStore
+    + Send
+    + Sync
+    + 'static
 {
     async fn begin(&self) -> StoreResult<UnitOfWork>;
     async fn migrate(&self) -> StoreResult<()>;
@@ -121,7 +131,8 @@ impl Store {
     /// Applies pending migrations, then loads any reference data (areas) whose version changed.
     pub async fn migrate(&self) -> StoreResult<()> {
         self.adapter.migrate().await?;
-        reference::ensure_loaded(self).await
+        reference::ensure_loaded(self).await?;
+        registry::ensure_default_form(self).await
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -152,6 +163,12 @@ impl Store {
 
     /// Change requests to the registry. Reads take the reader's area scope.
     pub fn changes(&self) -> &dyn ChangeRequestStore {
+        &*self.adapter
+    }
+
+    /// Households, people, memberships, history and form versions. Reads of personal data take
+    /// the reader's [`inkingi_domain::identity::AreaScope`].
+    pub fn registry(&self) -> &dyn RegistryStore {
         &*self.adapter
     }
 

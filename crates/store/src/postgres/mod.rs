@@ -6,6 +6,7 @@ mod audit;
 mod changes;
 mod identity;
 mod jobs;
+mod registry;
 
 use std::str::FromStr;
 

@@ -7,6 +7,7 @@ mod audit;
 mod changes;
 mod identity;
 mod jobs;
+mod registry;
 mod ts;
 
 use std::str::FromStr;

@@ -1,0 +1,712 @@
+//! The registry's write rules and read paths, written once over [`RegistryConn`]: each backend
+//! implements only the SQL primitives, so both enforce the same invariants (one head, versions,
+//! an event for every change in the same transaction).
+
+use std::collections::HashMap;
+use std::ops::DerefMut;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use inkingi_domain::areas::AreaCode;
+use inkingi_domain::identity::AreaScope;
+use inkingi_domain::registry::form::FormSchema;
+use inkingi_domain::registry::history::{diff, Entity, RegistryEvent};
+use inkingi_domain::registry::model::check_one_head;
+use inkingi_domain::registry::search::skeletons;
+use inkingi_domain::registry::{
+    Household, HouseholdStatus, MemberRole, Membership, Person, PersonInput, RegistryNumber,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    household_fields, member_fields, new_event, rank_by_name, stale, EventMeta, FormRecord,
+    HouseholdChange, HouseholdQuery, NewHousehold, NewMember, PersonHit, PersonRecord,
+    PersonSearch, RegistryStore, NAME_CANDIDATES,
+};
+use crate::{StoreError, StoreResult, UnitOfWork};
+
+/// Which households a primitive read selects (always within a scope).
+pub(crate) enum HouseholdFilter<'a> {
+    Id(Uuid),
+    Number(&'a str),
+    List(&'a HouseholdQuery),
+}
+
+/// Which people a primitive read selects (always within a scope).
+pub(crate) enum PeopleFilter<'a> {
+    Id(Uuid),
+    Household(Uuid),
+    NationalId(&'a str),
+    Phone(&'a str),
+    /// People whose first given- or family-name skeleton is one of these; at most `limit`.
+    Skeletons(&'a [String], u32),
+}
+
+/// The SQL primitives of one backend, on a connection (a pooled one for reads, the unit of
+/// work's for writes).
+#[async_trait::async_trait]
+pub(crate) trait RegistryConn: Send {
+    async fn households(
+        &mut self,
+        scope: &AreaScope,
+        f: HouseholdFilter<'_>,
+    ) -> StoreResult<Vec<Household>>;
+    async fn people(
+        &mut self,
+        scope: &AreaScope,
+        f: PeopleFilter<'_>,
+    ) -> StoreResult<Vec<PersonRecord>>;
+    /// Serialises structural changes to one household's members (a no-op on SQLite, whose
+    /// single writer already does).
+    async fn lock_household(&mut self, id: Uuid) -> StoreResult<()>;
+    async fn insert_household(&mut self, h: &Household) -> StoreResult<()>;
+    /// Writes `h` if the stored version is `expected`; false otherwise.
+    async fn update_household(&mut self, h: &Household, expected: i64) -> StoreResult<bool>;
+    async fn set_members_village(&mut self, household_id: Uuid, village: &str) -> StoreResult<()>;
+    async fn insert_person(&mut self, p: &PersonRecord) -> StoreResult<()>;
+    async fn update_person(&mut self, p: &PersonRecord, expected: i64) -> StoreResult<bool>;
+    async fn insert_past_membership(&mut self, m: &Membership) -> StoreResult<()>;
+    async fn insert_event(&mut self, e: &RegistryEvent) -> StoreResult<()>;
+    async fn events(
+        &mut self,
+        household_id: Uuid,
+        after: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<RegistryEvent>>;
+    async fn locate(&mut self, id: Uuid) -> StoreResult<Option<String>>;
+    async fn insert_form(&mut self, f: &FormRecord) -> StoreResult<()>;
+    /// The given version, or the latest when `version` is `None`.
+    async fn form(
+        &mut self,
+        form_id: &str,
+        version: Option<u32>,
+    ) -> StoreResult<Option<FormRecord>>;
+}
+
+/// What an adapter provides so that [`RegistryStore`] is implemented for it.
+#[async_trait::async_trait]
+pub(crate) trait RegistryBackend: Send + Sync {
+    type Conn: RegistryConn;
+    type Pooled: DerefMut<Target = Self::Conn> + Send;
+    async fn read_conn(&self) -> StoreResult<Self::Pooled>;
+    fn tx_conn<'a>(&self, uow: &'a mut UnitOfWork) -> StoreResult<&'a mut Self::Conn>;
+    async fn begin_write(&self) -> StoreResult<UnitOfWork>;
+}
+
+fn not_found(what: &str, id: impl std::fmt::Display) -> StoreError {
+    StoreError::NotFound(format!("{what} {id}"))
+}
+
+async fn one_household<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    id: Uuid,
+) -> StoreResult<Household> {
+    c.households(scope, HouseholdFilter::Id(id))
+        .await?
+        .pop()
+        .ok_or_else(|| not_found("household", id))
+}
+
+async fn one_person<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    id: Uuid,
+) -> StoreResult<PersonRecord> {
+    c.people(scope, PeopleFilter::Id(id))
+        .await?
+        .pop()
+        .ok_or_else(|| not_found("person", id))
+}
+
+fn person_record(m: &NewMember, household: &Household, at: DateTime<Utc>) -> PersonRecord {
+    PersonRecord {
+        person: Person {
+            id: m.id,
+            data: m.person.clone(),
+            died_on: None,
+            household_id: Some(household.id),
+            village: Some(household.village.clone()),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        },
+        role: Some(m.role),
+        member_since: Some(m.since),
+        mother_id: m.mother_id,
+        father_id: m.father_id,
+        guardian_id: m.guardian_id,
+        source_key: m.source_key.clone(),
+    }
+}
+
+fn with_id(p: &PersonRecord) -> Value {
+    let mut f = member_fields(p);
+    f.insert("id".into(), Value::String(p.person.id.to_string()));
+    Value::Object(f)
+}
+
+async fn register<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    new: &NewHousehold,
+    meta: &EventMeta,
+) -> StoreResult<Household> {
+    let h = Household {
+        id: new.id,
+        registry_number: new.registry_number.clone(),
+        village: new.input.village.clone(),
+        address: new.input.address.clone(),
+        gps: new.input.gps,
+        form_id: new.form_id.clone(),
+        form_version: new.form_version,
+        answers: new.input.answers.clone(),
+        status: HouseholdStatus::Active,
+        source_key: new.source_key.clone(),
+        version: 1,
+        created_at: meta.at,
+        updated_at: meta.at,
+    };
+    c.insert_household(&h).await?;
+    let mut members = Vec::with_capacity(new.members.len());
+    for m in &new.members {
+        let rec = person_record(m, &h, meta.at);
+        c.insert_person(&rec).await?;
+        members.push(with_id(&rec));
+    }
+    let mut after = household_fields(&h);
+    after.insert("members".into(), Value::Array(members));
+    let e = new_event(
+        meta,
+        h.id,
+        Entity::Household,
+        h.id,
+        "household.registered",
+        None,
+        Some(after),
+    );
+    c.insert_event(&e).await?;
+    Ok(h)
+}
+
+async fn update_household<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    id: Uuid,
+    expected: i64,
+    change: &HouseholdChange,
+    meta: &EventMeta,
+) -> StoreResult<Household> {
+    let current = one_household(c, scope, id).await?;
+    if current.version != expected {
+        return Err(stale("household", expected, current.version));
+    }
+    let mut next = current.clone();
+    next.village = change.input.village.clone();
+    next.address = change.input.address.clone();
+    next.gps = change.input.gps;
+    next.answers = change.input.answers.clone();
+    next.form_version = change.form_version;
+    let Some((before, after)) = diff(&household_fields(&current), &household_fields(&next)) else {
+        return Ok(current);
+    };
+    next.version = current.version + 1;
+    next.updated_at = meta.at;
+    if !c.update_household(&next, expected).await? {
+        return Err(stale("household", expected, expected + 1));
+    }
+    if next.village != current.village {
+        c.set_members_village(id, next.village.as_str()).await?;
+    }
+    let e = new_event(
+        meta,
+        id,
+        Entity::Household,
+        id,
+        "household.updated",
+        Some(before),
+        Some(after),
+    );
+    c.insert_event(&e).await?;
+    Ok(next)
+}
+
+/// Writes `next` over `current` (a member of `household_id`) with an event of `kind` holding
+/// only what changed; returns `current` untouched when nothing did.
+async fn write_member<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    household_id: Uuid,
+    current: &PersonRecord,
+    mut next: PersonRecord,
+    kind: &str,
+    meta: &EventMeta,
+) -> StoreResult<PersonRecord> {
+    let Some((before, after)) = diff(&member_fields(current), &member_fields(&next)) else {
+        return Ok(current.clone());
+    };
+    next.person.version = current.person.version + 1;
+    next.person.updated_at = meta.at;
+    if !c.update_person(&next, current.person.version).await? {
+        return Err(stale(
+            "person",
+            current.person.version,
+            current.person.version + 1,
+        ));
+    }
+    let e = new_event(
+        meta,
+        household_id,
+        Entity::Member,
+        next.person.id,
+        kind,
+        Some(before),
+        Some(after),
+    );
+    c.insert_event(&e).await?;
+    Ok(next)
+}
+
+fn current_household(p: &PersonRecord) -> StoreResult<Uuid> {
+    p.person.household_id.ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "person {} is not a member of any household",
+            p.person.id
+        ))
+    })
+}
+
+async fn update_person<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    id: Uuid,
+    expected: i64,
+    input: &PersonInput,
+    meta: &EventMeta,
+) -> StoreResult<PersonRecord> {
+    let current = one_person(c, scope, id).await?;
+    if current.person.version != expected {
+        return Err(stale("person", expected, current.person.version));
+    }
+    let household_id = current_household(&current)?;
+    let mut next = current.clone();
+    next.person.data = input.clone();
+    write_member(c, household_id, &current, next, "member.updated", meta).await
+}
+
+async fn add_member<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    household_id: Uuid,
+    m: &NewMember,
+    meta: &EventMeta,
+) -> StoreResult<PersonRecord> {
+    c.lock_household(household_id).await?;
+    let h = one_household(c, scope, household_id).await?;
+    if h.status != HouseholdStatus::Active {
+        return Err(StoreError::Conflict(format!(
+            "household {} is {}; members can be added only to an active household",
+            h.registry_number,
+            h.status.as_str()
+        )));
+    }
+    if m.role == MemberRole::Head {
+        let members = c
+            .people(scope, PeopleFilter::Household(household_id))
+            .await?;
+        if members.iter().any(|p| p.role == Some(MemberRole::Head)) {
+            return Err(StoreError::Invalid(
+                "role: the household already has a head; add the member with another role, then \
+                 change roles"
+                    .into(),
+            ));
+        }
+    }
+    let rec = person_record(m, &h, meta.at);
+    c.insert_person(&rec).await?;
+    let e = new_event(
+        meta,
+        household_id,
+        Entity::Member,
+        rec.person.id,
+        "member.added",
+        None,
+        Some(member_fields(&rec)),
+    );
+    c.insert_event(&e).await?;
+    Ok(rec)
+}
+
+async fn end_membership<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    person_id: Uuid,
+    end: NaiveDate,
+    reason: &str,
+    meta: &EventMeta,
+) -> StoreResult<()> {
+    let p = one_person(c, scope, person_id).await?;
+    let household_id = current_household(&p)?;
+    c.lock_household(household_id).await?;
+    let members = c
+        .people(scope, PeopleFilter::Household(household_id))
+        .await?;
+    let last = members.len() <= 1;
+    if p.role == Some(MemberRole::Head) && !last {
+        return Err(StoreError::Invalid(
+            "role: the head cannot leave while other members remain; make another member head \
+             first"
+                .into(),
+        ));
+    }
+    if p.member_since.is_some_and(|s| end < s) {
+        return Err(StoreError::Invalid(format!(
+            "end_date: {end} is before the membership started"
+        )));
+    }
+    c.insert_past_membership(&Membership {
+        household_id,
+        person_id,
+        role: p.role.unwrap_or(MemberRole::OtherRelative),
+        start_date: p.member_since.unwrap_or(end),
+        end_date: Some(end),
+        end_reason: Some(reason.to_string()),
+    })
+    .await?;
+    let mut next = p.clone();
+    next.person.household_id = None;
+    next.person.village = None;
+    next.role = None;
+    next.member_since = None;
+    next.person.version = p.person.version + 1;
+    next.person.updated_at = meta.at;
+    if !c.update_person(&next, p.person.version).await? {
+        return Err(stale("person", p.person.version, p.person.version + 1));
+    }
+    let e = new_event(
+        meta,
+        household_id,
+        Entity::Member,
+        person_id,
+        "member.removed",
+        Some(member_fields(&p)),
+        None,
+    );
+    c.insert_event(&e).await?;
+    if last {
+        dissolve(c, scope, household_id, meta).await?;
+    }
+    Ok(())
+}
+
+async fn dissolve<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    id: Uuid,
+    meta: &EventMeta,
+) -> StoreResult<()> {
+    let current = one_household(c, scope, id).await?;
+    let mut next = current.clone();
+    next.status = HouseholdStatus::Dissolved;
+    next.version = current.version + 1;
+    next.updated_at = meta.at;
+    if let Some((before, after)) = diff(&household_fields(&current), &household_fields(&next)) {
+        if !c.update_household(&next, current.version).await? {
+            return Err(stale("household", current.version, current.version + 1));
+        }
+        let e = new_event(
+            meta,
+            id,
+            Entity::Household,
+            id,
+            "household.dissolved",
+            Some(before),
+            Some(after),
+        );
+        c.insert_event(&e).await?;
+    }
+    Ok(())
+}
+
+async fn change_roles<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    household_id: Uuid,
+    roles: &[(Uuid, MemberRole)],
+    meta: &EventMeta,
+) -> StoreResult<Vec<PersonRecord>> {
+    c.lock_household(household_id).await?;
+    one_household(c, scope, household_id).await?;
+    let members = c
+        .people(scope, PeopleFilter::Household(household_id))
+        .await?;
+    let wanted: HashMap<Uuid, MemberRole> = roles.iter().copied().collect();
+    for id in wanted.keys() {
+        if !members.iter().any(|m| m.person.id == *id) {
+            return Err(not_found("member", id));
+        }
+    }
+    let resulting: Vec<MemberRole> = members
+        .iter()
+        .filter_map(|m| wanted.get(&m.person.id).copied().or(m.role))
+        .collect();
+    check_one_head(&resulting).map_err(|e| StoreError::Invalid(format!("role: {e}")))?;
+    let mut out = Vec::with_capacity(members.len());
+    for m in &members {
+        match wanted.get(&m.person.id) {
+            Some(role) if Some(*role) != m.role => {
+                let mut next = m.clone();
+                next.role = Some(*role);
+                out.push(
+                    write_member(c, household_id, m, next, "member.role_changed", meta).await?,
+                );
+            }
+            _ => out.push(m.clone()),
+        }
+    }
+    Ok(out)
+}
+
+async fn search<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    q: &PersonSearch,
+) -> StoreResult<Vec<PersonHit>> {
+    let limit = q.limit.clamp(1, 200) as usize;
+    let mut exact: Vec<PersonRecord> = Vec::new();
+    if let Some(n) = &q.registry_number {
+        if let Some(h) = c
+            .households(scope, HouseholdFilter::Number(n.as_str()))
+            .await?
+            .pop()
+        {
+            exact.extend(c.people(scope, PeopleFilter::Household(h.id)).await?);
+        }
+    }
+    if let Some(id) = &q.national_id {
+        exact.extend(
+            c.people(scope, PeopleFilter::NationalId(id.as_str()))
+                .await?,
+        );
+    }
+    if let Some(p) = &q.phone {
+        exact.extend(c.people(scope, PeopleFilter::Phone(p.as_str())).await?);
+    }
+    let mut hits: Vec<PersonHit> = exact
+        .into_iter()
+        .map(|record| PersonHit { record, score: 1.0 })
+        .collect();
+    if let Some(name) = q.name.as_deref().filter(|n| !n.trim().is_empty()) {
+        let mut skels = skeletons(name);
+        skels.sort();
+        skels.dedup();
+        if !skels.is_empty() {
+            let candidates = c
+                .people(scope, PeopleFilter::Skeletons(&skels, NAME_CANDIDATES))
+                .await?;
+            hits.extend(rank_by_name(name, candidates, limit));
+        }
+    }
+    // One hit per person, best score first.
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.record.person.id.cmp(&b.record.person.id))
+    });
+    let mut seen = std::collections::HashSet::new();
+    hits.retain(|h| seen.insert(h.record.person.id));
+    hits.truncate(limit);
+    Ok(hits)
+}
+
+async fn publish<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    schema: &FormSchema,
+    by: &str,
+) -> StoreResult<FormRecord> {
+    schema
+        .check()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let next = c
+        .form(&schema.id, None)
+        .await?
+        .map_or(1, |f| f.schema.version + 1);
+    if schema.version != next {
+        return Err(StoreError::Conflict(format!(
+            "version: form {} must be published as version {next}, not {}",
+            schema.id, schema.version
+        )));
+    }
+    let rec = FormRecord {
+        schema: schema.clone(),
+        published_at: Utc::now(),
+        published_by: by.to_string(),
+    };
+    c.insert_form(&rec).await?;
+    Ok(rec)
+}
+
+#[async_trait::async_trait]
+impl<T: RegistryBackend> RegistryStore for T {
+    async fn register_household(
+        &self,
+        uow: &mut UnitOfWork,
+        new: &NewHousehold,
+        meta: &EventMeta,
+    ) -> StoreResult<Household> {
+        register(self.tx_conn(uow)?, new, meta).await
+    }
+
+    async fn update_household(
+        &self,
+        uow: &mut UnitOfWork,
+        scope: &AreaScope,
+        id: Uuid,
+        expected: i64,
+        change: &HouseholdChange,
+        meta: &EventMeta,
+    ) -> StoreResult<Household> {
+        update_household(self.tx_conn(uow)?, scope, id, expected, change, meta).await
+    }
+
+    async fn update_person(
+        &self,
+        uow: &mut UnitOfWork,
+        scope: &AreaScope,
+        id: Uuid,
+        expected: i64,
+        input: &PersonInput,
+        meta: &EventMeta,
+    ) -> StoreResult<PersonRecord> {
+        update_person(self.tx_conn(uow)?, scope, id, expected, input, meta).await
+    }
+
+    async fn add_member(
+        &self,
+        uow: &mut UnitOfWork,
+        scope: &AreaScope,
+        household_id: Uuid,
+        member: &NewMember,
+        meta: &EventMeta,
+    ) -> StoreResult<PersonRecord> {
+        add_member(self.tx_conn(uow)?, scope, household_id, member, meta).await
+    }
+
+    async fn end_membership(
+        &self,
+        uow: &mut UnitOfWork,
+        scope: &AreaScope,
+        person_id: Uuid,
+        end: NaiveDate,
+        reason: &str,
+        meta: &EventMeta,
+    ) -> StoreResult<()> {
+        end_membership(self.tx_conn(uow)?, scope, person_id, end, reason, meta).await
+    }
+
+    async fn change_roles(
+        &self,
+        uow: &mut UnitOfWork,
+        scope: &AreaScope,
+        household_id: Uuid,
+        roles: &[(Uuid, MemberRole)],
+        meta: &EventMeta,
+    ) -> StoreResult<Vec<PersonRecord>> {
+        change_roles(self.tx_conn(uow)?, scope, household_id, roles, meta).await
+    }
+
+    async fn household(&self, scope: &AreaScope, id: Uuid) -> StoreResult<Option<Household>> {
+        let mut c = self.read_conn().await?;
+        Ok(c.households(scope, HouseholdFilter::Id(id)).await?.pop())
+    }
+
+    async fn household_by_number(
+        &self,
+        scope: &AreaScope,
+        number: &RegistryNumber,
+    ) -> StoreResult<Option<Household>> {
+        let mut c = self.read_conn().await?;
+        Ok(
+            c.households(scope, HouseholdFilter::Number(number.as_str()))
+                .await?
+                .pop(),
+        )
+    }
+
+    async fn locate(&self, id: Uuid) -> StoreResult<Option<AreaCode>> {
+        let mut c = self.read_conn().await?;
+        let code = c.locate(id).await?;
+        code.map(|s| {
+            AreaCode::parse(&s).map_err(|e| StoreError::Invalid(format!("village of {id}: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn person(&self, scope: &AreaScope, id: Uuid) -> StoreResult<Option<PersonRecord>> {
+        let mut c = self.read_conn().await?;
+        Ok(c.people(scope, PeopleFilter::Id(id)).await?.pop())
+    }
+
+    async fn members(
+        &self,
+        scope: &AreaScope,
+        household_id: Uuid,
+    ) -> StoreResult<Vec<PersonRecord>> {
+        let mut c = self.read_conn().await?;
+        c.people(scope, PeopleFilter::Household(household_id)).await
+    }
+
+    async fn list_households(
+        &self,
+        scope: &AreaScope,
+        q: &HouseholdQuery,
+    ) -> StoreResult<Vec<Household>> {
+        let mut c = self.read_conn().await?;
+        c.households(scope, HouseholdFilter::List(q)).await
+    }
+
+    async fn search_people(
+        &self,
+        scope: &AreaScope,
+        q: &PersonSearch,
+    ) -> StoreResult<Vec<PersonHit>> {
+        let mut c = self.read_conn().await?;
+        search(&mut *c, scope, q).await
+    }
+
+    async fn events(
+        &self,
+        scope: &AreaScope,
+        household_id: Uuid,
+        after: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<RegistryEvent>> {
+        let mut c = self.read_conn().await?;
+        one_household(&mut *c, scope, household_id).await?;
+        c.events(household_id, after).await
+    }
+
+    async fn publish_form(&self, schema: &FormSchema, by: &str) -> StoreResult<FormRecord> {
+        let mut uow = self.begin_write().await?;
+        let rec = publish(self.tx_conn(&mut uow)?, schema, by).await?;
+        uow.commit().await?;
+        Ok(rec)
+    }
+
+    async fn latest_form(&self, form_id: &str) -> StoreResult<Option<FormRecord>> {
+        self.read_conn().await?.form(form_id, None).await
+    }
+
+    async fn form(&self, form_id: &str, version: u32) -> StoreResult<Option<FormRecord>> {
+        self.read_conn().await?.form(form_id, Some(version)).await
+    }
+}
+
+/// Publishes the shipped form as version 1 when the database has no version of it yet.
+pub(crate) async fn ensure_default_form(store: &crate::Store) -> StoreResult<()> {
+    let form = FormSchema::default_form();
+    if store.registry().latest_form(&form.id).await?.is_some() {
+        return Ok(());
+    }
+    match store.registry().publish_form(&form, "system").await {
+        // Another node seeded it at the same moment.
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
