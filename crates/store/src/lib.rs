@@ -91,6 +91,7 @@ pub(crate) trait Adapter:
     AreaStore
     + AuditStore
     + ChangeRequestStore
+    + registry::ChangeApplier
     + IdentityStore
     + JobStore
     + RegistryStore
@@ -163,6 +164,11 @@ impl Store {
 
     /// Change requests to the registry. Reads take the reader's area scope.
     pub fn changes(&self) -> &dyn ChangeRequestStore {
+        &*self.adapter
+    }
+
+    /// Applies approved change requests to the registry.
+    pub fn change_applier(&self) -> &dyn registry::ChangeApplier {
         &*self.adapter
     }
 
