@@ -161,6 +161,8 @@ pub enum Permission {
     ReadHealthData,
     RecordHealthData,
     RecordPartnerSupport,
+    /// Propose a change to the registry (a change request) for an approver to decide.
+    SubmitChangeRequests,
 }
 
 /// The token scope a permission needs when the principal is an API token (see [`TokenScope`]).
@@ -177,7 +179,8 @@ impl Permission {
             | Permission::ManageProgrammes
             | Permission::HandleGrievances
             | Permission::RecordHealthData
-            | Permission::RecordPartnerSupport => TokenScope::Write,
+            | Permission::RecordPartnerSupport
+            | Permission::SubmitChangeRequests => TokenScope::Write,
         }
     }
 }
@@ -199,6 +202,7 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     (
         Role::NationalOfficer,
         &[
+            P::SubmitChangeRequests,
             P::ReadPersonalData,
             P::WritePersonalData,
             P::ApproveChanges,
@@ -208,6 +212,7 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     (
         Role::DistrictOfficer,
         &[
+            P::SubmitChangeRequests,
             P::ReadPersonalData,
             P::WritePersonalData,
             P::ApproveChanges,
@@ -217,6 +222,7 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     (
         Role::SectorOfficer,
         &[
+            P::SubmitChangeRequests,
             P::ReadPersonalData,
             P::WritePersonalData,
             P::ApproveChanges,
@@ -225,7 +231,11 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     ),
     (
         Role::Enumerator,
-        &[P::ReadPersonalData, P::WritePersonalData],
+        &[
+            P::SubmitChangeRequests,
+            P::ReadPersonalData,
+            P::WritePersonalData,
+        ],
     ),
     (
         Role::ProgrammeManager,
@@ -233,11 +243,17 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     ),
     (
         Role::GrievanceOfficer,
-        &[P::ReadPersonalData, P::HandleGrievances, P::ReadAggregates],
+        &[
+            P::SubmitChangeRequests,
+            P::ReadPersonalData,
+            P::HandleGrievances,
+            P::ReadAggregates,
+        ],
     ),
     (
         Role::HealthWorker,
         &[
+            P::SubmitChangeRequests,
             P::ReadPersonalData,
             P::ReadHealthData,
             P::RecordHealthData,
@@ -246,9 +262,21 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     ),
     (
         Role::CommunityHealthWorker,
-        &[P::ReadPersonalData, P::ReadHealthData, P::RecordHealthData],
+        &[
+            P::SubmitChangeRequests,
+            P::ReadPersonalData,
+            P::ReadHealthData,
+            P::RecordHealthData,
+        ],
     ),
-    (Role::Partner, &[P::ReadAggregates, P::RecordPartnerSupport]),
+    (
+        Role::Partner,
+        &[
+            P::ReadAggregates,
+            P::RecordPartnerSupport,
+            P::SubmitChangeRequests,
+        ],
+    ),
     (Role::Auditor, &[P::ReadAudit]),
     (
         Role::MachineClient,
