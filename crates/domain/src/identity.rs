@@ -163,13 +163,17 @@ pub enum Permission {
     RecordPartnerSupport,
     /// Propose a change to the registry (a change request) for an approver to decide.
     SubmitChangeRequests,
+    /// Publish new versions of the questionnaire.
+    ManageForms,
 }
 
 /// The token scope a permission needs when the principal is an API token (see [`TokenScope`]).
 impl Permission {
     pub const fn token_scope(self) -> TokenScope {
         match self {
-            Permission::ManageUsers | Permission::ManageTokens => TokenScope::Admin,
+            Permission::ManageUsers | Permission::ManageTokens | Permission::ManageForms => {
+                TokenScope::Admin
+            }
             Permission::ReadAudit => TokenScope::Audit,
             Permission::ReadPersonalData
             | Permission::ReadAggregates
@@ -197,6 +201,7 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
             P::ManageTokens,
             P::ReadAudit,
             P::ReadAggregates,
+            P::ManageForms,
         ],
     ),
     (
@@ -207,6 +212,7 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
             P::WritePersonalData,
             P::ApproveChanges,
             P::ReadAggregates,
+            P::ManageForms,
         ],
     ),
     (

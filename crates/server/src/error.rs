@@ -18,6 +18,17 @@ pub struct ApiError {
     pub detail: String,
     /// The query/body field at fault, when there is one.
     pub field: Option<String>,
+    /// Every field error of a rejected body (422), each with its path, e.g.
+    /// `members[2].national_id`.
+    pub errors: Vec<FieldError>,
+}
+
+/// One rejected field of a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Path of the field in the body, e.g. `members[2].national_id` or `answers.rooms`.
+    pub field: String,
+    pub reason: String,
 }
 
 /// An RFC 9457 problem document (`application/problem+json`): the body of every error response.
@@ -35,6 +46,9 @@ pub struct ProblemBody<'a> {
     /// The query parameter or body field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Every field error, for a rejected body (422).
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
     /// Quote it when reporting a problem; it is also in the `x-request-id` header.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
@@ -47,6 +61,19 @@ impl ApiError {
             kind,
             detail: detail.into(),
             field: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// A body with field errors: 422, listing each.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => format!("1 field is invalid: {}", errors[0].field),
+            n => format!("{n} fields are invalid"),
+        };
+        ApiError {
+            errors,
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail)
         }
     }
 
@@ -97,6 +124,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict(what) => ApiError::conflict(what),
+            e @ StoreError::Stale { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "stale-version",
+                format!("{e}; fetch it again and reapply your change"),
+            ),
             StoreError::Invalid(what) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", what)
             }
@@ -117,12 +149,23 @@ pub fn problem_response(
     detail: &str,
     field: Option<&str>,
 ) -> Response {
+    problem_with_errors(status, kind, detail, field, &[])
+}
+
+fn problem_with_errors(
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+    field: Option<&str>,
+    errors: &[FieldError],
+) -> Response {
     let body = ProblemBody {
         kind: format!("urn:inkingi:problem:{kind}"),
         title: status.canonical_reason().unwrap_or("Error"),
         status: status.as_u16(),
         detail,
         field,
+        errors,
         request_id: request_id::current(),
     };
     let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
@@ -134,7 +177,13 @@ pub fn problem_response(
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        problem_response(self.status, self.kind, &self.detail, self.field.as_deref())
+        problem_with_errors(
+            self.status,
+            self.kind,
+            &self.detail,
+            self.field.as_deref(),
+            &self.errors,
+        )
     }
 }
 

@@ -14,6 +14,7 @@ mod jobs_metrics;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod registry;
 pub mod request_id;
 pub mod routes;
 pub mod web;

@@ -29,6 +29,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::areas::api());
     doc.merge(crate::web::api());
     doc.merge(crate::audit::api());
+    doc.merge(crate::registry::api());
     doc.merge(crate::auth::login::api());
     doc.merge(crate::auth::account::api());
     crate::auth::add_security_schemes(&mut doc);

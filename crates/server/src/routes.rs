@@ -6,7 +6,7 @@
 
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, patch, post, MethodRouter};
 use axum::Router;
 use inkingi_domain::identity::Permission;
 
@@ -75,8 +75,26 @@ where
     }
 }
 
+fn patch_route<H, T>(path: &'static str, access: Access, h: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route {
+        spec: RouteSpec {
+            method: Method::PATCH,
+            path,
+            access,
+        },
+        handler: patch(h),
+    }
+}
+
 fn all() -> Vec<Route> {
+    use crate::registry::{changes, forms, households, memberships, people};
     use crate::{audit, auth, health, metrics, openapi, web};
+    const READ: Access = Access::Requires(Permission::ReadPersonalData);
+    const WRITE: Access = Access::Requires(Permission::WritePersonalData);
     use Access::*;
     vec![
         get_route("/healthz", Public, health::healthz),
@@ -99,6 +117,62 @@ fn all() -> Vec<Route> {
             audit::list,
         ),
         get_route("/audit", Requires(Permission::ReadAudit), audit::page),
+        // The registry.
+        post_route("/api/v1/households", WRITE, households::create),
+        get_route("/api/v1/households", READ, households::list),
+        get_route("/api/v1/households/{id}", READ, households::get_one),
+        patch_route("/api/v1/households/{id}", WRITE, households::patch),
+        get_route("/api/v1/households/{id}/history", READ, households::history),
+        post_route("/api/v1/households/{id}/members", WRITE, memberships::add),
+        get_route("/api/v1/individuals/search", READ, people::search),
+        get_route("/api/v1/individuals/{id}", READ, people::get_one),
+        patch_route("/api/v1/individuals/{id}", WRITE, people::patch),
+        patch_route(
+            "/api/v1/memberships/{person_id}",
+            WRITE,
+            memberships::change_role,
+        ),
+        post_route(
+            "/api/v1/memberships/{person_id}/end",
+            WRITE,
+            memberships::end,
+        ),
+        // Form schemas hold no personal data.
+        get_route("/api/v1/forms/{form_id}", SignedIn, forms::latest),
+        get_route(
+            "/api/v1/forms/{form_id}/versions/{version}",
+            SignedIn,
+            forms::by_version,
+        ),
+        post_route(
+            "/api/v1/forms",
+            Requires(Permission::ManageForms),
+            forms::publish,
+        ),
+        // Change requests: submitted in the submitter's area, decided by approvers of the
+        // household's area (the handlers check the approval tier).
+        post_route(
+            "/api/v1/change-requests",
+            Requires(Permission::SubmitChangeRequests),
+            changes::create,
+        ),
+        get_route("/api/v1/change-requests", READ, changes::list),
+        get_route("/api/v1/change-requests/{id}", READ, changes::get_one),
+        post_route(
+            "/api/v1/change-requests/{id}/decision",
+            SignedIn,
+            changes::decide_api,
+        ),
+        get_route(
+            "/change-requests",
+            Requires(Permission::ApproveChanges),
+            changes::queue_page,
+        ),
+        post_route(
+            "/change-requests/{id}/decision",
+            Requires(Permission::ApproveChanges),
+            changes::decide_page,
+        ),
         // Web pages over public reference data, and their static assets.
         get_route("/", Public, web::home::page),
         get_route("/areas", Public, web::areas::page),

@@ -28,9 +28,7 @@ enum Anonymous {
 enum Foreign {
     /// Public route: nothing to hide.
     NotApplicable,
-    /// 403 or 404 (without saying whether the thing exists). For routes naming one record
-    /// (e.g. a person by id), which arrive with the registry.
-    #[allow(dead_code)]
+    /// 403 or 404 (without saying whether the thing exists): routes naming one record.
     Refused,
     /// Served, but nothing from the other district is in the answer.
     Filtered,
@@ -116,6 +114,178 @@ const TABLE: &[Entry] = &[
     },
 ];
 
+const fn api(
+    method: &'static str,
+    path: &'static str,
+    call: &'static str,
+    foreign: Foreign,
+    role: Role,
+) -> Entry {
+    Entry {
+        method,
+        path,
+        call,
+        anonymous: Anonymous::Unauthorized,
+        foreign,
+        role: Some(role),
+    }
+}
+
+/// The registry's routes; `{hh}` and `{person}` in `call` are replaced by a household and a
+/// person registered in district 11.
+const REGISTRY: &[Entry] = &[
+    api(
+        "POST",
+        "/api/v1/households",
+        "/api/v1/households",
+        Foreign::NotApplicable,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/households",
+        "/api/v1/households",
+        Foreign::Filtered,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/households/{id}",
+        "/api/v1/households/{hh}",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "PATCH",
+        "/api/v1/households/{id}",
+        "/api/v1/households/{hh}",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/households/{id}/history",
+        "/api/v1/households/{hh}/history",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "POST",
+        "/api/v1/households/{id}/members",
+        "/api/v1/households/{hh}/members",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/individuals/search",
+        "/api/v1/individuals/search?q=Uwase",
+        Foreign::Filtered,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/individuals/{id}",
+        "/api/v1/individuals/{person}",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "PATCH",
+        "/api/v1/individuals/{id}",
+        "/api/v1/individuals/{person}",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "PATCH",
+        "/api/v1/memberships/{person_id}",
+        "/api/v1/memberships/{person}",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "POST",
+        "/api/v1/memberships/{person_id}/end",
+        "/api/v1/memberships/{person}/end",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    // Schemas hold no personal data: any signed-in user reads them.
+    Entry {
+        method: "GET",
+        path: "/api/v1/forms/{form_id}",
+        call: "/api/v1/forms/rw-socioeconomic",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "GET",
+        path: "/api/v1/forms/{form_id}/versions/{version}",
+        call: "/api/v1/forms/rw-socioeconomic/versions/1",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    api(
+        "POST",
+        "/api/v1/forms",
+        "/api/v1/forms",
+        Foreign::NotApplicable,
+        Role::SystemAdmin,
+    ),
+    // Change requests. A foreign caller cannot submit one naming district 11's household.
+    api(
+        "POST",
+        "/api/v1/change-requests",
+        "/api/v1/change-requests",
+        Foreign::NotApplicable,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/change-requests",
+        "/api/v1/change-requests",
+        Foreign::Filtered,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/change-requests/{id}",
+        "/api/v1/change-requests/{hh}",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "POST",
+        "/api/v1/change-requests/{id}/decision",
+        "/api/v1/change-requests/{hh}/decision",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    Entry {
+        method: "GET",
+        path: "/change-requests",
+        call: "/change-requests",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "POST",
+        path: "/change-requests/{id}/decision",
+        call: "/change-requests/00000000-0000-0000-0000-000000000000/decision",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+];
+
+fn all_entries() -> impl Iterator<Item = &'static Entry> {
+    TABLE.iter().chain(REGISTRY)
+}
+
 /// Subtrees mounted from other contexts, all public reference data.
 const PUBLIC_MOUNTS: &[&str] = &["/api/v1/areas"];
 
@@ -129,7 +299,7 @@ fn every_route_has_an_entry_and_every_entry_a_route() {
         .iter()
         .map(|s| key(s.method.as_str(), s.path))
         .collect();
-    let listed: BTreeSet<_> = TABLE.iter().map(|e| key(e.method, e.path)).collect();
+    let listed: BTreeSet<_> = all_entries().map(|e| key(e.method, e.path)).collect();
     let missing: Vec<_> = registered.difference(&listed).collect();
     assert!(
         missing.is_empty(),
@@ -142,8 +312,7 @@ fn every_route_has_an_entry_and_every_entry_a_route() {
     );
 
     for spec in routes::specs() {
-        let e = TABLE
-            .iter()
+        let e = all_entries()
             .find(|e| e.method == spec.method.as_str() && e.path == spec.path)
             .unwrap();
         let table_public = matches!(e.anonymous, Anonymous::Served(_));
@@ -192,9 +361,15 @@ fn every_documented_operation_is_registered() {
     }
 }
 
-async fn call(app: &TestApp, e: &Entry, header: Option<(&str, &str)>) -> reqwest::Response {
+async fn call(
+    app: &TestApp,
+    e: &Entry,
+    header: Option<(&str, &str)>,
+    ids: &(String, String),
+) -> reqwest::Response {
     let method = reqwest::Method::from_bytes(e.method.as_bytes()).unwrap();
-    let mut req = app.client.request(method.clone(), app.url(e.call));
+    let call = e.call.replace("{hh}", &ids.0).replace("{person}", &ids.1);
+    let mut req = app.client.request(method.clone(), app.url(&call));
     if method == reqwest::Method::POST {
         // What a browser sends for an empty form.
         req = req
@@ -207,6 +382,35 @@ async fn call(app: &TestApp, e: &Entry, header: Option<(&str, &str)>) -> reqwest
     req.send().await.unwrap()
 }
 
+/// A household in village 11010102 with one member; returns (household id, person id).
+async fn seed_household(app: &TestApp) -> (String, String) {
+    add_user(app, "seed.officer", Role::DistrictOfficer, "11").await;
+    let t = token(app, "seed.officer", &["write"]).await;
+    let body = serde_json::json!({
+        "village": "11010102",
+        "answers": {"tenure": "owner", "wall": "mud_bricks", "roof": "iron_sheets",
+            "floor": "earth", "rooms": 2, "water_source": "public_tap",
+            "toilet": "pit_latrine_slab", "lighting": "solar", "cooking_fuel": "firewood",
+            "owns_land": false, "owns_livestock": false, "income_sources": ["farming"],
+            "meals_per_day": 2},
+        "members": [{"given_name": "P-SECRET-11", "family_name": "Uwase", "sex": "F", "role": "head"}]
+    });
+    let res = app
+        .client
+        .post(app.url("/api/v1/households"))
+        .bearer_auth(&t)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let h: serde_json::Value = res.json().await.unwrap();
+    (
+        h["id"].as_str().unwrap().to_string(),
+        h["members"][0]["id"].as_str().unwrap().to_string(),
+    )
+}
+
 #[tokio::test]
 async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
     for db in databases().await {
@@ -214,14 +418,35 @@ async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
         // Data in district 11 (Nyarugenge); the foreign callers are scoped to district 12.
         seed_reads(&app, "11010102", "P-SECRET-11", 3).await;
         add_user(&app, "foreign.auditor", Role::Auditor, "12").await;
-        add_user(&app, "local.enumerator", Role::Enumerator, "110101").await;
+        add_user(&app, "local.partner", Role::Partner, "11").await;
+        add_user(&app, "foreign.officer", Role::DistrictOfficer, "12").await;
+        add_user(&app, "foreign.admin", Role::SystemAdmin, "national").await;
+        let foreign_tokens: std::collections::HashMap<Role, String> = [
+            (
+                Role::DistrictOfficer,
+                token(
+                    &app,
+                    "foreign.officer",
+                    &["read", "write", "purpose:registration"],
+                )
+                .await,
+            ),
+            (
+                Role::SystemAdmin,
+                token(&app, "foreign.admin", &["admin"]).await,
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let ids = seed_household(&app).await;
         let foreign_token = token(&app, "foreign.auditor", &["audit"]).await;
         let foreign_session = session(&app, "foreign.auditor").await;
-        let wrong_role_token = token(&app, "local.enumerator", &["read"]).await;
+        // A partner holds none of the permissions of the protected API routes.
+        let wrong_role_token = token(&app, "local.partner", &["read", "write"]).await;
 
-        for e in TABLE {
+        for e in all_entries() {
             let what = format!("[{:?}] {} {}", db, e.method, e.call);
-            let res = call(&app, e, None).await;
+            let res = call(&app, e, None, &ids).await;
             match e.anonymous {
                 Anonymous::Served(status) => {
                     assert_eq!(res.status().as_u16(), status, "{what}");
@@ -241,19 +466,21 @@ async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
                 }
             }
             // A garbage credential is no better than none.
-            let res = call(&app, e, Some(("authorization", "Bearer ink_garbage"))).await;
+            let res = call(&app, e, Some(("authorization", "Bearer ink_garbage")), &ids).await;
             let s = res.status().as_u16();
             assert!(s == 401 || s == 303, "{what} with a malformed token: {s}");
 
-            let Some(_role) = e.role else { continue };
+            let Some(role) = e.role else { continue };
             // Right role, wrong district: by token (API) and by session (pages and API).
             let api = e.path.starts_with("/api/");
-            let credential = if api {
+            let credential = if role != Role::Auditor {
+                ("authorization", format!("Bearer {}", foreign_tokens[&role]))
+            } else if api {
                 ("authorization", format!("Bearer {foreign_token}"))
             } else {
                 ("cookie", foreign_session.clone())
             };
-            let res = call(&app, e, Some((credential.0, &credential.1))).await;
+            let res = call(&app, e, Some((credential.0, &credential.1)), &ids).await;
             let status = res.status().as_u16();
             let body = res.text().await.unwrap();
             match e.foreign {
@@ -273,6 +500,7 @@ async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
                     &app,
                     e,
                     Some(("authorization", &format!("Bearer {wrong_role_token}"))),
+                    &ids,
                 )
                 .await;
                 problem(res, 403).await;

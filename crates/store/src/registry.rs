@@ -151,6 +151,7 @@ pub struct PersonSearch {
 /// One search result with its score (1 for an identifier match, Jaro–Winkler for names).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PersonHit {
+    #[serde(flatten)]
     pub record: PersonRecord,
     pub score: f64,
 }

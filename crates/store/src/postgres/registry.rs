@@ -43,7 +43,7 @@ fn household_from(row: &PgRow) -> StoreResult<Household> {
         gps_lat: row.try_get("gps_lat")?,
         gps_lon: row.try_get("gps_lon")?,
         form_id: row.try_get("form_id")?,
-        form_version: row.try_get("form_version")?,
+        form_version: i64::from(row.try_get::<i32, _>("form_version")?),
         answers: json_col(row, "answers")?,
         status: row.try_get("status")?,
         source_key: row.try_get("source_key")?,
@@ -237,7 +237,7 @@ impl RegistryConn for PgConnection {
         .bind(h.gps.map(|g| g.lat))
         .bind(h.gps.map(|g| g.lon))
         .bind(&h.form_id)
-        .bind(i64::from(h.form_version))
+        .bind(i32::try_from(h.form_version).unwrap_or(i32::MAX))
         .bind(answers_json(&h.answers))
         .bind(h.status.as_str())
         .bind(&h.source_key)
@@ -260,7 +260,7 @@ impl RegistryConn for PgConnection {
         .bind(&h.address)
         .bind(h.gps.map(|g| g.lat))
         .bind(h.gps.map(|g| g.lon))
-        .bind(i64::from(h.form_version))
+        .bind(i32::try_from(h.form_version).unwrap_or(i32::MAX))
         .bind(answers_json(&h.answers))
         .bind(h.status.as_str())
         .bind(h.version)
@@ -413,7 +413,7 @@ impl RegistryConn for PgConnection {
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&f.schema.id)
-        .bind(i64::from(f.schema.version))
+        .bind(i32::try_from(f.schema.version).unwrap_or(i32::MAX))
         .bind(Json(schema))
         .bind(f.published_at)
         .bind(&f.published_by)
@@ -432,7 +432,7 @@ impl RegistryConn for PgConnection {
              WHERE form_id = $1 AND ($2::integer IS NULL OR version = $2) ORDER BY version DESC LIMIT 1",
         )
         .bind(form_id)
-        .bind(version.map(i64::from))
+        .bind(version.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
         .fetch_optional(&mut *self)
         .await?;
         row.as_ref().map(form_from).transpose()
