@@ -56,7 +56,8 @@ pub trait ChangeRequestStore: Send + Sync {
 
 /// Serialises a request for the `body` column.
 pub(crate) fn to_body(cr: &ChangeRequest) -> StoreResult<String> {
-    serde_json::to_string(cr).map_err(|e| crate::StoreError::Invalid(format!("change request: {e}")))
+    serde_json::to_string(cr)
+        .map_err(|e| crate::StoreError::Invalid(format!("change request: {e}")))
 }
 
 pub(crate) fn from_body(body: &str) -> StoreResult<ChangeRequest> {

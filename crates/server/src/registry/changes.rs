@@ -172,7 +172,12 @@ fn village(field: &str, raw: &str, e: &mut Errors) -> Option<AreaCode> {
     }
 }
 
-fn person(prefix: &str, m: &MemberFields, form: &inkingi_domain::registry::form::FormSchema, e: &mut Errors) -> Option<PersonInput> {
+fn person(
+    prefix: &str,
+    m: &MemberFields,
+    form: &inkingi_domain::registry::form::FormSchema,
+    e: &mut Errors,
+) -> Option<PersonInput> {
     input::person(prefix, m, form, e)
 }
 
@@ -189,13 +194,15 @@ async fn to_change(state: &AppState, body: ChangeBody) -> ApiResult<ChangeKind> 
             ..
         } => {
             let role = input::membership("person", &p, &mut e).map(|(r, _)| r);
-            person("person", &p, &form, &mut e).zip(role).map(|(person, role)| ChangeKind::AddMember {
-                household_id,
-                person,
-                role,
-                mother_id,
-                father_id,
-            })
+            person("person", &p, &form, &mut e)
+                .zip(role)
+                .map(|(person, role)| ChangeKind::AddMember {
+                    household_id,
+                    person,
+                    role,
+                    mother_id,
+                    father_id,
+                })
         }
         ChangeBody::RemoveMember {
             household_id,
@@ -224,7 +231,11 @@ async fn to_change(state: &AppState, body: ChangeBody) -> ApiResult<ChangeKind> 
             let role = match previous_head_role.as_deref().map(str::parse::<MemberRole>) {
                 None => Some(None),
                 Some(Ok(MemberRole::Head)) => {
-                    e.add("", "previous_head_role", "the outgoing head cannot stay head");
+                    e.add(
+                        "",
+                        "previous_head_role",
+                        "the outgoing head cannot stay head",
+                    );
                     None
                 }
                 Some(Ok(r)) => Some(Some(r)),
@@ -278,7 +289,9 @@ async fn to_change(state: &AppState, body: ChangeBody) -> ApiResult<ChangeKind> 
             ..
         } => {
             if let Some(Value::Object(answers)) = fields.get("answers") {
-                for err in form.validate(inkingi_domain::registry::form::Section::Household, answers) {
+                for err in
+                    form.validate(inkingi_domain::registry::form::Section::Household, answers)
+                {
                     e.add("fields.answers", &err.field, err.reason);
                 }
             }
@@ -313,7 +326,11 @@ async fn to_change(state: &AppState, body: ChangeBody) -> ApiResult<ChangeKind> 
                 None
             }
             Err(_) => {
-                e.add("", "died_on", format!("'{died_on}' is not a date (YYYY-MM-DD)"));
+                e.add(
+                    "",
+                    "died_on",
+                    format!("'{died_on}' is not a date (YYYY-MM-DD)"),
+                );
                 None
             }
         },
@@ -324,12 +341,16 @@ async fn to_change(state: &AppState, body: ChangeBody) -> ApiResult<ChangeKind> 
 
 /// The village whose officers decide: the household's, or the person's household's. Every
 /// record the change names must be visible to the submitter (404 otherwise).
-async fn decide_area(state: &AppState, principal: &Principal, change: &ChangeKind) -> ApiResult<AreaCode> {
+async fn decide_area(
+    state: &AppState,
+    principal: &Principal,
+    change: &ChangeKind,
+) -> ApiResult<AreaCode> {
     let reg = state.store.registry();
     let mut area = None;
     for id in change.touches() {
         let found = match reg.household(&principal.scope, id).await? {
-            Some(h) => Some(h.village),
+            Some(h) => Some(Some(h.village)),
             None => reg
                 .person(&principal.scope, id)
                 .await?
@@ -376,7 +397,11 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ChangeView>)> {
     principal.require(Permission::SubmitChangeRequests)?;
     let body: ChangeBody = input::parse_body(&body)?;
-    let reason = body.common().reason.clone().filter(|r| !r.trim().is_empty());
+    let reason = body
+        .common()
+        .reason
+        .clone()
+        .filter(|r| !r.trim().is_empty());
     let submit = body.common().submit.unwrap_or(true);
     let change = to_change(&state, body).await?;
     let area = decide_area(&state, &principal, &change).await?;
@@ -420,7 +445,16 @@ pub async fn create(
         )));
     }
     state.store.changes().insert_change(&mut uow, &cr).await?;
-    audit_change(&state, &mut uow, &principal, "change_request.create", ("change_request", cr.id), Some(area), vec![cr.change.name().to_string()]).await?;
+    audit_change(
+        &state,
+        &mut uow,
+        &principal,
+        "change_request.create",
+        ("change_request", cr.id),
+        Some(area),
+        vec![cr.change.name().to_string()],
+    )
+    .await?;
     uow.commit().await?;
     Ok((StatusCode::CREATED, Json(view(cr))))
 }
@@ -450,17 +484,29 @@ pub struct ChangePage {
 fn to_query(p: &ListParams) -> ApiResult<ChangeQuery> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", format!("query parameter 'limit': must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("query parameter 'limit': must be between 1 and {MAX_LIMIT}"),
+        ));
     }
     let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(ChangeStatus::parse(s).ok_or_else(|| {
-            ApiError::invalid_field("status", format!("query parameter 'status': unknown status '{s}'"))
+            ApiError::invalid_field(
+                "status",
+                format!("query parameter 'status': unknown status '{s}'"),
+            )
         })?),
     };
     let area = match p.area.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(a) => Some(AreaCode::parse(a).map_err(|e| ApiError::invalid_field("area", format!("query parameter 'area': {e}")))?.to_string()),
+        Some(a) => Some(
+            AreaCode::parse(a)
+                .map_err(|e| {
+                    ApiError::invalid_field("area", format!("query parameter 'area': {e}"))
+                })?
+                .to_string(),
+        ),
     };
     Ok(ChangeQuery {
         status,
@@ -484,11 +530,25 @@ pub async fn list(
 ) -> ApiResult<Json<ChangePage>> {
     let purpose = reader(&state, &principal)?;
     let q = to_query(&p)?;
-    let found = state.store.changes().list_changes(&principal.scope, &q).await?;
+    let found = state
+        .store
+        .changes()
+        .list_changes(&principal.scope, &q)
+        .await?;
     for cr in &found {
-        crate::audit::record_read(&state, &principal, purpose, ("change_request", &cr.id.to_string()), Some(cr.area.clone()), &["change"]).await?;
+        crate::audit::record_read(
+            &state,
+            &principal,
+            purpose,
+            ("change_request", &cr.id.to_string()),
+            Some(cr.area.clone()),
+            &["change"],
+        )
+        .await?;
     }
-    let next_before = (found.len() == q.limit as usize).then(|| found.last().map(|c| c.id)).flatten();
+    let next_before = (found.len() == q.limit as usize)
+        .then(|| found.last().map(|c| c.id))
+        .flatten();
     Ok(Json(ChangePage {
         requests: found.into_iter().map(view).collect(),
         next_before,
@@ -508,9 +568,19 @@ pub async fn get_one(
 ) -> ApiResult<Json<ChangeView>> {
     let purpose = reader(&state, &principal)?;
     let Some(cr) = state.store.changes().change(&principal.scope, id).await? else {
-        return Err(ApiError::not_found(format!("no change request {id} in your area scope")));
+        return Err(ApiError::not_found(format!(
+            "no change request {id} in your area scope"
+        )));
     };
-    crate::audit::record_read(&state, &principal, purpose, ("change_request", &id.to_string()), Some(cr.area.clone()), &["change", "steps"]).await?;
+    crate::audit::record_read(
+        &state,
+        &principal,
+        purpose,
+        ("change_request", &id.to_string()),
+        Some(cr.area.clone()),
+        &["change", "steps"],
+    )
+    .await?;
     Ok(Json(view(cr)))
 }
 
@@ -560,14 +630,24 @@ pub async fn decide(
     let note = decision.note.clone().filter(|n| !n.trim().is_empty());
     let now = Utc::now();
     let mut uow = state.store.begin().await?;
-    let Some(mut cr) = state.store.changes().change_for_update(&mut uow, id).await? else {
-        return Err(ApiError::not_found(format!("no change request {id} in your area scope")));
+    let Some(mut cr) = state
+        .store
+        .changes()
+        .change_for_update(&mut uow, id)
+        .await?
+    else {
+        return Err(ApiError::not_found(format!(
+            "no change request {id} in your area scope"
+        )));
     };
     if !principal.scope.contains(&cr.area) {
-        return Err(ApiError::not_found(format!("no change request {id} in your area scope")));
+        return Err(ApiError::not_found(format!(
+            "no change request {id} in your area scope"
+        )));
     }
     let actor = principal.username.as_str();
-    let conflict = |e: inkingi_domain::registry::change::TransitionError| ApiError::conflict(e.to_string());
+    let conflict =
+        |e: inkingi_domain::registry::change::TransitionError| ApiError::conflict(e.to_string());
     match decision.decision.as_str() {
         "approve" | "reject" => {
             principal.require(Permission::ApproveChanges)?;
@@ -593,7 +673,11 @@ pub async fn decide(
         }
         "submit" | "withdraw" => {
             if cr.submitted_by != actor {
-                return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only the submitter may submit or withdraw a request"));
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "only the submitter may submit or withdraw a request",
+                ));
             }
             if decision.decision == "submit" {
                 cr.submit(actor, now).map_err(conflict)?;
@@ -602,13 +686,25 @@ pub async fn decide(
             }
         }
         other => {
-            return Err(ApiError::invalid_field("decision", format!("'{other}': expected approve, reject, submit or withdraw")));
+            return Err(ApiError::invalid_field(
+                "decision",
+                format!("'{other}': expected approve, reject, submit or withdraw"),
+            ));
         }
     }
     cr.version += 1;
     state.store.changes().save_change(&mut uow, &cr).await?;
     let action = format!("change_request.{}", decision.decision);
-    audit_change(state, &mut uow, principal, &action, ("change_request", cr.id), Some(cr.area.clone()), vec![cr.status.to_string()]).await?;
+    audit_change(
+        state,
+        &mut uow,
+        principal,
+        &action,
+        ("change_request", cr.id),
+        Some(cr.area.clone()),
+        vec![cr.status.to_string()],
+    )
+    .await?;
     uow.commit().await?;
     Ok(cr)
 }
@@ -682,16 +778,31 @@ pub async fn queue_page(
     Query(p): Query<QueueParams>,
 ) -> ApiResult<Response> {
     principal.require(Permission::ApproveChanges)?;
-    let purpose = principal.purpose_or(inkingi_domain::identity::Purpose::CaseManagement, &state.auth.settings.purposes)?;
+    let purpose = principal.purpose_or(
+        inkingi_domain::identity::Purpose::CaseManagement,
+        &state.auth.settings.purposes,
+    )?;
     let q = ChangeQuery {
         status: Some(ChangeStatus::Submitted),
         limit: MAX_LIMIT,
         ..Default::default()
     };
-    let mut found = state.store.changes().list_changes(&principal.scope, &q).await?;
+    let mut found = state
+        .store
+        .changes()
+        .list_changes(&principal.scope, &q)
+        .await?;
     found.reverse();
     for cr in &found {
-        crate::audit::record_read(&state, &principal, purpose, ("change_request", &cr.id.to_string()), Some(cr.area.clone()), &["change"]).await?;
+        crate::audit::record_read(
+            &state,
+            &principal,
+            purpose,
+            ("change_request", &cr.id.to_string()),
+            Some(cr.area.clone()),
+            &["change"],
+        )
+        .await?;
     }
     let rows = found
         .into_iter()
@@ -715,7 +826,7 @@ pub async fn queue_page(
     Ok(render(&ctx, StatusCode::OK, &page))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionForm {
     csrf: String,

@@ -1,6 +1,6 @@
 use inkingi_domain::identity::AreaScope;
 use inkingi_domain::registry::change::ChangeRequest;
-use sqlx::{QueryBuilder, Row, Postgres};
+use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::PgAdapter;
@@ -28,10 +28,7 @@ fn push_scope(qb: &mut QueryBuilder<'_, Postgres>, column: &str, scope: &AreaSco
     qb.push(")");
 }
 
-async fn write_touches(
-    conn: &mut sqlx::PgConnection,
-    cr: &ChangeRequest,
-) -> StoreResult<()> {
+async fn write_touches(conn: &mut sqlx::PgConnection, cr: &ChangeRequest) -> StoreResult<()> {
     sqlx::query("DELETE FROM registry_change_touches WHERE change_request_id = $1")
         .bind(cr.id)
         .execute(&mut *conn)
@@ -76,7 +73,9 @@ impl ChangeRequestStore for PgAdapter {
     }
 
     async fn change(&self, scope: &AreaScope, id: Uuid) -> StoreResult<Option<ChangeRequest>> {
-        let mut qb = QueryBuilder::new("SELECT body::text AS body FROM registry_change_requests WHERE id = ");
+        let mut qb = QueryBuilder::new(
+            "SELECT body::text AS body FROM registry_change_requests WHERE id = ",
+        );
         qb.push_bind(id);
         push_scope(&mut qb, "area_code", scope);
         let row = qb.build().fetch_optional(&self.pool).await?;
@@ -88,10 +87,12 @@ impl ChangeRequestStore for PgAdapter {
         uow: &mut UnitOfWork,
         id: Uuid,
     ) -> StoreResult<Option<ChangeRequest>> {
-        let row = sqlx::query("SELECT body::text AS body FROM registry_change_requests WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(uow.postgres()?)
-            .await?;
+        let row = sqlx::query(
+            "SELECT body::text AS body FROM registry_change_requests WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(uow.postgres()?)
+        .await?;
         row.map(|r| from_body(r.try_get("body")?)).transpose()
     }
 
@@ -120,7 +121,9 @@ impl ChangeRequestStore for PgAdapter {
         scope: &AreaScope,
         q: &ChangeQuery,
     ) -> StoreResult<Vec<ChangeRequest>> {
-        let mut qb = QueryBuilder::new("SELECT body::text AS body FROM registry_change_requests WHERE 1 = 1");
+        let mut qb = QueryBuilder::new(
+            "SELECT body::text AS body FROM registry_change_requests WHERE 1 = 1",
+        );
         if let Some(s) = q.status {
             qb.push(" AND status = ").push_bind(s.as_str());
         }
@@ -139,7 +142,8 @@ impl ChangeRequestStore for PgAdapter {
             qb.push(" AND id < ").push_bind(before);
         }
         push_scope(&mut qb, "area_code", scope);
-        qb.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(q.limit));
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit));
         let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter().map(|r| from_body(r.try_get("body")?)).collect()
     }

@@ -84,7 +84,9 @@ async fn apply<C: RegistryConn + ?Sized>(
             father_id,
         } => {
             let m = new_member(person, *role, today, *mother_id, *father_id);
-            add_member(c, scope, *household_id, &m, meta).await.map(drop)
+            add_member(c, scope, *household_id, &m, meta)
+                .await
+                .map(drop)
         }
         ChangeKind::RecordBirth {
             household_id,
@@ -93,7 +95,9 @@ async fn apply<C: RegistryConn + ?Sized>(
         } => {
             let since = child.birth_date.map_or(today, |b| b.earliest());
             let m = new_member(child, MemberRole::Child, since, *mother_id, None);
-            add_member(c, scope, *household_id, &m, meta).await.map(drop)
+            add_member(c, scope, *household_id, &m, meta)
+                .await
+                .map(drop)
         }
         ChangeKind::RemoveMember {
             household_id,
@@ -126,19 +130,49 @@ async fn apply<C: RegistryConn + ?Sized>(
             household_id,
             new_head_id,
             previous_head_role,
-        } => change_head(c, scope, *household_id, *new_head_id, *previous_head_role, meta).await,
+        } => {
+            change_head(
+                c,
+                scope,
+                *household_id,
+                *new_head_id,
+                *previous_head_role,
+                meta,
+            )
+            .await
+        }
         ChangeKind::SplitHousehold {
             household_id,
             person_ids,
             new_head_id,
             village,
         } => {
-            split(c, scope, *household_id, person_ids, *new_head_id, village, today, meta).await
+            split(
+                c,
+                scope,
+                *household_id,
+                person_ids,
+                *new_head_id,
+                village,
+                today,
+                meta,
+            )
+            .await
         }
         ChangeKind::MergeHouseholds {
             into_household_id,
             from_household_id,
-        } => merge(c, scope, *into_household_id, *from_household_id, today, meta).await,
+        } => {
+            merge(
+                c,
+                scope,
+                *into_household_id,
+                *from_household_id,
+                today,
+                meta,
+            )
+            .await
+        }
         ChangeKind::UpdateIdentity { person_id, fields } => {
             let p = one_person(c, scope, *person_id).await?;
             let input: PersonInput = overlay(&p.person.data, fields, IDENTITY_FIELDS)?;
@@ -298,7 +332,15 @@ async fn join<C: RegistryConn + ?Sized>(
 ) -> StoreResult<()> {
     let p = one_person(c, scope, person_id).await?;
     if p.person.household_id.is_some() {
-        end_membership(c, scope, person_id, today, "moved to another household", meta).await?;
+        end_membership(
+            c,
+            scope,
+            person_id,
+            today,
+            "moved to another household",
+            meta,
+        )
+        .await?;
     }
     let p = one_person(c, scope, person_id).await?;
     let mut next = p.clone();
@@ -309,7 +351,11 @@ async fn join<C: RegistryConn + ?Sized>(
     next.person.version = p.person.version + 1;
     next.person.updated_at = meta.at;
     if !c.update_person(&next, p.person.version).await? {
-        return Err(super::stale("person", p.person.version, p.person.version + 1));
+        return Err(super::stale(
+            "person",
+            p.person.version,
+            p.person.version + 1,
+        ));
     }
     // Seen from the household joined, the member is new: no `before`, so rewinding the
     // household past this event drops them again.
@@ -481,7 +527,10 @@ async fn record_death<C: RegistryConn + ?Sized>(
     let hh = household_id.unwrap_or_default();
     write_member(c, hh, &p, next, "member.died", meta).await?;
     if household_id.is_some() {
-        end_membership(c, scope, person_id, died_on, "died", meta).await?;
+        // A death reported late can predate the membership as recorded (registration day);
+        // the membership then ends the day it started.
+        let end = p.member_since.map_or(died_on, |since| died_on.max(since));
+        end_membership(c, scope, person_id, end, "died", meta).await?;
     }
     Ok(())
 }

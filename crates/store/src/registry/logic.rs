@@ -372,7 +372,8 @@ pub(super) async fn end_membership<C: RegistryConn + ?Sized>(
     .await?;
     let mut next = p.clone();
     next.person.household_id = None;
-    next.person.village = None;
+    // The village stays: it is the person's last known area, which keeps them visible to
+    // that area's officers (a person outside every scope would be visible to no one).
     next.role = None;
     next.member_since = None;
     next.person.version = p.person.version + 1;

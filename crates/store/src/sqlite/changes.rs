@@ -29,10 +29,7 @@ fn push_scope(qb: &mut QueryBuilder<'_, Sqlite>, column: &str, scope: &AreaScope
     qb.push(")");
 }
 
-async fn write_touches(
-    conn: &mut sqlx::SqliteConnection,
-    cr: &ChangeRequest,
-) -> StoreResult<()> {
+async fn write_touches(conn: &mut sqlx::SqliteConnection, cr: &ChangeRequest) -> StoreResult<()> {
     sqlx::query("DELETE FROM registry_change_touches WHERE change_request_id = ?")
         .bind(cr.id)
         .execute(&mut *conn)
@@ -140,7 +137,8 @@ impl ChangeRequestStore for SqliteAdapter {
             qb.push(" AND id < ").push_bind(before);
         }
         push_scope(&mut qb, "area_code", scope);
-        qb.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(q.limit));
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit));
         let rows = qb.build().fetch_all(&self.read).await?;
         rows.iter().map(|r| from_body(r.try_get("body")?)).collect()
     }
