@@ -161,6 +161,8 @@ pub enum Permission {
     ReadHealthData,
     RecordHealthData,
     RecordPartnerSupport,
+    /// Propose a change to the registry (a change request) for an approver to decide.
+    SubmitChangeRequests,
     /// Publish new versions of the questionnaire.
     ManageForms,
 }
@@ -181,7 +183,8 @@ impl Permission {
             | Permission::ManageProgrammes
             | Permission::HandleGrievances
             | Permission::RecordHealthData
-            | Permission::RecordPartnerSupport => TokenScope::Write,
+            | Permission::RecordPartnerSupport
+            | Permission::SubmitChangeRequests => TokenScope::Write,
         }
     }
 }
@@ -204,6 +207,7 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     (
         Role::NationalOfficer,
         &[
+            P::SubmitChangeRequests,
             P::ReadPersonalData,
             P::WritePersonalData,
             P::ApproveChanges,
@@ -214,6 +218,7 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     (
         Role::DistrictOfficer,
         &[
+            P::SubmitChangeRequests,
             P::ReadPersonalData,
             P::WritePersonalData,
             P::ApproveChanges,
@@ -223,6 +228,7 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     (
         Role::SectorOfficer,
         &[
+            P::SubmitChangeRequests,
             P::ReadPersonalData,
             P::WritePersonalData,
             P::ApproveChanges,
@@ -231,7 +237,11 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     ),
     (
         Role::Enumerator,
-        &[P::ReadPersonalData, P::WritePersonalData],
+        &[
+            P::SubmitChangeRequests,
+            P::ReadPersonalData,
+            P::WritePersonalData,
+        ],
     ),
     (
         Role::ProgrammeManager,
@@ -239,11 +249,17 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     ),
     (
         Role::GrievanceOfficer,
-        &[P::ReadPersonalData, P::HandleGrievances, P::ReadAggregates],
+        &[
+            P::SubmitChangeRequests,
+            P::ReadPersonalData,
+            P::HandleGrievances,
+            P::ReadAggregates,
+        ],
     ),
     (
         Role::HealthWorker,
         &[
+            P::SubmitChangeRequests,
             P::ReadPersonalData,
             P::ReadHealthData,
             P::RecordHealthData,
@@ -252,9 +268,21 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     ),
     (
         Role::CommunityHealthWorker,
-        &[P::ReadPersonalData, P::ReadHealthData, P::RecordHealthData],
+        &[
+            P::SubmitChangeRequests,
+            P::ReadPersonalData,
+            P::ReadHealthData,
+            P::RecordHealthData,
+        ],
     ),
-    (Role::Partner, &[P::ReadAggregates, P::RecordPartnerSupport]),
+    (
+        Role::Partner,
+        &[
+            P::ReadAggregates,
+            P::RecordPartnerSupport,
+            P::SubmitChangeRequests,
+        ],
+    ),
     (Role::Auditor, &[P::ReadAudit]),
     (
         Role::MachineClient,

@@ -32,6 +32,47 @@ pub struct Config {
     pub log_level: String,
     pub worker: WorkerConfig,
     pub auth: crate::auth_config::AuthConfig,
+    pub registry: RegistryConfig,
+}
+
+/// `[registry]`: rules of the social registry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Approvals needed per kind of change request, 1 to 3 (`[registry.approval_tiers]`,
+    /// e.g. `move_household = 2`). Tier 1 is decided in the village's sector or cell, tier 2
+    /// needs a district-level approver, tier 3 a national one.
+    pub approval_tiers: std::collections::BTreeMap<String, u32>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            approval_tiers: inkingi_server::registry::changes::default_tiers(),
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// Refuses unknown kinds and tier counts outside 1–3, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        let known = inkingi_server::registry::changes::default_tiers();
+        for (kind, tiers) in &self.approval_tiers {
+            if !known.contains_key(kind) {
+                let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "registry.approval_tiers.{kind}: unknown kind of change request; expected one of {}",
+                    names.join(", ")
+                ));
+            }
+            if !(1..=3).contains(tiers) {
+                return Err(format!(
+                    "registry.approval_tiers.{kind}: {tiers} tiers; use 1, 2 or 3"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +127,7 @@ impl Default for Config {
             log_level: "info".into(),
             worker: WorkerConfig::default(),
             auth: crate::auth_config::AuthConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -151,6 +193,7 @@ impl Config {
                 "sqlite://PATH or postgres://USER@HOST:PORT/DB",
             );
         }
+        self.registry.check().map_err(ConfigError::Invalid)?;
         if self.db_max_connections == 0 {
             return bad("db_max_connections", "a whole number of at least 1");
         }

@@ -50,6 +50,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Sign-in, sessions, tokens, purposes of use.
     pub auth: auth::AuthSettings,
+    /// Approval tiers per kind of change request (`move_household = 2`…).
+    pub approval_tiers: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for ServerSettings {
@@ -58,6 +60,7 @@ impl Default for ServerSettings {
             body_limit: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             auth: auth::AuthSettings::default(),
+            approval_tiers: registry::changes::default_tiers(),
         }
     }
 }

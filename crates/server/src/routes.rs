@@ -91,7 +91,7 @@ where
 }
 
 fn all() -> Vec<Route> {
-    use crate::registry::{forms, households, memberships, people};
+    use crate::registry::{changes, forms, households, memberships, people};
     use crate::{audit, auth, health, metrics, openapi, web};
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
     const WRITE: Access = Access::Requires(Permission::WritePersonalData);
@@ -148,6 +148,30 @@ fn all() -> Vec<Route> {
             "/api/v1/forms",
             Requires(Permission::ManageForms),
             forms::publish,
+        ),
+        // Change requests: submitted in the submitter's area, decided by approvers of the
+        // household's area (the handlers check the approval tier).
+        post_route(
+            "/api/v1/change-requests",
+            Requires(Permission::SubmitChangeRequests),
+            changes::create,
+        ),
+        get_route("/api/v1/change-requests", READ, changes::list),
+        get_route("/api/v1/change-requests/{id}", READ, changes::get_one),
+        post_route(
+            "/api/v1/change-requests/{id}/decision",
+            SignedIn,
+            changes::decide_api,
+        ),
+        get_route(
+            "/change-requests",
+            Requires(Permission::ApproveChanges),
+            changes::queue_page,
+        ),
+        post_route(
+            "/change-requests/{id}/decision",
+            Requires(Permission::ApproveChanges),
+            changes::decide_page,
         ),
         // Web pages over public reference data, and their static assets.
         get_route("/", Public, web::home::page),

@@ -235,6 +235,51 @@ const REGISTRY: &[Entry] = &[
         Foreign::NotApplicable,
         Role::SystemAdmin,
     ),
+    // Change requests. A foreign caller cannot submit one naming district 11's household.
+    api(
+        "POST",
+        "/api/v1/change-requests",
+        "/api/v1/change-requests",
+        Foreign::NotApplicable,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/change-requests",
+        "/api/v1/change-requests",
+        Foreign::Filtered,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/change-requests/{id}",
+        "/api/v1/change-requests/{hh}",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "POST",
+        "/api/v1/change-requests/{id}/decision",
+        "/api/v1/change-requests/{hh}/decision",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    Entry {
+        method: "GET",
+        path: "/change-requests",
+        call: "/change-requests",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "POST",
+        path: "/change-requests/{id}/decision",
+        call: "/change-requests/00000000-0000-0000-0000-000000000000/decision",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
 ];
 
 fn all_entries() -> impl Iterator<Item = &'static Entry> {

@@ -11,6 +11,7 @@
 
 pub mod areas;
 pub mod audit;
+pub mod changes;
 mod error;
 pub mod identity;
 pub mod jobs;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use areas::AreaStore;
 use audit::AuditStore;
+use changes::ChangeRequestStore;
 use identity::IdentityStore;
 use jobs::JobStore;
 use registry::RegistryStore;
@@ -88,6 +90,8 @@ impl ConnectOptions {
 pub(crate) trait Adapter:
     AreaStore
     + AuditStore
+    + ChangeRequestStore
+    + registry::ChangeApplier
     + IdentityStore
     + JobStore
     + RegistryStore
@@ -155,6 +159,16 @@ impl Store {
     /// The audit log. Queries take the reader's [`inkingi_domain::identity::AreaScope`]: every
     /// store call that returns personal data does, so a caller cannot forget to filter.
     pub fn audit(&self) -> &dyn AuditStore {
+        &*self.adapter
+    }
+
+    /// Change requests to the registry. Reads take the reader's area scope.
+    pub fn changes(&self) -> &dyn ChangeRequestStore {
+        &*self.adapter
+    }
+
+    /// Applies approved change requests to the registry.
+    pub fn change_applier(&self) -> &dyn registry::ChangeApplier {
         &*self.adapter
     }
 

@@ -23,7 +23,9 @@ use uuid::Uuid;
 
 use crate::{StoreError, StoreResult, UnitOfWork};
 
+mod apply;
 mod logic;
+pub use apply::ChangeApplier;
 pub(crate) use logic::{
     ensure_default_form, HouseholdFilter, PeopleFilter, RegistryBackend, RegistryConn,
 };

@@ -41,6 +41,9 @@ pub enum ChangeKind {
     ChangeHead {
         household_id: Uuid,
         new_head_id: Uuid,
+        /// The outgoing head's new role; `other_relative` when not given.
+        #[serde(default)]
+        previous_head_role: Option<MemberRole>,
     },
     /// Some members leave to form a new household in `village`, headed by `new_head_id`.
     SplitHousehold {
@@ -73,6 +76,9 @@ pub enum ChangeKind {
     RecordDeath {
         person_id: Uuid,
         died_on: NaiveDate,
+        /// Needed when the deceased headed a household that has other members.
+        #[serde(default)]
+        new_head_id: Option<Uuid>,
     },
 }
 
@@ -106,6 +112,7 @@ impl ChangeKind {
             ChangeKind::ChangeHead {
                 household_id,
                 new_head_id,
+                ..
             } => vec![*household_id, *new_head_id],
             ChangeKind::SplitHousehold {
                 household_id,
@@ -359,6 +366,7 @@ mod tests {
             change: ChangeKind::RecordDeath {
                 person_id: Uuid::from_u128(2),
                 died_on: NaiveDate::from_ymd_opt(2026, 1, 1).expect("date"),
+                new_head_id: None,
             },
             status: ChangeStatus::Draft,
             area: AreaCode::parse("57150505").expect("code"),

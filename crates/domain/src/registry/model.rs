@@ -175,7 +175,8 @@ pub struct Person {
     /// Date of death, once recorded.
     pub died_on: Option<NaiveDate>,
     pub household_id: Option<Uuid>,
-    /// The current household's village, kept on the person for scoping and search.
+    /// The current (or, after leaving, the last) household's village, kept on the person for
+    /// scoping and search.
     pub village: Option<AreaCode>,
     pub version: i64,
     pub created_at: DateTime<Utc>,

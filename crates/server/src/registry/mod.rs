@@ -5,6 +5,7 @@
 //! records reads of personal data with their declared purpose, and writes each change with its
 //! event (actor, channel, reason) in one transaction.
 
+pub mod changes;
 pub mod forms;
 pub mod households;
 pub mod input;
@@ -47,9 +48,14 @@ pub const FORM_ID: &str = "rw-socioeconomic";
         forms::latest,
         forms::by_version,
         forms::publish,
+        changes::create,
+        changes::list,
+        changes::get_one,
+        changes::decide_api,
     ),
     components(schemas(crate::error::FieldError, input::MemberFields, input::HouseholdFields,
-        households::CreateHousehold)),
+        households::CreateHousehold, changes::ChangeView, changes::ChangePage,
+        changes::Decision)),
     tags((name = "registry", description = "Households, individuals, memberships, history and the questionnaire"))
 )]
 struct RegistryApi;

@@ -136,6 +136,7 @@ messages! {
     api_responses, api_schemas, api_name, api_location, api_type, api_required, api_optional,
     api_description, api_status, api_none,
     sign_in, sign_out, signed_in_as, nav_audit, account_label, change_password_notice, change_password_link, login_title, login_username, login_password, login_failed, login_expired, login_limited, login_stale_form, login_signed_out, password_title, password_intro_required, password_intro, password_current, password_new, password_again, password_rules, password_submit, password_error_summary, password_error_current, password_error_too_short, password_error_username, password_error_same, password_error_mismatch, password_error_limited, audit_title, audit_chain_head, audit_your_role, audit_your_areas, audit_filters, audit_subject_type, audit_subject_id, audit_actor, audit_from, audit_to, audit_search, audit_none, audit_col_when, audit_col_role, audit_col_action, audit_col_outcome, audit_col_subject, audit_col_area, audit_col_fields, audit_col_purpose, audit_col_client, audit_next,
+    nav_changes, changes_title, changes_intro, changes_none, changes_done, changes_col_kind, changes_col_area, changes_col_by, changes_col_when, changes_col_tier, changes_col_reason, changes_col_change, changes_col_decide, changes_note, changes_approve, changes_reject,
 }
 
 impl Messages {

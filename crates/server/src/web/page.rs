@@ -20,6 +20,8 @@ pub enum Section {
     Areas,
     ApiDocs,
     Audit,
+    /// The approval queue of change requests.
+    Changes,
     /// The sign-in page and the signed-in user's own pages.
     Account,
     /// Error pages belong to no section.
@@ -46,6 +48,8 @@ pub struct Viewer {
     /// For the sign-out form.
     pub csrf_token: String,
     pub may_read_audit: bool,
+    /// Sees the approval queue in the menu.
+    pub may_approve: bool,
     pub must_change_password: bool,
 }
 
@@ -65,6 +69,7 @@ impl FromRequestParts<AppState> for PageCtx {
                 fragment: is_fragment_request(&parts.headers),
                 viewer: crate::auth::viewer(state, parts).await.map(|u| Viewer {
                     may_read_audit: may(u.role, Permission::ReadAudit),
+                    may_approve: may(u.role, Permission::ApproveChanges),
                     username: u.username,
                     csrf_token: u.csrf_token,
                     must_change_password: u.must_change_password,
@@ -148,6 +153,9 @@ impl PageCtx {
         // Shown only to those who may open it; the page itself checks again.
         if self.viewer.as_ref().is_some_and(|v| v.may_read_audit) {
             nav.push(("/audit", &t.nav_audit, Section::Audit));
+        }
+        if self.viewer.as_ref().is_some_and(|v| v.may_approve) {
+            nav.push(("/change-requests", &t.nav_changes, Section::Changes));
         }
         Chrome {
             change_password_notice: section != Section::Account
@@ -325,6 +333,7 @@ mod tests {
                 username: "ada".into(),
                 csrf_token: "c".into(),
                 may_read_audit,
+                may_approve: false,
                 must_change_password: true,
             }),
         };

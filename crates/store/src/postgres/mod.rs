@@ -3,6 +3,7 @@
 
 mod areas;
 mod audit;
+mod changes;
 mod identity;
 mod jobs;
 mod registry;

@@ -92,11 +92,11 @@ pub(crate) trait RegistryBackend: Send + Sync {
     async fn begin_write(&self) -> StoreResult<UnitOfWork>;
 }
 
-fn not_found(what: &str, id: impl std::fmt::Display) -> StoreError {
+pub(super) fn not_found(what: &str, id: impl std::fmt::Display) -> StoreError {
     StoreError::NotFound(format!("{what} {id}"))
 }
 
-async fn one_household<C: RegistryConn + ?Sized>(
+pub(super) async fn one_household<C: RegistryConn + ?Sized>(
     c: &mut C,
     scope: &AreaScope,
     id: Uuid,
@@ -107,7 +107,7 @@ async fn one_household<C: RegistryConn + ?Sized>(
         .ok_or_else(|| not_found("household", id))
 }
 
-async fn one_person<C: RegistryConn + ?Sized>(
+pub(super) async fn one_person<C: RegistryConn + ?Sized>(
     c: &mut C,
     scope: &AreaScope,
     id: Uuid,
@@ -145,7 +145,7 @@ fn with_id(p: &PersonRecord) -> Value {
     Value::Object(f)
 }
 
-async fn register<C: RegistryConn + ?Sized>(
+pub(super) async fn register<C: RegistryConn + ?Sized>(
     c: &mut C,
     new: &NewHousehold,
     meta: &EventMeta,
@@ -187,7 +187,7 @@ async fn register<C: RegistryConn + ?Sized>(
     Ok(h)
 }
 
-async fn update_household<C: RegistryConn + ?Sized>(
+pub(super) async fn update_household<C: RegistryConn + ?Sized>(
     c: &mut C,
     scope: &AreaScope,
     id: Uuid,
@@ -231,7 +231,7 @@ async fn update_household<C: RegistryConn + ?Sized>(
 
 /// Writes `next` over `current` (a member of `household_id`) with an event of `kind` holding
 /// only what changed; returns `current` untouched when nothing did.
-async fn write_member<C: RegistryConn + ?Sized>(
+pub(super) async fn write_member<C: RegistryConn + ?Sized>(
     c: &mut C,
     household_id: Uuid,
     current: &PersonRecord,
@@ -291,7 +291,7 @@ async fn update_person<C: RegistryConn + ?Sized>(
     write_member(c, household_id, &current, next, "member.updated", meta).await
 }
 
-async fn add_member<C: RegistryConn + ?Sized>(
+pub(super) async fn add_member<C: RegistryConn + ?Sized>(
     c: &mut C,
     scope: &AreaScope,
     household_id: Uuid,
@@ -334,7 +334,7 @@ async fn add_member<C: RegistryConn + ?Sized>(
     Ok(rec)
 }
 
-async fn end_membership<C: RegistryConn + ?Sized>(
+pub(super) async fn end_membership<C: RegistryConn + ?Sized>(
     c: &mut C,
     scope: &AreaScope,
     person_id: Uuid,
@@ -372,7 +372,8 @@ async fn end_membership<C: RegistryConn + ?Sized>(
     .await?;
     let mut next = p.clone();
     next.person.household_id = None;
-    next.person.village = None;
+    // The village stays: it is the person's last known area, which keeps them visible to
+    // that area's officers (a person outside every scope would be visible to no one).
     next.role = None;
     next.member_since = None;
     next.person.version = p.person.version + 1;
@@ -425,7 +426,7 @@ async fn dissolve<C: RegistryConn + ?Sized>(
     Ok(())
 }
 
-async fn change_roles<C: RegistryConn + ?Sized>(
+pub(super) async fn change_roles<C: RegistryConn + ?Sized>(
     c: &mut C,
     scope: &AreaScope,
     household_id: Uuid,
