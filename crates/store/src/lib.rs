@@ -17,6 +17,7 @@ pub mod jobs;
 mod postgres;
 pub mod reference;
 pub mod registry;
+pub mod registry_bulk;
 mod sqlite;
 pub mod system;
 mod uow;
@@ -31,6 +32,7 @@ use areas::AreaStore;
 use audit::AuditStore;
 use identity::IdentityStore;
 use jobs::JobStore;
+use registry_bulk::RegistryBulk;
 use system::SystemStore;
 
 /// Which database sits behind a [`Store`].
@@ -85,7 +87,15 @@ impl ConnectOptions {
 /// Everything one backend adapter implements.
 #[async_trait::async_trait]
 pub(crate) trait Adapter:
-    AreaStore + AuditStore + IdentityStore + JobStore + SystemStore + Send + Sync + 'static
+    AreaStore
+    + AuditStore
+    + IdentityStore
+    + JobStore
+    + RegistryBulk
+    + SystemStore
+    + Send
+    + Sync
+    + 'static
 {
     async fn begin(&self) -> StoreResult<UnitOfWork>;
     async fn migrate(&self) -> StoreResult<()>;
@@ -119,6 +129,9 @@ impl Store {
     /// Applies pending migrations, then loads any reference data (areas) whose version changed.
     pub async fn migrate(&self) -> StoreResult<()> {
         self.adapter.migrate().await?;
+        // A first bulk load drops the registry's secondary indexes; if it was interrupted,
+        // migrate (run by every `serve`) puts them back.
+        self.adapter.ensure_indexes().await?;
         reference::ensure_loaded(self).await
     }
 
@@ -145,6 +158,11 @@ impl Store {
     /// The audit log. Queries take the reader's [`inkingi_domain::identity::AreaScope`]: every
     /// store call that returns personal data does, so a caller cannot forget to filter.
     pub fn audit(&self) -> &dyn AuditStore {
+        &*self.adapter
+    }
+
+    /// Bulk loads and exports of the registry (`inkingi import`, `inkingi export`).
+    pub fn registry_bulk(&self) -> &dyn RegistryBulk {
         &*self.adapter
     }
 

@@ -5,6 +5,7 @@ mod areas;
 mod audit;
 mod identity;
 mod jobs;
+mod registry_bulk;
 
 use std::str::FromStr;
 

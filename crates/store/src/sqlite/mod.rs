@@ -6,6 +6,7 @@ mod areas;
 mod audit;
 mod identity;
 mod jobs;
+mod registry_bulk;
 mod ts;
 
 use std::str::FromStr;
