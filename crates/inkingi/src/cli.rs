@@ -74,6 +74,41 @@ pub enum Command {
     /// Verify the audit log's hash chain and print its head for anchoring.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write a synthetic registry (households.csv, members.csv, and truth.csv: the duplicates
+    /// it injected) in the import format. Needs no database.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Households to generate (1 to 10000000; Rwanda has about 3.2 million), not counting
+    /// the re-registered copies injected as duplicates.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub households: u64,
+    /// The same seed gives byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Directory for the files (created if missing; existing files are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Share of people registered a second time, with realistic errors (0 to 0.5).
+    #[arg(long, default_value_t = 0.02, value_name = "SHARE", value_parser = parse_share)]
+    pub duplicates: f64,
+    /// Share of children under 16 with a birth registration number (0 to 1).
+    #[arg(long, default_value_t = 0.3, value_name = "SHARE", value_parser = parse_share)]
+    pub child_id_share: f64,
+    /// The day the registry describes (ages are counted to it), YYYY-MM-DD. Fixed by default
+    /// so that a seed gives the same files on any day.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<chrono::NaiveDate>,
+}
+
+/// A share: a number from 0 to 1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected a number from 0 to 1, e.g. 0.02".into()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +352,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn shares_are_between_0_and_1() {
+        assert_eq!(parse_share("0.02"), Ok(0.02));
+        assert_eq!(parse_share("1"), Ok(1.0));
+        for bad in ["", "-0.1", "1.5", "NaN", "2%"] {
+            assert!(parse_share(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn ages_are_a_number_and_a_unit() {

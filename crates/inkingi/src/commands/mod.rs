@@ -4,6 +4,7 @@ pub mod audit;
 mod demo;
 mod export;
 mod import;
+mod generate;
 mod jobs;
 mod migrate;
 mod serve;
@@ -17,6 +18,10 @@ use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Generating needs neither a database nor the service's configuration.
+    if let Command::Generate(args) = cli.command {
+        return generate::run(args).await;
+    }
     let config = Config::load(cli.global.config.as_deref(), &cli.overrides())?;
     crate::logging::init(&config);
     match cli.command {
@@ -30,6 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => audit::run(&config, cmd).await,
         Command::Import(args) => import::run(&config, &args).await,
         Command::Export(args) => export::run(&config, &args).await,
+        Command::Generate(args) => generate::run(args).await,
     }
 }
 
@@ -37,6 +43,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// broken; 1: anything else.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<ConfigError>().is_some() {
+        return 2;
+    }
+    if let Some(inkingi_synth::Error::Config(_)) = e.downcast_ref() {
         return 2;
     }
     if e.downcast_ref::<audit::ChainBroken>().is_some() {
