@@ -49,7 +49,11 @@ fn run(config: &GenerateConfig, dir: &Path) -> Data {
         reported.fetch_max(done, std::sync::atomic::Ordering::Relaxed);
     })
     .unwrap();
-    assert_eq!(reported.into_inner(), config.households, "progress reaches the end");
+    assert_eq!(
+        reported.into_inner(),
+        config.households,
+        "progress reaches the end"
+    );
     let [h, m, t] = output_paths(dir);
     let (household_headers, households) = read(&h);
     let (member_headers, members) = read(&m);

@@ -3,8 +3,8 @@
 pub mod audit;
 mod demo;
 mod export;
-mod import;
 mod generate;
+mod import;
 mod jobs;
 mod migrate;
 mod serve;
