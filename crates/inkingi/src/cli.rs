@@ -67,6 +67,10 @@ pub enum Command {
     /// Manage API tokens for machines and partners.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Import households and members from CSV files (see docs/CSV_FORMAT.md); safe to re-run.
+    Import(ImportArgs),
+    /// Export an area's households and members as CSV files in the import format.
+    Export(ExportArgs),
     /// Verify the audit log's hash chain and print its head for anchoring.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -105,6 +109,38 @@ fn parse_share(s: &str) -> Result<f64, String> {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err("expected a number from 0 to 1, e.g. 0.02".into()),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// households.csv
+    #[arg(long, value_name = "FILE")]
+    pub households: PathBuf,
+    /// members.csv, in the household order of households.csv
+    #[arg(long, value_name = "FILE")]
+    pub members: PathBuf,
+    /// Name of the source system; rows are stored with source key `<source>:<key>`.
+    #[arg(long, default_value = "import")]
+    pub source: String,
+    /// Where to write the per-row error report (default: import-errors.csv).
+    #[arg(long, value_name = "FILE", default_value = "import-errors.csv")]
+    pub errors: PathBuf,
+    /// Households per transaction.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    pub batch: u32,
+    /// No progress bar (for logs and scripts).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// NISR code of the area (province, district, sector, cell or village), or `national`.
+    #[arg(long, value_name = "CODE")]
+    pub area: String,
+    /// Directory to write households.csv and members.csv into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,4 +2,5 @@
 //! to outside systems, and simulators of those systems for demos and tests.
 
 pub mod probe;
+pub mod registry_io;
 pub mod worker;

@@ -18,6 +18,7 @@ pub mod jobs;
 mod postgres;
 pub mod reference;
 pub mod registry;
+pub mod registry_bulk;
 mod sqlite;
 pub mod system;
 mod uow;
@@ -34,6 +35,7 @@ use changes::ChangeRequestStore;
 use identity::IdentityStore;
 use jobs::JobStore;
 use registry::RegistryStore;
+use registry_bulk::RegistryBulk;
 use system::SystemStore;
 
 /// Which database sits behind a [`Store`].
@@ -95,6 +97,7 @@ pub(crate) trait Adapter:
     + IdentityStore
     + JobStore
     + RegistryStore
+    + RegistryBulk
     + SystemStore
     + Send
     + Sync
@@ -132,6 +135,9 @@ impl Store {
     /// Applies pending migrations, then loads any reference data (areas) whose version changed.
     pub async fn migrate(&self) -> StoreResult<()> {
         self.adapter.migrate().await?;
+        // A first bulk load drops the registry's secondary indexes; if it was interrupted,
+        // migrate (run by every `serve`) puts them back.
+        self.adapter.ensure_indexes().await?;
         reference::ensure_loaded(self).await?;
         registry::ensure_default_form(self).await
     }
@@ -175,6 +181,11 @@ impl Store {
     /// Households, people, memberships, history and form versions. Reads of personal data take
     /// the reader's [`inkingi_domain::identity::AreaScope`].
     pub fn registry(&self) -> &dyn RegistryStore {
+        &*self.adapter
+    }
+
+    /// Bulk loads and exports of the registry (`inkingi import`, `inkingi export`).
+    pub fn registry_bulk(&self) -> &dyn RegistryBulk {
         &*self.adapter
     }
 

@@ -2,7 +2,9 @@
 
 pub mod audit;
 mod demo;
+mod export;
 mod generate;
+mod import;
 mod jobs;
 mod migrate;
 mod serve;
@@ -31,6 +33,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(cmd) => users::run(&config, cmd).await,
         Command::Tokens(cmd) => tokens::run(&config, cmd).await,
         Command::Audit(cmd) => audit::run(&config, cmd).await,
+        Command::Import(args) => import::run(&config, &args).await,
+        Command::Export(args) => export::run(&config, &args).await,
         Command::Generate(args) => generate::run(args).await,
     }
 }
@@ -46,6 +50,14 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
     if e.downcast_ref::<audit::ChainBroken>().is_some() {
         return 4;
+    }
+    if let Some(
+        inkingi_interop::registry_io::import::ImportError::Header { .. }
+        | inkingi_interop::registry_io::import::ImportError::Source(_)
+        | inkingi_interop::registry_io::import::ImportError::OutOfOrder { .. },
+    ) = e.downcast_ref()
+    {
+        return 2;
     }
     if let Some(inkingi_server::auth::service::AdminError::Invalid(_)) = e.downcast_ref() {
         return 2;

@@ -7,6 +7,7 @@ mod changes;
 mod identity;
 mod jobs;
 mod registry;
+mod registry_bulk;
 
 use std::str::FromStr;
 

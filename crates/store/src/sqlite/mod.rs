@@ -8,6 +8,7 @@ mod changes;
 mod identity;
 mod jobs;
 mod registry;
+mod registry_bulk;
 mod ts;
 
 use std::str::FromStr;

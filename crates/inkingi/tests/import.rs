@@ -1,0 +1,321 @@
+//! `inkingi import` / `inkingi export` as an operator runs them, on both backends: bad input,
+//! idempotent re-runs, a kill -9 mid-import, and the export → import round trip.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use inkingi_testkit::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_inkingi");
+
+fn inkingi(db: &TestDb) -> Command {
+    let mut c = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("INKINGI_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn")
+        .env("INKINGI_DATABASE_URL", &db.url);
+    c
+}
+
+fn run(c: &mut Command) -> (i32, String) {
+    let out = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn generate(dir: &Path, households: u32) -> PathBuf {
+    let out = dir.join("gen");
+    let status = Command::new(BIN)
+        .args([
+            "generate",
+            "--households",
+            &households.to_string(),
+            "--seed",
+            "7",
+        ])
+        .args(["--duplicates", "0", "--out"])
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    out
+}
+
+fn import(db: &TestDb, dir: &Path, errors: &Path, extra: &[&str]) -> (i32, String) {
+    run(inkingi(db)
+        .arg("import")
+        .arg("--households")
+        .arg(dir.join("households.csv"))
+        .arg("--members")
+        .arg(dir.join("members.csv"))
+        .arg("--errors")
+        .arg(errors)
+        .arg("--quiet")
+        .args(extra))
+}
+
+fn export(db: &TestDb, out: &Path) -> (String, String) {
+    let (code, text) = run(inkingi(db)
+        .args(["export", "--area", "national", "--out"])
+        .arg(out));
+    assert_eq!(code, 0, "{text}");
+    (
+        std::fs::read_to_string(out.join("households.csv")).unwrap(),
+        std::fs::read_to_string(out.join("members.csv")).unwrap(),
+    )
+}
+
+fn read_csv(path: &Path) -> (csv::ByteRecord, Vec<csv::ByteRecord>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.byte_headers().unwrap().clone();
+    (header, r.byte_records().map(Result::unwrap).collect())
+}
+
+fn write_csv(path: &Path, header: &csv::ByteRecord, rows: &[csv::ByteRecord]) {
+    let mut w = csv::Writer::from_path(path).unwrap();
+    w.write_byte_record(header).unwrap();
+    for r in rows {
+        w.write_byte_record(r).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+fn col(header: &csv::ByteRecord, name: &str) -> usize {
+    header.iter().position(|c| c == name.as_bytes()).unwrap()
+}
+
+fn set(row: &mut csv::ByteRecord, i: usize, value: &[u8]) {
+    let mut cells: Vec<Vec<u8>> = row.iter().map(<[u8]>::to_vec).collect();
+    cells[i] = value.to_vec();
+    *row = csv::ByteRecord::from(cells);
+}
+
+/// Each kind of bad input from the issue is reported against its row and column, its household
+/// is not stored at all, and the rest of the file is imported.
+#[tokio::test]
+async fn bad_rows_are_reported_and_their_households_left_out() {
+    for db in inkingi_testkit::databases().await {
+        let dir = tempfile::tempdir().unwrap();
+        let gen = generate(dir.path(), 12);
+        let (hh_header, mut hh) = read_csv(&gen.join("households.csv"));
+        let (m_header, mut members) = read_csv(&gen.join("members.csv"));
+        let key_of = |r: &csv::ByteRecord| String::from_utf8(r[0].to_vec()).unwrap();
+        // Index of the first member row of household i, and of the head.
+        let first_member = |members: &[csv::ByteRecord], hh: &[csv::ByteRecord], i: usize| {
+            members.iter().position(|m| m[0] == hh[i][0]).unwrap()
+        };
+        let mut expected: Vec<(&str, usize, &str)> = Vec::new();
+        // 1: an impossible date.
+        let m = first_member(&members, &hh, 1);
+        set(&mut members[m], col(&m_header, "birth_date"), b"1990-13-01");
+        expected.push(("members.csv", m + 2, "birth_date"));
+        // 2: an unknown village.
+        set(&mut hh[2], col(&hh_header, "village_code"), b"99999999");
+        expected.push(("households.csv", 4, "village_code"));
+        // 3: two heads.
+        let m = first_member(&members, &hh, 3);
+        let role = col(&m_header, "role");
+        let second = m + 1;
+        assert_eq!(members[second][0], hh[3][0], "household 3 has two members");
+        set(&mut members[second], role, b"head");
+        expected.push(("members.csv", m + 2, "role"));
+        // 4: a malformed national ID.
+        let m = first_member(&members, &hh, 4);
+        set(&mut members[m], col(&m_header, "national_id"), b"12345");
+        expected.push(("members.csv", m + 2, "national_id"));
+        // 5: an oversized name.
+        let m = first_member(&members, &hh, 5);
+        set(
+            &mut members[m],
+            col(&m_header, "given_name"),
+            "A".repeat(150).as_bytes(),
+        );
+        expected.push(("members.csv", m + 2, "given_name"));
+        // 6: born in the future.
+        let m = first_member(&members, &hh, 6);
+        set(&mut members[m], col(&m_header, "birth_date"), b"2090");
+        expected.push(("members.csv", m + 2, "birth_date"));
+        // 7: a name in Windows-1252 is transcoded and accepted.
+        let m = first_member(&members, &hh, 7);
+        set(
+            &mut members[m],
+            col(&m_header, "given_name"),
+            b"Ang\xe9lique",
+        );
+        let bad_keys: Vec<String> = (1..=6).map(|i| key_of(&hh[i])).collect();
+        let input = dir.path().join("input");
+        std::fs::create_dir_all(&input).unwrap();
+        write_csv(&input.join("households.csv"), &hh_header, &hh);
+        write_csv(&input.join("members.csv"), &m_header, &members);
+
+        let errors = dir.path().join("errors.csv");
+        let (code, text) = import(&db, &input, &errors, &[]);
+        assert_eq!(code, 0, "{db:?}: {text}");
+        assert!(text.contains("6 households rejected"), "{db:?}: {text}");
+        assert!(text.contains("Windows-1252"), "{db:?}: {text}");
+        let (_, report) = read_csv(&errors);
+        for (file, line, column) in &expected {
+            assert!(
+                report.iter().any(|r| &r[0] == file.as_bytes()
+                    && r[1] == *line.to_string().as_bytes()
+                    && &r[2] == column.as_bytes()
+                    && !r[4].is_empty()),
+                "{db:?}: no report for {file} line {line} column {column}"
+            );
+        }
+        let (households, people) = export(&db, &dir.path().join("out"));
+        for key in &bad_keys {
+            assert!(
+                !households.contains(key.as_str()),
+                "{db:?}: {key} was stored"
+            );
+            assert!(
+                !people.contains(key.as_str()),
+                "{db:?}: members of {key} were stored"
+            );
+        }
+        assert!(households.contains(&key_of(&hh[0])));
+        assert!(people.contains("Angélique"), "{db:?}");
+        assert_eq!(households.lines().count(), 1 + hh.len() - 6);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_header_names_the_columns() {
+    let db = inkingi_testkit::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gen = generate(dir.path(), 2);
+    let text = std::fs::read_to_string(gen.join("members.csv")).unwrap();
+    // A byte-order mark is fine; a misspelt column is not.
+    let text = format!("\u{feff}{}", text.replacen("given_name", "first_name", 1));
+    std::fs::write(gen.join("members.csv"), text).unwrap();
+    let (code, out) = import(&db, &gen, &dir.path().join("e.csv"), &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("missing columns: given_name"), "{out}");
+    assert!(out.contains("unknown columns: first_name"), "{out}");
+}
+
+/// Importing twice changes nothing; an export imported into a fresh database exports the same.
+#[tokio::test]
+async fn re_import_is_idempotent_and_export_round_trips() {
+    for db in inkingi_testkit::databases().await {
+        let dir = tempfile::tempdir().unwrap();
+        let gen = generate(dir.path(), 150);
+        let errors = dir.path().join("e.csv");
+        let (code, first) = import(&db, &gen, &errors, &["--batch", "40"]);
+        assert_eq!(code, 0, "{first}");
+        assert!(first.contains("0 households rejected"), "{db:?}: {first}");
+        let before = export(&db, &dir.path().join("a"));
+        let (code, again) = import(&db, &gen, &errors, &[]);
+        assert_eq!(code, 0, "{again}");
+        assert!(
+            again.contains("imported 0 households and 0 people"),
+            "{again}"
+        );
+        let households = before.0.lines().count() - 1;
+        assert!(
+            again.contains(&format!("{households} already present")),
+            "{again}"
+        );
+        assert_eq!(export(&db, &dir.path().join("b")), before);
+
+        let fresh = match db.kind {
+            inkingi_store::BackendKind::Sqlite => inkingi_testkit::sqlite().await,
+            inkingi_store::BackendKind::Postgres => {
+                let admin = std::env::var(inkingi_testkit::PG_ENV).unwrap();
+                inkingi_testkit::postgres(&admin).await
+            }
+        };
+        let (code, text) = import(&fresh, &dir.path().join("a"), &errors, &[]);
+        assert_eq!(code, 0, "{text}");
+        assert_eq!(export(&fresh, &dir.path().join("c")), before, "{db:?}");
+    }
+}
+
+/// kill -9 in the middle of an import, then the same command again: the end state equals that
+/// of an uninterrupted import into another database.
+#[tokio::test]
+async fn an_import_killed_mid_way_resumes_to_the_same_state() {
+    for db in inkingi_testkit::databases().await {
+        let dir = tempfile::tempdir().unwrap();
+        let gen = generate(dir.path(), 3000);
+        let errors = dir.path().join("e.csv");
+        let store = db.store().await;
+        let mut child = inkingi(&db)
+            .arg("import")
+            .arg("--households")
+            .arg(gen.join("households.csv"))
+            .arg("--members")
+            .arg(gen.join("members.csv"))
+            .arg("--errors")
+            .arg(&errors)
+            .args(["--quiet", "--batch", "50"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill once some batches are committed.
+        let started = Instant::now();
+        let mut killed_mid_way = false;
+        while started.elapsed() < Duration::from_secs(120) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            let n = count_households(&store).await;
+            if n > 0 {
+                child.kill().unwrap();
+                killed_mid_way = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.wait().unwrap();
+        assert!(
+            killed_mid_way,
+            "{db:?}: the import ended before it could be killed"
+        );
+        let partial = count_households(&store).await;
+        let (code, text) = import(&db, &gen, &errors, &["--batch", "50"]);
+        assert_eq!(code, 0, "{text}");
+        let resumed = export(&db, &dir.path().join("a"));
+        assert!(
+            text.contains(&format!("{partial} already present")),
+            "{db:?}: {text}"
+        );
+
+        let clean_db = inkingi_testkit::sqlite().await;
+        let (code, text) = import(&clean_db, &gen, &errors, &[]);
+        assert_eq!(code, 0, "{text}");
+        assert_eq!(resumed, export(&clean_db, &dir.path().join("b")), "{db:?}");
+    }
+}
+
+async fn count_households(store: &inkingi_store::Store) -> u64 {
+    let mut n = 0;
+    let mut after = None;
+    // Through the port, so the test reads what export would.
+    loop {
+        let Ok(page) = store
+            .registry_bulk()
+            .export_households("", after.clone(), 5000)
+            .await
+        else {
+            return 0;
+        };
+        let Some(last) = page.last() else { break };
+        after = Some((last.village_code.clone(), last.id));
+        n += page.len() as u64;
+    }
+    n
+}

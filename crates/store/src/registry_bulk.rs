@@ -1,0 +1,299 @@
+//! Port for bulk loading and exporting the registry (`inkingi import` / `inkingi export`).
+//!
+//! A batch of households is written in one transaction with its members and one
+//! `household.registered` event per household. Households whose source key is already stored
+//! are skipped, so running the same import again (or again after a crash: every batch is
+//! atomic) ends in the state of one uninterrupted import. Keys that would break a unique
+//! index (national ID, registry number, member source key) are checked for the whole batch
+//! in one query per key kind before anything is written, and the households that carry them
+//! are reported back instead of aborting the batch.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::registry::{EventMeta, NewHousehold, NewMember};
+use crate::StoreResult;
+
+/// Why one household of a batch was not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchConflict {
+    /// Index of the household in the batch.
+    pub household: usize,
+    /// Index of the member in the household, when a member's key is the problem.
+    pub member: Option<usize>,
+    /// The field: `national_id`, `registry_number` or `member_key`.
+    pub field: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// What happened to a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub households_written: u64,
+    pub people_written: u64,
+    /// Households skipped because their source key was already stored (an earlier import).
+    pub already_present: u64,
+    pub conflicts: Vec<BatchConflict>,
+}
+
+/// A household as exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportHousehold {
+    pub id: Uuid,
+    pub registry_number: String,
+    pub village_code: String,
+    pub address: Option<String>,
+    pub gps_lat: Option<f64>,
+    pub gps_lon: Option<f64>,
+    /// JSON object text.
+    pub answers: String,
+    pub source_key: Option<String>,
+}
+
+/// A current member as exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportMember {
+    pub id: Uuid,
+    pub household_id: Uuid,
+    pub role: Option<String>,
+    pub given_name: String,
+    pub family_name: String,
+    pub sex: String,
+    pub birth_date: Option<String>,
+    pub national_id: Option<String>,
+    pub birth_registration: Option<String>,
+    pub refugee_id: Option<String>,
+    pub passport: Option<String>,
+    pub phone: Option<String>,
+    pub other_phones: Option<String>,
+    pub mother_id: Option<Uuid>,
+    pub father_id: Option<Uuid>,
+    pub guardian_id: Option<Uuid>,
+    /// JSON object text.
+    pub answers: String,
+    pub source_key: Option<String>,
+}
+
+/// Bulk access to the registry. Not scoped: only operators run imports and exports, from the
+/// command line or an admin job.
+#[async_trait::async_trait]
+pub trait RegistryBulk: Send + Sync {
+    /// Writes `batch` in one transaction (see the module documentation).
+    async fn import_batch(
+        &self,
+        batch: &[NewHousehold],
+        meta: &EventMeta,
+    ) -> StoreResult<BatchOutcome>;
+
+    /// Called before a load. On an empty registry the non-unique secondary indexes are dropped
+    /// (they are rebuilt in one pass by [`RegistryBulk::ensure_indexes`], much faster than
+    /// maintaining them row by row); otherwise they are recreated if an interrupted first
+    /// load left them missing. Returns whether the indexes were dropped.
+    async fn begin_bulk_load(&self) -> StoreResult<bool>;
+
+    /// Creates every registry index that is missing. Called at the end of a load, at the start
+    /// of every load on a non-empty registry and by `migrate`, so an interrupted first load
+    /// never leaves the registry without its indexes for long.
+    async fn ensure_indexes(&self) -> StoreResult<()>;
+
+    /// Active households of villages whose code starts with `area` (the whole country for an
+    /// empty prefix), after `after` (village code, id) in that order; at most `limit`.
+    async fn export_households(
+        &self,
+        area: &str,
+        after: Option<(String, Uuid)>,
+        limit: u32,
+    ) -> StoreResult<Vec<ExportHousehold>>;
+
+    /// The current members of these households, by household then id.
+    async fn export_members(&self, households: &[Uuid]) -> StoreResult<Vec<ExportMember>>;
+
+    /// The source keys of these people (for relations that point outside an exported page).
+    async fn people_source_keys(&self, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, Option<String>)>>;
+}
+
+/// The keys of a batch that the database might already hold.
+pub(crate) struct BatchKeys {
+    pub household_sources: Vec<String>,
+    pub registry_numbers: Vec<String>,
+    pub national_ids: Vec<String>,
+    pub member_sources: Vec<String>,
+}
+
+impl BatchKeys {
+    pub(crate) fn of(batch: &[NewHousehold]) -> BatchKeys {
+        let mut k = BatchKeys {
+            household_sources: Vec::new(),
+            registry_numbers: Vec::new(),
+            national_ids: Vec::new(),
+            member_sources: Vec::new(),
+        };
+        for h in batch {
+            k.household_sources.extend(h.source_key.clone());
+            k.registry_numbers
+                .push(h.registry_number.as_str().to_string());
+            for m in &h.members {
+                if let Some(id) = &m.person.national_id {
+                    k.national_ids.push(id.as_str().to_string());
+                }
+                k.member_sources.extend(m.source_key.clone());
+            }
+        }
+        k
+    }
+}
+
+/// The keys found in the database, per kind.
+#[derive(Default)]
+pub(crate) struct ExistingKeys {
+    pub household_sources: HashSet<String>,
+    pub registry_numbers: HashSet<String>,
+    pub national_ids: HashSet<String>,
+    pub member_sources: HashSet<String>,
+}
+
+/// Decides, for each household of the batch, whether to write it, skip it (already imported)
+/// or report a conflict. Keys are also checked against earlier households of the same batch:
+/// the first one wins, as it would if they came in separate batches.
+pub(crate) fn plan_batch(
+    batch: &[NewHousehold],
+    existing: &ExistingKeys,
+) -> (Vec<usize>, BatchOutcome) {
+    let mut out = BatchOutcome::default();
+    let mut write = Vec::with_capacity(batch.len());
+    let mut seen_numbers: HashSet<&str> = HashSet::new();
+    let mut seen_ids: HashSet<&str> = HashSet::new();
+    let mut seen_members: HashSet<&str> = HashSet::new();
+    let mut seen_sources: HashSet<&str> = HashSet::new();
+    for (i, h) in batch.iter().enumerate() {
+        if let Some(src) = h.source_key.as_deref() {
+            if existing.household_sources.contains(src) || !seen_sources.insert(src) {
+                out.already_present += 1;
+                continue;
+            }
+        }
+        let conflicts =
+            household_conflicts(i, h, existing, &seen_numbers, &seen_ids, &seen_members);
+        if !conflicts.is_empty() {
+            out.conflicts.extend(conflicts);
+            continue;
+        }
+        seen_numbers.insert(h.registry_number.as_str());
+        for m in &h.members {
+            if let Some(id) = &m.person.national_id {
+                seen_ids.insert(id.as_str());
+            }
+            if let Some(s) = m.source_key.as_deref() {
+                seen_members.insert(s);
+            }
+        }
+        out.households_written += 1;
+        out.people_written += h.members.len() as u64;
+        write.push(i);
+    }
+    (write, out)
+}
+
+fn household_conflicts(
+    i: usize,
+    h: &NewHousehold,
+    existing: &ExistingKeys,
+    seen_numbers: &HashSet<&str>,
+    seen_ids: &HashSet<&str>,
+    seen_members: &HashSet<&str>,
+) -> Vec<BatchConflict> {
+    let mut out = Vec::new();
+    let number = h.registry_number.as_str();
+    if existing.registry_numbers.contains(number) || seen_numbers.contains(number) {
+        out.push(BatchConflict {
+            household: i,
+            member: None,
+            field: "registry_number",
+            value: number.to_string(),
+            reason: "another household already has this registry number".into(),
+        });
+    }
+    let mut ids_here: HashSet<&str> = HashSet::new();
+    for (j, m) in h.members.iter().enumerate() {
+        if let Some(id) = &m.person.national_id {
+            let id = id.as_str();
+            if existing.national_ids.contains(id) || seen_ids.contains(id) || !ids_here.insert(id) {
+                out.push(BatchConflict {
+                    household: i,
+                    member: Some(j),
+                    field: "national_id",
+                    value: id.to_string(),
+                    reason: "another person already has this national ID".into(),
+                });
+            }
+        }
+        if let Some(s) = m.source_key.as_deref() {
+            if existing.member_sources.contains(s) || seen_members.contains(s) {
+                out.push(BatchConflict {
+                    household: i,
+                    member: Some(j),
+                    field: "member_key",
+                    value: s.split_once(':').map_or(s, |(_, k)| k).to_string(),
+                    reason: "this member key was already imported in another household".into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The `after` of a `household.registered` event written by a bulk import: enough to read the
+/// history without duplicating the whole record in the event table.
+pub(crate) fn registered_after(h: &NewHousehold) -> String {
+    let mut m = Map::new();
+    m.insert("registry_number".into(), json!(h.registry_number.as_str()));
+    m.insert("village_code".into(), json!(h.input.village.as_str()));
+    m.insert("members".into(), json!(h.members.len()));
+    if let Some(s) = &h.source_key {
+        m.insert("source_key".into(), json!(s));
+    }
+    Value::Object(m).to_string()
+}
+
+/// The first phone (indexed for search) and the others, `;`-separated.
+pub(crate) fn split_phones(m: &NewMember) -> (Option<String>, Option<String>) {
+    let mut phones = m.person.phones.iter().map(|p| p.as_str());
+    let first = phones.next().map(str::to_string);
+    let rest: Vec<&str> = phones.collect();
+    (first, (!rest.is_empty()).then(|| rest.join(";")))
+}
+
+/// The registry's non-unique secondary indexes, which a first load may drop and rebuild. The
+/// unique ones stay: the batch pre-checks and idempotent re-runs look keys up through them.
+/// Both backends share the definitions (column lists are the same; the migration is the
+/// source of truth).
+pub(crate) const SECONDARY_INDEXES: &[(&str, &str)] = &[
+    (
+        "registry_households_village",
+        "registry_households (village_code, id)",
+    ),
+    (
+        "registry_people_household",
+        "registry_people (household_id)",
+    ),
+    (
+        "registry_people_phone",
+        "registry_people (phone) WHERE phone IS NOT NULL",
+    ),
+    (
+        "registry_people_family",
+        "registry_people (family_skel, given_skel)",
+    ),
+    ("registry_people_given", "registry_people (given_skel)"),
+    (
+        "registry_people_mother",
+        "registry_people (mother_id) WHERE mother_id IS NOT NULL",
+    ),
+    (
+        "registry_events_household",
+        "registry_events (household_id, at)",
+    ),
+];
