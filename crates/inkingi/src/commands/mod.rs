@@ -3,6 +3,7 @@
 pub mod audit;
 mod demo;
 mod jobs;
+mod matching;
 mod migrate;
 mod serve;
 mod tokens;
@@ -15,9 +16,16 @@ use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(cli.global.config.as_deref(), &cli.overrides())?;
+    // Record linkage on files needs no service configuration or database; its --config is
+    // the linkage configuration.
+    let overrides = cli.overrides();
+    let command = match cli.command {
+        Command::Match(cmd) => return matching::run_command(cmd, cli.global.config.as_deref()),
+        other => other,
+    };
+    let config = Config::load(cli.global.config.as_deref(), &overrides)?;
     crate::logging::init(&config);
-    match cli.command {
+    match command {
         Command::Serve(args) => serve::run(&config, &args).await,
         Command::Worker(args) => serve::worker_only(&config, &args).await,
         Command::Migrate => migrate::run(&config).await,
@@ -26,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(cmd) => users::run(&config, cmd).await,
         Command::Tokens(cmd) => tokens::run(&config, cmd).await,
         Command::Audit(cmd) => audit::run(&config, cmd).await,
+        Command::Match(_) => Ok(()),
     }
 }
 
