@@ -6,7 +6,9 @@
 //! distinct value rather than once per record or per pair.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
+use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use crate::config::{FieldKind, LinkageConfig};
@@ -25,7 +27,11 @@ pub struct Vocab {
     pub counts: Vec<u32>,
     /// Each value's variant key, interned (names only).
     pub variant: Vec<u32>,
-    lookup: HashMap<Box<str>, u32>,
+    /// Ids by value. The table holds only ids and hashes values out of `bytes`, so a field
+    /// where every record has its own value (national IDs, phones) costs a few bytes per value
+    /// instead of a second copy of every string.
+    lookup: HashTable<u32>,
+    hasher: RandomState,
     variant_lookup: HashMap<Box<str>, u32>,
     /// Records with any value.
     pub total: u64,
@@ -53,18 +59,28 @@ impl Vocab {
     }
 
     pub fn find(&self, value: &str) -> Option<u32> {
-        self.lookup.get(value).copied()
+        let h = self.hasher.hash_one(value.as_bytes());
+        self.lookup
+            .find(h, |&id| self.get(id) == value.as_bytes())
+            .copied()
     }
 
     fn intern(&mut self, value: &str, variant: Option<&str>) -> u32 {
-        let id = match self.lookup.get(value) {
-            Some(&id) => id,
+        let id = match self.find(value) {
+            Some(id) => id,
             None => {
                 let id = self.ends.len() as u32;
                 self.bytes.extend_from_slice(value.as_bytes());
                 self.ends.push(self.bytes.len() as u32);
                 self.counts.push(0);
-                self.lookup.insert(value.into(), id);
+                let (hasher, bytes, ends) = (&self.hasher, &self.bytes, &self.ends);
+                let rehash = |&id: &u32| {
+                    let i = id as usize;
+                    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+                    hasher.hash_one(&bytes[start..ends[i] as usize])
+                };
+                self.lookup
+                    .insert_unique(hasher.hash_one(value.as_bytes()), id, rehash);
                 if let Some(v) = variant {
                     let next = self.variant_lookup.len() as u32;
                     let vid = *self.variant_lookup.entry(v.into()).or_insert(next);

@@ -142,7 +142,7 @@ fn train(
     let (lambda, deterministic_pairs) = if mc.deterministic.is_empty() {
         // Without deterministic rules, λ is EM's share of matches among candidates spread over
         // all pairs: blocking is assumed to find nearly every match.
-        let share = em_match_share(codec, comparisons, &patterns, &em.m, &u);
+        let share = em_match_share(codec, &patterns, &em.m, &u);
         (
             (share * candidate_pairs as f64 / total.max(1) as f64).clamp(1e-12, 0.5),
             0,
@@ -171,12 +171,10 @@ fn train(
 /// The share of candidate pairs EM's m and the sampled u call matches, at an even prior.
 fn em_match_share(
     codec: &PatternCodec,
-    comparisons: &[Comparison],
     patterns: &HashMap<u64, u64>,
     m: &[Vec<f64>],
     u: &[Vec<f64>],
 ) -> f64 {
-    let _ = comparisons;
     let (mut matched, mut total) = (0.0, 0.0);
     let mut sorted: Vec<(&u64, &u64)> = patterns.iter().collect();
     sorted.sort_unstable();
