@@ -136,6 +136,8 @@ pub struct Warning {
     pub row: usize,
     pub field: String,
     pub reason: String,
+    /// The value as written.
+    pub value: String,
 }
 
 /// Warnings, counted by field and reason, with the first few kept as examples.
@@ -157,7 +159,12 @@ impl WarningReport {
             Some((_, n)) => *n += 1,
             None => self.counts.push(((w.field.clone(), w.reason.clone()), 1)),
         }
-        if self.examples.len() < Self::EXAMPLES {
+        // Keep the first example of each kind, then the first few overall.
+        let first_of_kind = !self
+            .examples
+            .iter()
+            .any(|e| e.field == w.field && e.reason == w.reason);
+        if first_of_kind || self.examples.len() < Self::EXAMPLES {
             self.examples.push(w);
         }
     }
@@ -281,6 +288,7 @@ impl Dataset {
             self.left_len = start + rows.len();
         }
         for (i, row) in standardised.into_iter().enumerate() {
+            let raw = |c: usize| rows[i][c].as_ref().trim().to_string();
             for (c, value) in row.into_iter().enumerate() {
                 let column = &mut self.columns[c];
                 let encoded = match value {
@@ -292,6 +300,7 @@ impl Dataset {
                             row: first_row + i,
                             field: column.name.clone(),
                             reason,
+                            value: raw(c),
                         });
                         MISSING
                     }
@@ -304,6 +313,7 @@ impl Dataset {
                         row: first_row + i,
                         field: column.name.clone(),
                         reason: "one-character name (kept; compared as written)".into(),
+                        value: raw(c),
                     });
                 }
                 column.values.push(encoded);
@@ -354,11 +364,13 @@ fn standardise_value(
         FieldKind::Area => {
             let d = standardise::digits(raw);
             if d.is_empty() || d.len() > 8 || d.len() != raw.len() {
-                return Err(format!("area code {raw:?} is not 1 to 8 digits"));
+                return Err("area code is not 1 to 8 digits".to_string());
             }
             Std::Text(d, None)
         }
-        FieldKind::Sex => Std::Code(parse_sex(raw).ok_or_else(|| format!("unknown sex {raw:?}"))?),
+        FieldKind::Sex => Std::Code(
+            parse_sex(raw).ok_or_else(|| "sex is not m, f, male, female, 1 or 2".to_string())?,
+        ),
         FieldKind::Date => Std::Code(parse_date(raw)?),
     })
 }
@@ -373,7 +385,7 @@ fn parse_sex(raw: &str) -> Option<u32> {
 
 /// Parses a birth date into the packed form; the precision is carried by zero month or day.
 pub fn parse_date(raw: &str) -> Result<u32, String> {
-    let bad = || format!("date {raw:?} is not YYYY-MM-DD, YYYYMMDD, DD/MM/YYYY, YYYY-MM or YYYY");
+    let bad = || "date is not YYYY-MM-DD, YYYYMMDD, DD/MM/YYYY, YYYY-MM or YYYY".to_string();
     let num = |s: &str| -> Result<u32, String> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
@@ -403,13 +415,13 @@ pub fn parse_date(raw: &str) -> Result<u32, String> {
         }
     };
     if !(1800..=2200).contains(&y) {
-        return Err(format!("date {raw:?}: impossible year {y}"));
+        return Err("impossible date: year before 1800 or after 2200".into());
     }
     if m > 12 || (m == 0 && d != 0) {
-        return Err(format!("date {raw:?}: impossible month {m}"));
+        return Err("impossible date: no such month".into());
     }
     if d > days_in_month(y, m) {
-        return Err(format!("date {raw:?}: impossible day {d}"));
+        return Err("impossible date: no such day in that month".into());
     }
     Ok(date::pack(y as u16, m as u8, d as u8))
 }

@@ -381,7 +381,7 @@ fn bad_rows_and_configs_say_where() {
     assert_eq!(data.warnings.total(), 5, "{reasons:?}");
     assert!(reasons
         .iter()
-        .any(|r| r.starts_with("dob") && r.contains("impossible day")));
+        .any(|r| r.starts_with("dob") && r.contains("no such day")));
     assert!(reasons
         .iter()
         .any(|r| r.starts_with("family_name") && r.contains("one-character")));

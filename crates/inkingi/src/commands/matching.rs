@@ -213,10 +213,7 @@ fn match_files(args: &MatchRunArgs, config_path: &Path, files: &[PathBuf]) -> an
     write_clusters(&args.out.join("clusters.csv"), &data, &out, &ids, &sources)?;
     std::fs::write(args.out.join("model.json"), out.model.to_json())
         .context("writing model.json")?;
-    let evaluation = match truth {
-        Some(_) => Some(evaluate_inline(&config, &data, &out, &inputs)),
-        None => None,
-    };
+    let evaluation = truth.map(|_| evaluate_inline(&config, &data, &out, &inputs));
     write_report(
         &args.out.join("report.json"),
         &data,
