@@ -115,7 +115,7 @@ fn setup() -> (tempfile::TempDir, Vec<Vec<String>>, Vec<Vec<String>>) {
     )
     .unwrap();
     // A smaller u sample keeps the debug-build test quick; everything else is the shipped file.
-    let config = shipped.replace("u_sample_pairs = 2000000", "u_sample_pairs = 100000");
+    let config = shipped.replace("u_sample_pairs = 1000000", "u_sample_pairs = 100000");
     assert_ne!(config, shipped);
     std::fs::write(dir.path().join("febrl.toml"), config).unwrap();
     let (orgs, dups) = febrl_like(600);
