@@ -5,7 +5,10 @@
 
 use std::time::Instant;
 
+use inkingi_linkage::config::FieldKind;
+use inkingi_linkage::dataset::{date, MISSING};
 use inkingi_linkage::evaluate::{Evaluation, UNKNOWN};
+use inkingi_linkage::index::LinkIndex;
 use inkingi_linkage::{run, Dataset, LinkageConfig, Progress};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -164,6 +167,10 @@ fn main() {
     let t = Instant::now();
     let out = run(&config, &data, None, &Quiet).expect("the run succeeds");
     let secs = t.elapsed().as_secs_f64();
+    if std::env::args().nth(2).as_deref() == Some("lookup") {
+        lookups(&config, data, &out.model, &mut rng);
+        return;
+    }
     if std::env::args().nth(2).as_deref() == Some("no-eval") {
         println!(
             "records {} candidate_pairs {} kept {} link_seconds {secs:.1}",
@@ -189,5 +196,64 @@ fn main() {
         m.precision,
         m.recall,
         m.f1
+    );
+}
+
+/// Builds the lookup index over every record and times one-record lookups of altered copies
+/// of random records.
+fn lookups(
+    config: &LinkageConfig,
+    data: Dataset,
+    model: &inkingi_linkage::TrainedModel,
+    rng: &mut StdRng,
+) {
+    let t = Instant::now();
+    let rows: Vec<Vec<String>> = (0..1000)
+        .map(|_| {
+            let r = rng.random_range(0..data.len());
+            let mut row: Vec<String> = data
+                .columns
+                .iter()
+                .map(|c| {
+                    let v = c.values[r];
+                    match c.kind {
+                        _ if v == MISSING => String::new(),
+                        FieldKind::Date if date::day(v) == 0 => date::year(v).to_string(),
+                        FieldKind::Date => format!(
+                            "{}-{:02}-{:02}",
+                            date::year(v),
+                            date::month(v),
+                            date::day(v)
+                        ),
+                        FieldKind::Sex => {
+                            if v == 1 {
+                                "M".into()
+                            } else {
+                                "F".into()
+                            }
+                        }
+                        _ => c.vocab.get_str(v).to_string(),
+                    }
+                })
+                .collect();
+            row[1] = alter(rng, &row[1]);
+            row
+        })
+        .collect();
+    let mut index = LinkIndex::build(config, data, model, 10_000).expect("the index builds");
+    eprintln!("index built in {:.1} s", t.elapsed().as_secs_f64());
+    let mut times: Vec<f64> = rows
+        .into_iter()
+        .map(|row| {
+            let t = Instant::now();
+            let found = index.lookup(row).expect("lookups succeed");
+            std::hint::black_box(found);
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "lookups 1000 p50_ms {:.3} p95_ms {:.3} max_ms {:.3}",
+        times[500], times[950], times[999]
     );
 }
