@@ -77,6 +77,10 @@ pub enum Command {
     /// Write a synthetic registry (households.csv, members.csv, and truth.csv: the duplicates
     /// it injected) in the import format. Needs no database.
     Generate(GenerateArgs),
+    /// Record linkage on CSV files: find duplicates, link two files, evaluate against truth.
+    /// Here --config names the linkage configuration (TOML), not the service's.
+    #[command(subcommand)]
+    Match(MatchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +145,74 @@ pub struct ExportArgs {
     /// Directory to write households.csv and members.csv into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MatchCommand {
+    /// Find the records of one CSV file that are the same person; writes pairs.csv,
+    /// clusters.csv, model.json and report.json to --out.
+    Dedupe(MatchRunArgs),
+    /// Link the records of two CSV files (same columns); writes the same files as dedupe.
+    Link(MatchRunArgs),
+    /// Compare a clusters.csv with known truth: pairwise precision, recall, F1 and B-cubed.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MatchRunArgs {
+    /// dedupe: the CSV file (header row; columns named in the configuration).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// link: the first CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub left: Option<PathBuf>,
+    /// link: the second CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub right: Option<PathBuf>,
+    /// The column that identifies a record in the outputs.
+    #[arg(long, value_name = "COL", default_value = "id")]
+    pub id_column: String,
+    /// Directory for the outputs (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Score with this saved model.json instead of training a new one.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// A column of the input that names each record's true entity: evaluate the result,
+    /// including the pair completeness of blocking, by subgroup.
+    #[arg(long, value_name = "COL")]
+    pub truth_column: Option<String>,
+    /// How the truth column names entities.
+    #[arg(long, value_enum, default_value_t = TruthFormat::Plain)]
+    pub truth_format: TruthFormat,
+}
+
+/// `plain`: the value is the entity; `febrl`: a FEBRL record id (`rec-12-dup-0` is `rec-12`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TruthFormat {
+    Plain,
+    Febrl,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// CSV file(s) with each record's id and entity; repeat for the two files of a link.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub truth: Vec<PathBuf>,
+    /// clusters.csv as `match dedupe` or `match link` wrote it.
+    #[arg(long, value_name = "FILE")]
+    pub clusters: PathBuf,
+    /// The truth's record-id column.
+    #[arg(long, value_name = "COL", default_value = "record_id")]
+    pub id_column: String,
+    /// The truth's entity column (default with --truth-format febrl: the id column).
+    #[arg(long, value_name = "COL")]
+    pub entity_column: Option<String>,
+    #[arg(long, value_enum, default_value_t = TruthFormat::Plain)]
+    pub truth_format: TruthFormat,
+    /// A truth column whose values split the metrics (e.g. no_id, dob_precision); repeatable.
+    #[arg(long, value_name = "COL")]
+    pub subgroup: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ mod export;
 mod generate;
 mod import;
 mod jobs;
+mod matching;
 mod migrate;
 mod serve;
 mod tokens;
@@ -18,13 +19,17 @@ use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    // Generating needs neither a database nor the service's configuration.
-    if let Command::Generate(args) = cli.command {
-        return generate::run(args).await;
-    }
-    let config = Config::load(cli.global.config.as_deref(), &cli.overrides())?;
+    // Generating and record linkage on files need neither a database nor the service's
+    // configuration; for `match`, --config is the linkage configuration.
+    let overrides = cli.overrides();
+    let command = match cli.command {
+        Command::Generate(args) => return generate::run(args).await,
+        Command::Match(cmd) => return matching::run_command(cmd, cli.global.config.as_deref()),
+        other => other,
+    };
+    let config = Config::load(cli.global.config.as_deref(), &overrides)?;
     crate::logging::init(&config);
-    match cli.command {
+    match command {
         Command::Serve(args) => serve::run(&config, &args).await,
         Command::Worker(args) => serve::worker_only(&config, &args).await,
         Command::Migrate => migrate::run(&config).await,
@@ -35,7 +40,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => audit::run(&config, cmd).await,
         Command::Import(args) => import::run(&config, &args).await,
         Command::Export(args) => export::run(&config, &args).await,
-        Command::Generate(args) => generate::run(args).await,
+        // Handled above, before the configuration is loaded.
+        Command::Generate(_) | Command::Match(_) => Ok(()),
     }
 }
 
