@@ -383,7 +383,7 @@ fn view(cr: ChangeRequest) -> ChangeView {
 }
 
 /// Submit a change request.
-#[utoipa::path(post, path = "/api/v1/change-requests", tag = "registry",
+#[utoipa::path(post, path = "/api/v1/change-requests", operation_id = "create_change_request", tag = "registry",
     request_body = Object,
     security(("bearer" = []), ("session" = [])),
     responses((status = 201, description = "The request, submitted (or a draft)", body = ChangeView),
@@ -519,7 +519,7 @@ fn to_query(p: &ListParams) -> ApiResult<ChangeQuery> {
 }
 
 /// Change requests in your area scope, newest first (the approval queue is `status=submitted`).
-#[utoipa::path(get, path = "/api/v1/change-requests", tag = "registry",
+#[utoipa::path(get, path = "/api/v1/change-requests", operation_id = "list_change_requests", tag = "registry",
     params(ListParams),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "One page of requests", body = ChangePage)))]
@@ -556,7 +556,7 @@ pub async fn list(
 }
 
 /// One change request with its trail of steps.
-#[utoipa::path(get, path = "/api/v1/change-requests/{id}", tag = "registry",
+#[utoipa::path(get, path = "/api/v1/change-requests/{id}", operation_id = "get_change_request", tag = "registry",
     params(("id" = Uuid, Path)),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "The request", body = ChangeView),
@@ -710,7 +710,7 @@ pub async fn decide(
 }
 
 /// Approve, reject, submit or withdraw a request. The final approval applies the change.
-#[utoipa::path(post, path = "/api/v1/change-requests/{id}/decision", tag = "registry",
+#[utoipa::path(post, path = "/api/v1/change-requests/{id}/decision", operation_id = "decide_change_request", tag = "registry",
     params(("id" = Uuid, Path)), request_body = Decision,
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "The request after the decision", body = ChangeView),
@@ -768,7 +768,7 @@ fn summary(c: &ChangeKind) -> String {
 }
 
 /// The approval queue: submitted requests in the approver's area, oldest first.
-#[utoipa::path(get, path = "/change-requests", tag = "registry",
+#[utoipa::path(get, path = "/change-requests", operation_id = "change_request_queue_page", tag = "registry",
     responses((status = 200, description = "The approval queue (HTML)", content_type = "text/html"),
         (status = 303, description = "Not signed in: redirected to the sign-in page")))]
 pub async fn queue_page(
@@ -836,7 +836,7 @@ pub struct DecisionForm {
 }
 
 /// A decision from the queue page; back to the queue with a notice.
-#[utoipa::path(post, path = "/change-requests/{id}/decision", tag = "registry",
+#[utoipa::path(post, path = "/change-requests/{id}/decision", operation_id = "decide_change_request_page", tag = "registry",
     params(("id" = Uuid, Path)),
     responses((status = 303, description = "Back to the queue"),
         (status = 409, description = "The decision could not be applied")))]
