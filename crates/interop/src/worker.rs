@@ -110,9 +110,12 @@ impl Registry {
         Registry::default()
     }
 
-    /// The handlers every worker has: the `system.probe` self-test.
+    /// The handlers every worker has: the `system.probe` self-test and the import of files
+    /// uploaded through the API.
     pub fn with_builtins() -> Registry {
-        Registry::new().register(ProbeHandler)
+        Registry::new()
+            .register(ProbeHandler)
+            .register(crate::registry_io::upload_job::ImportUploadHandler)
     }
 
     /// Adds a handler; a later one for the same kind replaces the earlier.

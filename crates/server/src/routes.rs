@@ -75,6 +75,22 @@ where
     }
 }
 
+/// A POST route that accepts bodies up to `limit` bytes instead of the server's default.
+fn upload_route<H, T>(path: &'static str, access: Access, limit: usize, h: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route {
+        spec: RouteSpec {
+            method: Method::POST,
+            path,
+            access,
+        },
+        handler: post(h).layer(axum::extract::DefaultBodyLimit::max(limit)),
+    }
+}
+
 fn patch_route<H, T>(path: &'static str, access: Access, h: H) -> Route
 where
     H: Handler<T, AppState>,
@@ -91,7 +107,7 @@ where
 }
 
 fn all() -> Vec<Route> {
-    use crate::registry::{changes, forms, households, memberships, people};
+    use crate::registry::{changes, forms, households, imports, memberships, people};
     use crate::{audit, auth, health, metrics, openapi, web};
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
     const WRITE: Access = Access::Requires(Permission::WritePersonalData);
@@ -137,6 +153,15 @@ fn all() -> Vec<Route> {
             WRITE,
             memberships::end,
         ),
+        // Bulk import through the API (the handlers also require a national scope).
+        upload_route(
+            "/api/v1/imports",
+            WRITE,
+            imports::MAX_UPLOAD_BYTES,
+            imports::start,
+        ),
+        get_route("/api/v1/imports/{id}", WRITE, imports::get_one),
+        get_route("/api/v1/imports/{id}/errors", WRITE, imports::errors),
         // Form schemas hold no personal data.
         get_route("/api/v1/forms/{form_id}", SignedIn, forms::latest),
         get_route(

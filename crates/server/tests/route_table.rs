@@ -235,6 +235,28 @@ const REGISTRY: &[Entry] = &[
         Foreign::NotApplicable,
         Role::SystemAdmin,
     ),
+    // Bulk imports need a national scope: a district officer is refused.
+    api(
+        "POST",
+        "/api/v1/imports",
+        "/api/v1/imports",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/imports/{id}",
+        "/api/v1/imports/{hh}",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/imports/{id}/errors",
+        "/api/v1/imports/{hh}/errors",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
     // Change requests. A foreign caller cannot submit one naming district 11's household.
     api(
         "POST",

@@ -22,6 +22,7 @@ pub mod registry_bulk;
 mod sqlite;
 pub mod system;
 mod uow;
+pub mod uploads;
 
 pub use error::{redact_url, StoreError, StoreResult};
 pub use uow::UnitOfWork;
@@ -98,6 +99,7 @@ pub(crate) trait Adapter:
     + JobStore
     + RegistryStore
     + RegistryBulk
+    + uploads::UploadStore
     + SystemStore
     + Send
     + Sync
@@ -181,6 +183,11 @@ impl Store {
     /// Households, people, memberships, history and form versions. Reads of personal data take
     /// the reader's [`inkingi_domain::identity::AreaScope`].
     pub fn registry(&self) -> &dyn RegistryStore {
+        &*self.adapter
+    }
+
+    /// Files uploaded for a bulk import, and the state of their import job.
+    pub fn uploads(&self) -> &dyn uploads::UploadStore {
         &*self.adapter
     }
 

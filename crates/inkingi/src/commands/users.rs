@@ -166,7 +166,18 @@ pub async fn ensure_demo_admin(
     config: &Config,
     store: &Store,
 ) -> anyhow::Result<Option<SecretString>> {
-    let username = parse_username("admin")?;
+    ensure_demo_user(config, store, "admin", Role::SystemAdmin).await
+}
+
+/// Creates a demo user with a national scope unless one of that name exists; returns its
+/// one-time password when it was created.
+pub async fn ensure_demo_user(
+    config: &Config,
+    store: &Store,
+    name: &str,
+    role: Role,
+) -> anyhow::Result<Option<SecretString>> {
+    let username = parse_username(name)?;
     if store.identity().user_by_name(&username).await?.is_some() {
         return Ok(None);
     }
@@ -176,7 +187,7 @@ pub async fn ensure_demo_admin(
         &passwords,
         &Actor::cli(),
         username,
-        Role::SystemAdmin,
+        role,
         AreaScope::national(),
         None,
     )

@@ -6,6 +6,7 @@
 pub mod csv_in;
 pub mod export;
 pub mod import;
+pub mod upload_job;
 pub mod validate;
 
 /// One problem with one cell of an input file, as written to the error report.

@@ -8,6 +8,7 @@
 pub mod changes;
 pub mod forms;
 pub mod households;
+pub mod imports;
 pub mod input;
 pub mod memberships;
 pub mod people;
@@ -52,10 +53,13 @@ pub const FORM_ID: &str = "rw-socioeconomic";
         changes::list,
         changes::get_one,
         changes::decide_api,
+        imports::start,
+        imports::get_one,
+        imports::errors,
     ),
     components(schemas(crate::error::FieldError, input::MemberFields, input::HouseholdFields,
         households::CreateHousehold, changes::ChangeView, changes::ChangePage,
-        changes::Decision)),
+        changes::Decision, imports::ImportView)),
     tags((name = "registry", description = "Households, individuals, memberships, history and the questionnaire"))
 )]
 struct RegistryApi;

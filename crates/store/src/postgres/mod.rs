@@ -8,6 +8,7 @@ mod identity;
 mod jobs;
 mod registry;
 mod registry_bulk;
+mod uploads;
 
 use std::str::FromStr;
 

@@ -10,6 +10,7 @@ mod jobs;
 mod registry;
 mod registry_bulk;
 mod ts;
+mod uploads;
 
 use std::str::FromStr;
 use std::time::Duration;
