@@ -11,6 +11,7 @@
 
 pub mod areas;
 pub mod audit;
+pub mod dci;
 mod error;
 pub mod identity;
 pub mod jobs;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use areas::AreaStore;
 use audit::AuditStore;
+use dci::DciStore;
 use identity::IdentityStore;
 use jobs::JobStore;
 use registry::RegistryStore;
@@ -88,6 +90,7 @@ impl ConnectOptions {
 pub(crate) trait Adapter:
     AreaStore
     + AuditStore
+    + DciStore
     + IdentityStore
     + JobStore
     + RegistryStore
@@ -161,6 +164,11 @@ impl Store {
     /// Households, people, memberships, history and form versions. Reads of personal data take
     /// the reader's [`inkingi_domain::identity::AreaScope`].
     pub fn registry(&self) -> &dyn RegistryStore {
+        &*self.adapter
+    }
+
+    /// Inbound DCI message ids and transactions.
+    pub fn dci(&self) -> &dyn DciStore {
         &*self.adapter
     }
 

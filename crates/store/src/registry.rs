@@ -24,9 +24,11 @@ use uuid::Uuid;
 use crate::{StoreError, StoreResult, UnitOfWork};
 
 mod logic;
+pub mod query;
 pub(crate) use logic::{
     ensure_default_form, HouseholdFilter, PeopleFilter, RegistryBackend, RegistryConn,
 };
+pub use query::{CmpOp, Condition, PeoplePage, PeopleQuery, PersonField, PersonFilter, PersonSort};
 
 /// Who changes the registry, how and why: written on every event row.
 #[derive(Debug, Clone)]
@@ -269,6 +271,21 @@ pub trait RegistryStore: Send + Sync {
         scope: &AreaScope,
         q: &PersonSearch,
     ) -> StoreResult<Vec<PersonHit>>;
+    /// People matching a structured query, one page, with the total count.
+    async fn find_people(
+        &self,
+        scope: &AreaScope,
+        q: &PeopleQuery,
+    ) -> StoreResult<PeoplePage<PersonRecord>>;
+    /// The current households having at least one member matching `filter`, by id, one page,
+    /// with the total count.
+    async fn find_households(
+        &self,
+        scope: &AreaScope,
+        filter: &PersonFilter,
+        limit: u32,
+        offset: u64,
+    ) -> StoreResult<PeoplePage<Uuid>>;
     /// Events of a household in time order, optionally only those after `after`.
     async fn events(
         &self,

@@ -3,6 +3,7 @@
 
 mod areas;
 mod audit;
+mod dci;
 mod identity;
 mod jobs;
 mod registry;
