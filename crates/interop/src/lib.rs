@@ -1,5 +1,6 @@
 //! Everything that leaves the process: the background worker that runs queued jobs, connectors
 //! to outside systems, and simulators of those systems for demos and tests.
 
+pub mod dci;
 pub mod probe;
 pub mod worker;

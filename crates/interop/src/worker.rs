@@ -110,9 +110,17 @@ impl Registry {
         Registry::default()
     }
 
-    /// The handlers every worker has: the `system.probe` self-test.
+    /// The handlers every worker has: the `system.probe` self-test and DCI callbacks.
     pub fn with_builtins() -> Registry {
-        Registry::new().register(ProbeHandler)
+        let reg = Registry::new().register(ProbeHandler);
+        match crate::dci::callback::CallbackHandler::new() {
+            Ok(h) => reg.register(h),
+            Err(e) => {
+                // Only TLS initialisation can fail here; the worker still runs other jobs.
+                tracing::error!(error = %e, "cannot build the HTTP client of DCI callbacks");
+                reg
+            }
+        }
     }
 
     /// Adds a handler; a later one for the same kind replaces the earlier.

@@ -7,6 +7,7 @@ pub mod areas;
 pub mod audit;
 pub mod audit_writer;
 pub mod auth;
+pub mod dci;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -49,6 +50,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Sign-in, sessions, tokens, purposes of use.
     pub auth: auth::AuthSettings,
+    /// The DCI registry API.
+    pub dci: dci::DciSettings,
 }
 
 impl Default for ServerSettings {
@@ -57,6 +60,7 @@ impl Default for ServerSettings {
             body_limit: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             auth: auth::AuthSettings::default(),
+            dci: dci::DciSettings::default(),
         }
     }
 }

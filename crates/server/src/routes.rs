@@ -76,7 +76,7 @@ where
 }
 
 fn all() -> Vec<Route> {
-    use crate::{audit, auth, health, metrics, openapi, web};
+    use crate::{audit, auth, dci, health, metrics, openapi, web};
     use Access::*;
     vec![
         get_route("/healthz", Public, health::healthz),
@@ -99,6 +99,27 @@ fn all() -> Vec<Route> {
             audit::list,
         ),
         get_route("/audit", Requires(Permission::ReadAudit), audit::page),
+        // DCI Social Registry API: searches read personal data within the caller's scope.
+        post_route(
+            "/dci/registry/sync/search",
+            Requires(Permission::ReadPersonalData),
+            dci::sync_search,
+        ),
+        post_route(
+            "/dci/registry/search",
+            Requires(Permission::ReadPersonalData),
+            dci::search,
+        ),
+        post_route(
+            "/dci/registry/sync/txn/status",
+            Requires(Permission::ReadPersonalData),
+            dci::sync_txn_status,
+        ),
+        post_route(
+            "/dci/registry/txn/status",
+            Requires(Permission::ReadPersonalData),
+            dci::txn_status,
+        ),
         // Web pages over public reference data, and their static assets.
         get_route("/", Public, web::home::page),
         get_route("/areas", Public, web::areas::page),

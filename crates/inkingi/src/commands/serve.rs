@@ -91,6 +91,7 @@ pub(crate) fn server_settings(config: &Config) -> ServerSettings {
         body_limit: config.body_limit_bytes,
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         auth: config.auth.settings(),
+        dci: Default::default(),
     }
 }
 

@@ -151,7 +151,10 @@ impl Header {
         if version != VERSION {
             return Err(HeaderRejection::new(
                 VersionInvalid,
-                format!("header.version '{}': only {VERSION} is supported", short(version)),
+                format!(
+                    "header.version '{}': only {VERSION} is supported",
+                    short(version)
+                ),
             ));
         }
         if self.action != rules.action {

@@ -85,7 +85,10 @@ fn address(p: &PersonRecord, household: Option<&Household>) -> Option<Value> {
 pub fn member(p: &PersonRecord, household: Option<&Household>) -> Value {
     let mut m = Map::new();
     m.insert("@type".into(), json!("spdci:Member"));
-    m.insert("@id".into(), json!(format!("urn:inkingi:person:{}", p.person.id)));
+    m.insert(
+        "@id".into(),
+        json!(format!("urn:inkingi:person:{}", p.person.id)),
+    );
     m.insert(
         "member_identifier".into(),
         json!([identifier("InkingiPersonId", &p.person.id.to_string())]),
@@ -129,7 +132,10 @@ pub fn group(h: &Household, members: &[PersonRecord]) -> Value {
         .map(|p| member(p, Some(h)));
     let mut g = Map::new();
     g.insert("@type".into(), json!("spdci:Group"));
-    g.insert("@id".into(), json!(format!("urn:inkingi:household:{}", h.id)));
+    g.insert(
+        "@id".into(),
+        json!(format!("urn:inkingi:household:{}", h.id)),
+    );
     g.insert(
         "group_identifier".into(),
         json!([identifier(ID_HOUSEHOLD, h.registry_number.as_str())]),

@@ -387,7 +387,10 @@ fn predicates(q: &Value, today: NaiveDate) -> Result<PersonFilter, Rejection> {
     }
     let mut keyed = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let seq = item.get("seq_num").and_then(Value::as_f64).unwrap_or(i as f64);
+        let seq = item
+            .get("seq_num")
+            .and_then(Value::as_f64)
+            .unwrap_or(i as f64);
         keyed.push((seq, i, item));
     }
     keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -490,9 +493,18 @@ const ATTRIBUTES: &[(&str, Attr)] = &[
 /// Attributes of the DCI data objects the registry does not hold (yet): named so that the
 /// refusal says why rather than "unknown".
 const NOT_HELD: &[(&str, &str)] = &[
-    ("poverty_score", "poverty scores are published once targeting stores them"),
-    ("group_size", "search households by member attributes instead"),
-    ("household_size", "search households by member attributes instead"),
+    (
+        "poverty_score",
+        "poverty scores are published once targeting stores them",
+    ),
+    (
+        "group_size",
+        "search households by member attributes instead",
+    ),
+    (
+        "household_size",
+        "search households by member attributes instead",
+    ),
 ];
 
 fn attribute(name: &str) -> Result<Attr, Rejection> {
@@ -634,7 +646,11 @@ fn normalise(field: PersonField, v: &str) -> Result<String, String> {
         PersonField::RegistryNumber => RegistryNumber::parse(v).map_err(|x| e(&x))?.as_str().into(),
         PersonField::BirthDate => {
             // Date-times (as the samples write birth dates) count by their date.
-            let d = v.trim().get(..10).filter(|_| v.trim().len() > 10).unwrap_or(v.trim());
+            let d = v
+                .trim()
+                .get(..10)
+                .filter(|_| v.trim().len() > 10)
+                .unwrap_or(v.trim());
             BirthDate::parse(d).map_err(|x| e(&x))?.to_string()
         }
         PersonField::Sex => match v.trim().to_ascii_lowercase().as_str() {
@@ -709,7 +725,10 @@ fn sort(v: Option<&Value>, entity: Entity) -> Result<Vec<PersonSort>, Rejection>
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let name = s.get("attribute_name").and_then(Value::as_str).unwrap_or("");
+            let name = s
+                .get("attribute_name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let field = match attribute(name) {
                 Ok(Attr::Field(f)) if f != PersonField::Phone => f,
                 Ok(Attr::BirthYear) | Ok(Attr::Age) => PersonField::BirthDate,
@@ -751,7 +770,11 @@ fn pagination(v: Option<&Value>) -> Result<(u64, u64), Rejection> {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
                 .as_u64()
-                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                        .map(|f| f as u64)
+                })
                 .map(Some)
                 .ok_or(Rejection {
                     reason: SearchReason::PaginationInvalid,
