@@ -391,6 +391,9 @@ async fn run_search(
     let mut header = CallbackHeader::answering(&a.header, "on-search", our_id(state), a.now);
     header.status = if all_rejected { "rjct" } else { "succ" }.into();
     header.completed_count = outcomes.len() as u64;
+    // A request without a usable reference id cannot be asked about later; keep the others.
+    let mut seen = std::collections::HashSet::new();
+    outcomes.retain(|o| !o.reference_id.trim().is_empty() && seen.insert(o.reference_id.clone()));
     let txn = Transaction {
         correlation_id: a.correlation_id.clone(),
         client: principal.username.to_string(),
