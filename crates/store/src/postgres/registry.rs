@@ -44,7 +44,8 @@ fn household_from(row: &PgRow) -> StoreResult<Household> {
         gps_lat: row.try_get("gps_lat")?,
         gps_lon: row.try_get("gps_lon")?,
         form_id: row.try_get("form_id")?,
-        form_version: row.try_get("form_version")?,
+        // INTEGER column: read as i32 (sqlx does not widen on decode).
+        form_version: i64::from(row.try_get::<i32, _>("form_version")?),
         answers: json_col(row, "answers")?,
         status: row.try_get("status")?,
         source_key: row.try_get("source_key")?,
