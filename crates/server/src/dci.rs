@@ -503,7 +503,7 @@ pub async fn search(State(state): State<AppState>, principal: Principal, body: B
     }
     .await;
     match result {
-        Ok(()) => (StatusCode::ACCEPTED, Json(Ack::ack(&cid, now))).into_response(),
+        Ok(()) => (StatusCode::ACCEPTED, Json(Ack::accepted(&cid, now))).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -642,7 +642,7 @@ pub async fn txn_status(
     }
     .await;
     match result {
-        Ok(()) => (StatusCode::ACCEPTED, Json(Ack::ack(&cid, now))).into_response(),
+        Ok(()) => (StatusCode::ACCEPTED, Json(Ack::accepted(&cid, now))).into_response(),
         Err(e) => e.into_response(),
     }
 }

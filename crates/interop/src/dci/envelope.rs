@@ -296,7 +296,7 @@ pub struct AckError {
 }
 
 impl Ack {
-    pub fn ack(correlation_id: &str, now: DateTime<Utc>) -> Ack {
+    pub fn accepted(correlation_id: &str, now: DateTime<Utc>) -> Ack {
         Ack::with("ACK", None, correlation_id, now)
     }
 

@@ -593,7 +593,7 @@ fn condition(name: &str, op: &str, value: &Value, today: Date) -> Result<PersonF
                 _ => age_filter(op, n, today.0),
             };
             Ok(if op == CmpOp::In {
-                PersonFilter::Any(nums.into_iter().map(|n| one(n)).collect())
+                PersonFilter::Any(nums.into_iter().map(one).collect())
             } else {
                 one(nums[0])
             })
@@ -797,4 +797,260 @@ fn pagination(v: Option<&Value>) -> Result<(u64, u64), Rejection> {
         );
     }
     Ok((size, number))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 15).unwrap()
+    }
+
+    fn cond(field: PersonField, op: CmpOp, v: &str) -> PersonFilter {
+        PersonFilter::Cond(Condition {
+            field,
+            op,
+            values: vec![v.to_string()],
+        })
+    }
+
+    fn criteria(query_type: &str, query: Value) -> Value {
+        json!({"version": "1.0.0", "query_type": query_type, "query": query})
+    }
+
+    fn code(c: Value) -> &'static str {
+        prepare(Some(&c), today()).unwrap_err().reason.code()
+    }
+
+    #[test]
+    fn id_type_value_normalises_the_identifier() {
+        let p = prepare(
+            Some(&criteria(
+                "idtype-value",
+                json!({"type": "MOBILE", "value": "0788 123 456"}),
+            )),
+            today(),
+        )
+        .unwrap();
+        assert_eq!(
+            p.query.filter,
+            cond(PersonField::Phone, CmpOp::Eq, "+250788123456")
+        );
+        assert_eq!(
+            (p.page_size, p.page_number, p.query.offset),
+            (DEFAULT_PAGE_SIZE, 1, 0)
+        );
+        assert_eq!(
+            code(criteria(
+                "idtype-value",
+                json!({"type": "BRN", "value": "1"})
+            )),
+            "rjct.filter.invalid"
+        );
+    }
+
+    #[test]
+    fn the_published_expression_list_sample_parses() {
+        // Social registry sample "processflow2": query_type expression with predicate items,
+        // empty seq_num, condition and expression2.
+        let q = json!([{"seq_num": "", "expression1": {"attribute_name": "UIN", "operator": "eq",
+            "attribute_value": "1198570001234011"}, "condition": "", "expression2": ""}]);
+        let p = prepare(Some(&criteria("expression", q)), today()).unwrap();
+        assert_eq!(
+            p.query.filter,
+            PersonFilter::All(vec![cond(
+                PersonField::NationalId,
+                CmpOp::Eq,
+                "1198570001234011"
+            )])
+        );
+    }
+
+    #[test]
+    fn document_expressions_nest() {
+        let q = json!({"type": "NoSql", "value": {"expression": {"collection": "Group", "query":
+            {"$or": [{"sex": "F"}, {"$not": {"birth_date": {"$gte": "1990-01-01T00:00:00Z"}}}]}}}});
+        let p = prepare(Some(&criteria("expression", q)), today()).unwrap();
+        assert_eq!(
+            p.query.filter,
+            PersonFilter::All(vec![PersonFilter::Any(vec![
+                PersonFilter::All(vec![cond(PersonField::Sex, CmpOp::Eq, "F")]),
+                PersonFilter::All(vec![PersonFilter::Not(Box::new(PersonFilter::All(vec![
+                    PersonFilter::All(vec![cond(PersonField::BirthDate, CmpOp::Ge, "1990-01-01")])
+                ])))])
+            ])])
+        );
+        let bad = json!({"value": {"expression": {"query": {"sex": {"$regex": "F"}}}}});
+        assert_eq!(code(criteria("expression", bad)), "rjct.filter.invalid");
+    }
+
+    #[test]
+    fn age_and_year_become_birth_date_ranges() {
+        let age = |op: &str, v: Value| {
+            let q = json!({"expression1": {"attribute_name": "age", "operator": op, "attribute_value": v}});
+            prepare(Some(&criteria("predicate", q)), today())
+                .unwrap()
+                .query
+                .filter
+        };
+        let one = |f: PersonFilter| PersonFilter::All(vec![f]);
+        // Under 6 today: born after 2020-03-15.
+        assert_eq!(
+            age("lt", json!(6)),
+            one(cond(PersonField::BirthDate, CmpOp::Gt, "2020-03-15"))
+        );
+        // 6 or over: born on or before 2020-03-15.
+        assert_eq!(
+            age("ge", json!("6")),
+            one(cond(PersonField::BirthDate, CmpOp::Le, "2020-03-15"))
+        );
+        let q = json!({"expression1": {"attribute_name": "YOB", "operator": "le", "attribute_value": 1999}});
+        let p = prepare(Some(&criteria("predicate", q)), today()).unwrap();
+        assert_eq!(
+            p.query.filter,
+            one(cond(PersonField::BirthDate, CmpOp::Lt, "2000"))
+        );
+    }
+
+    #[test]
+    fn predicate_conditions_and_refusals() {
+        let q = json!([
+            {"seq_num": 2, "expression1": {"attribute_name": "village", "operator": "in", "attribute_value": ["11", "1201"]}},
+            {"seq_num": 1, "expression1": {"attribute_name": "sex", "operator": "eq", "attribute_value": "male"},
+             "condition": "not", "expression2": {"attribute_name": "role", "operator": "eq", "attribute_value": "head"}}
+        ]);
+        let p = prepare(Some(&criteria("predicate", q)), today()).unwrap();
+        assert_eq!(
+            p.query.filter,
+            PersonFilter::All(vec![
+                PersonFilter::All(vec![
+                    cond(PersonField::Sex, CmpOp::Eq, "M"),
+                    PersonFilter::Not(Box::new(cond(PersonField::Role, CmpOp::Eq, "head")))
+                ]),
+                PersonFilter::Cond(Condition {
+                    field: PersonField::Village,
+                    op: CmpOp::In,
+                    values: vec!["11".into(), "1201".into()]
+                }),
+            ])
+        );
+        let simple = |name: &str, op: &str, v: Value| {
+            criteria(
+                "predicate",
+                json!({"expression1": {"attribute_name": name, "operator": op, "attribute_value": v}}),
+            )
+        };
+        assert_eq!(
+            code(simple("village", "gt", json!("11"))),
+            "rjct.filter.invalid"
+        );
+        assert_eq!(code(simple("sex", "eq", json!("x"))), "rjct.filter.invalid");
+        assert_eq!(
+            code(simple("sex", "like", json!("F"))),
+            "rjct.filter.invalid"
+        );
+        assert_eq!(code(simple("sex", "in", json!([]))), "rjct.filter.invalid");
+        assert_eq!(
+            code(simple("birth_date", "eq", json!("20-01-1990"))),
+            "rjct.filter.invalid"
+        );
+        assert_eq!(
+            code(criteria("sql", json!({}))),
+            "rjct.search_criteria.invalid"
+        );
+        assert_eq!(
+            code(json!({"query_type": "predicate"})),
+            "rjct.search_criteria.invalid"
+        );
+    }
+
+    #[test]
+    fn sort_and_pagination() {
+        let q = json!({"expression1": {"attribute_name": "sex", "operator": "eq", "attribute_value": "F"}});
+        let mut c = criteria("predicate", q);
+        c["sort"] = json!([{"attribute_name": "DOB", "sort_order": "desc"}]);
+        c["pagination"] = json!({"page_size": 10.0, "page_number": 3});
+        let p = prepare(Some(&c), today()).unwrap();
+        assert_eq!(
+            p.query.sort,
+            [PersonSort {
+                field: PersonField::BirthDate,
+                descending: true
+            }]
+        );
+        assert_eq!((p.query.limit, p.query.offset), (10, 20));
+        for (k, v, want) in [
+            (
+                "sort",
+                json!([{"attribute_name": "phone"}]),
+                "rjct.sort.invalid",
+            ),
+            (
+                "sort",
+                json!([{"attribute_name": "sex", "sort_order": "up"}]),
+                "rjct.sort.invalid",
+            ),
+            (
+                "pagination",
+                json!({"page_size": 0}),
+                "rjct.pagination.invalid",
+            ),
+            (
+                "pagination",
+                json!({"page_size": 5, "page_number": 0}),
+                "rjct.pagination.invalid",
+            ),
+            (
+                "pagination",
+                json!({"page_size": 2.5}),
+                "rjct.pagination.invalid",
+            ),
+        ] {
+            let mut c = c.clone();
+            c[k] = v;
+            assert_eq!(code(c), want, "{k}");
+        }
+        let mut g = c.clone();
+        g["response_entity"] = json!("Group");
+        assert_eq!(code(g), "rjct.sort.invalid");
+    }
+
+    #[test]
+    fn batch_checks_reference_ids_and_timestamps() {
+        let item = |r: &str, ts: &str| SearchItem {
+            reference_id: Some(json!(r)),
+            timestamp: Some(json!(ts)),
+            search_criteria: Some(criteria(
+                "idtype-value",
+                json!({"type": "UIN", "value": "1198570001234011"}),
+            )),
+            locale: None,
+        };
+        let now = "2026-03-15T10:00:00+02:00";
+        let out = check_batch(
+            &[
+                item("a", now),
+                item("a", now),
+                item("", now),
+                item("b", "noon"),
+            ],
+            today(),
+        );
+        let codes: Vec<_> = out
+            .iter()
+            .map(|c| c.outcome.as_ref().err().map(|r| r.reason.code()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                None,
+                Some("rjct.reference_id.duplicate"),
+                Some("rjct.reference_id.invalid"),
+                Some("rjct.timestamp.invalid")
+            ]
+        );
+    }
 }
