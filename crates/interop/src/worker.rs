@@ -110,12 +110,20 @@ impl Registry {
         Registry::default()
     }
 
-    /// The handlers every worker has: the `system.probe` self-test and the import of files
-    /// uploaded through the API.
+    /// The handlers every worker has: the `system.probe` self-test, the import of files
+    /// uploaded through the API, and DCI callbacks.
     pub fn with_builtins() -> Registry {
-        Registry::new()
+        let reg = Registry::new()
             .register(ProbeHandler)
-            .register(crate::registry_io::upload_job::ImportUploadHandler)
+            .register(crate::registry_io::upload_job::ImportUploadHandler);
+        match crate::dci::callback::CallbackHandler::new() {
+            Ok(h) => reg.register(h),
+            Err(e) => {
+                // Only TLS initialisation can fail here; the worker still runs other jobs.
+                tracing::error!(error = %e, "cannot build the HTTP client of DCI callbacks");
+                reg
+            }
+        }
     }
 
     /// Adds a handler; a later one for the same kind replaces the earlier.

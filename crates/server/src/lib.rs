@@ -7,6 +7,7 @@ pub mod areas;
 pub mod audit;
 pub mod audit_writer;
 pub mod auth;
+pub mod dci;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -52,6 +53,8 @@ pub struct ServerSettings {
     pub auth: auth::AuthSettings,
     /// Approval tiers per kind of change request (`move_household = 2`…).
     pub approval_tiers: std::collections::BTreeMap<String, u32>,
+    /// The DCI registry API.
+    pub dci: dci::DciSettings,
 }
 
 impl Default for ServerSettings {
@@ -61,6 +64,7 @@ impl Default for ServerSettings {
             request_timeout: Duration::from_secs(30),
             auth: auth::AuthSettings::default(),
             approval_tiers: registry::changes::default_tiers(),
+            dci: dci::DciSettings::default(),
         }
     }
 }

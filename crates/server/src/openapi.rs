@@ -17,6 +17,7 @@ use utoipa::OpenApi;
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "areas", description = "Rwanda's administrative hierarchy (NISR codes)"),
         (name = "identity", description = "Sign-in and sessions (web). API clients send `Authorization: Bearer ink_…`"),
+        (name = "dci", description = "DCI Social Registry API v1.0.0: sync and async search, transaction status"),
         (name = "audit", description = "The hash-chained audit log, queried within the caller's area scope"),
     )
 )]
@@ -30,6 +31,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::api());
     doc.merge(crate::audit::api());
     doc.merge(crate::registry::api());
+    doc.merge(crate::dci::api());
     doc.merge(crate::auth::login::api());
     doc.merge(crate::auth::account::api());
     crate::auth::add_security_schemes(&mut doc);

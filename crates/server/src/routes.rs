@@ -108,7 +108,7 @@ where
 
 fn all() -> Vec<Route> {
     use crate::registry::{changes, forms, households, imports, memberships, people};
-    use crate::{audit, auth, health, metrics, openapi, web};
+    use crate::{audit, auth, dci, health, metrics, openapi, web};
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
     const WRITE: Access = Access::Requires(Permission::WritePersonalData);
     use Access::*;
@@ -197,6 +197,27 @@ fn all() -> Vec<Route> {
             "/change-requests/{id}/decision",
             Requires(Permission::ApproveChanges),
             changes::decide_page,
+        ),
+        // DCI Social Registry API: searches read personal data within the caller's scope.
+        post_route(
+            "/dci/registry/sync/search",
+            Requires(Permission::ReadPersonalData),
+            dci::sync_search,
+        ),
+        post_route(
+            "/dci/registry/search",
+            Requires(Permission::ReadPersonalData),
+            dci::search,
+        ),
+        post_route(
+            "/dci/registry/sync/txn/status",
+            Requires(Permission::ReadPersonalData),
+            dci::sync_txn_status,
+        ),
+        post_route(
+            "/dci/registry/txn/status",
+            Requires(Permission::ReadPersonalData),
+            dci::txn_status,
         ),
         // Web pages over public reference data, and their static assets.
         get_route("/", Public, web::home::page),

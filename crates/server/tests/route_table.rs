@@ -112,6 +112,46 @@ const TABLE: &[Entry] = &[
         foreign: Foreign::Filtered,
         role: Some(Role::Auditor),
     },
+    // Area filtering of DCI searches is tested in `dci.rs` (a caller scoped elsewhere finds
+    // nothing); here: no anonymous or garbage-token access.
+    Entry {
+        method: "POST",
+        path: "/dci/registry/sync/search",
+        call: "/dci/registry/sync/search",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    // Area filtering of DCI searches is tested in `dci.rs` (a caller scoped elsewhere finds
+    // nothing); here: no anonymous or garbage-token access.
+    Entry {
+        method: "POST",
+        path: "/dci/registry/search",
+        call: "/dci/registry/search",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    // Area filtering of DCI searches is tested in `dci.rs` (a caller scoped elsewhere finds
+    // nothing); here: no anonymous or garbage-token access.
+    Entry {
+        method: "POST",
+        path: "/dci/registry/sync/txn/status",
+        call: "/dci/registry/sync/txn/status",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    // Area filtering of DCI searches is tested in `dci.rs` (a caller scoped elsewhere finds
+    // nothing); here: no anonymous or garbage-token access.
+    Entry {
+        method: "POST",
+        path: "/dci/registry/txn/status",
+        call: "/dci/registry/txn/status",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
 ];
 
 const fn api(

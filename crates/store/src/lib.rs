@@ -12,6 +12,7 @@
 pub mod areas;
 pub mod audit;
 pub mod changes;
+pub mod dci;
 mod error;
 pub mod identity;
 pub mod jobs;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use areas::AreaStore;
 use audit::AuditStore;
 use changes::ChangeRequestStore;
+use dci::DciStore;
 use identity::IdentityStore;
 use jobs::JobStore;
 use registry::RegistryStore;
@@ -95,6 +97,7 @@ pub(crate) trait Adapter:
     + AuditStore
     + ChangeRequestStore
     + registry::ChangeApplier
+    + DciStore
     + IdentityStore
     + JobStore
     + RegistryStore
@@ -193,6 +196,11 @@ impl Store {
 
     /// Bulk loads and exports of the registry (`inkingi import`, `inkingi export`).
     pub fn registry_bulk(&self) -> &dyn RegistryBulk {
+        &*self.adapter
+    }
+
+    /// Inbound DCI message ids and transactions.
+    pub fn dci(&self) -> &dyn DciStore {
         &*self.adapter
     }
 

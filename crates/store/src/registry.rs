@@ -26,9 +26,11 @@ use crate::{StoreError, StoreResult, UnitOfWork};
 mod apply;
 mod logic;
 pub use apply::ChangeApplier;
+pub mod query;
 pub(crate) use logic::{
     ensure_default_form, HouseholdFilter, PeopleFilter, RegistryBackend, RegistryConn,
 };
+pub use query::{CmpOp, Condition, PeoplePage, PeopleQuery, PersonField, PersonFilter, PersonSort};
 
 /// Who changes the registry, how and why: written on every event row.
 #[derive(Debug, Clone)]
@@ -272,6 +274,21 @@ pub trait RegistryStore: Send + Sync {
         scope: &AreaScope,
         q: &PersonSearch,
     ) -> StoreResult<Vec<PersonHit>>;
+    /// People matching a structured query, one page, with the total count.
+    async fn find_people(
+        &self,
+        scope: &AreaScope,
+        q: &PeopleQuery,
+    ) -> StoreResult<PeoplePage<PersonRecord>>;
+    /// The current households having at least one member matching `filter`, by id, one page,
+    /// with the total count.
+    async fn find_households(
+        &self,
+        scope: &AreaScope,
+        filter: &PersonFilter,
+        limit: u32,
+        offset: u64,
+    ) -> StoreResult<PeoplePage<Uuid>>;
     /// Events of a household in time order, optionally only those after `after`.
     async fn events(
         &self,
@@ -614,6 +631,8 @@ pub(crate) fn split_phones(phones: &[PhoneNumber]) -> (Option<String>, Option<St
     (first, (!rest.is_empty()).then(|| rest.join(";")))
 }
 
+// One argument per column of an event row, decoded in one place for both adapters.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn event_row_decode(
     id: Uuid,
     household_id: Uuid,

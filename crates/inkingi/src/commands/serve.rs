@@ -92,6 +92,7 @@ pub(crate) fn server_settings(config: &Config) -> ServerSettings {
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         auth: config.auth.settings(),
         approval_tiers: config.registry.approval_tiers.clone(),
+        dci: Default::default(),
     }
 }
 

@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use super::{
     household_fields, member_fields, new_event, rank_by_name, stale, EventMeta, FormRecord,
-    HouseholdChange, HouseholdQuery, NewHousehold, NewMember, PersonHit, PersonRecord,
-    PersonSearch, RegistryStore, NAME_CANDIDATES,
+    HouseholdChange, HouseholdQuery, NewHousehold, NewMember, PeoplePage, PeopleQuery,
+    PersonFilter, PersonHit, PersonRecord, PersonSearch, RegistryStore, NAME_CANDIDATES,
 };
 use crate::{StoreError, StoreResult, UnitOfWork};
 
@@ -73,6 +73,18 @@ pub(crate) trait RegistryConn: Send {
         after: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<RegistryEvent>>;
     async fn locate(&mut self, id: Uuid) -> StoreResult<Option<String>>;
+    async fn find_people(
+        &mut self,
+        scope: &AreaScope,
+        q: &PeopleQuery,
+    ) -> StoreResult<PeoplePage<PersonRecord>>;
+    async fn find_households(
+        &mut self,
+        scope: &AreaScope,
+        filter: &PersonFilter,
+        limit: u32,
+        offset: u64,
+    ) -> StoreResult<PeoplePage<Uuid>>;
     async fn insert_form(&mut self, f: &FormRecord) -> StoreResult<()>;
     /// The given version, or the latest when `version` is `None`.
     async fn form(
@@ -670,6 +682,26 @@ impl<T: RegistryBackend> RegistryStore for T {
     ) -> StoreResult<Vec<PersonHit>> {
         let mut c = self.read_conn().await?;
         search(&mut *c, scope, q).await
+    }
+
+    async fn find_people(
+        &self,
+        scope: &AreaScope,
+        q: &PeopleQuery,
+    ) -> StoreResult<PeoplePage<PersonRecord>> {
+        let mut c = self.read_conn().await?;
+        c.find_people(scope, q).await
+    }
+
+    async fn find_households(
+        &self,
+        scope: &AreaScope,
+        filter: &PersonFilter,
+        limit: u32,
+        offset: u64,
+    ) -> StoreResult<PeoplePage<Uuid>> {
+        let mut c = self.read_conn().await?;
+        c.find_households(scope, filter, limit, offset).await
     }
 
     async fn events(

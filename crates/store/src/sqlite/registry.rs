@@ -14,10 +14,11 @@ use uuid::Uuid;
 
 use super::ts::{parse_ts, ts};
 use super::SqliteAdapter;
+use crate::registry::query::{push_filter, push_order};
 use crate::registry::{
     event_row_decode, name_conflict, name_skeletons, push_scope, split_phones, FormRecord,
-    HouseholdFilter, HouseholdRow, PeopleFilter, PersonRecord, PersonRow, RegistryBackend,
-    RegistryConn,
+    HouseholdFilter, HouseholdRow, PeopleFilter, PeoplePage, PeopleQuery, PersonFilter,
+    PersonRecord, PersonRow, RegistryBackend, RegistryConn,
 };
 use crate::{Adapter, StoreError, StoreResult, UnitOfWork};
 
@@ -392,6 +393,72 @@ impl RegistryConn for SqliteConnection {
                 )
             })
             .collect()
+    }
+
+    async fn find_people(
+        &mut self,
+        scope: &AreaScope,
+        q: &PeopleQuery,
+    ) -> StoreResult<PeoplePage<PersonRecord>> {
+        let mut count: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT COUNT(*) FROM registry_people WHERE TRUE");
+        push_scope(&mut count, "village_code", scope);
+        push_filter(&mut count, &q.filter);
+        let total: i64 = count.build_query_scalar().fetch_one(&mut *self).await?;
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {P_COLS} FROM registry_people WHERE TRUE"));
+        push_scope(&mut qb, "village_code", scope);
+        push_filter(&mut qb, &q.filter);
+        push_order(&mut qb, &q.sort);
+        qb.push(" LIMIT ")
+            .push_bind(i64::from(q.limit))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(q.offset).unwrap_or(i64::MAX));
+        let rows = qb.build().fetch_all(&mut *self).await?;
+        Ok(PeoplePage {
+            items: rows.iter().map(person_from).collect::<StoreResult<_>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn find_households(
+        &mut self,
+        scope: &AreaScope,
+        filter: &PersonFilter,
+        limit: u32,
+        offset: u64,
+    ) -> StoreResult<PeoplePage<Uuid>> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT household_id, COUNT(*) OVER () AS total FROM registry_people \
+             WHERE household_id IS NOT NULL",
+        );
+        push_scope(&mut qb, "village_code", scope);
+        push_filter(&mut qb, filter);
+        qb.push(" GROUP BY household_id ORDER BY household_id LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = qb.build().fetch_all(&mut *self).await?;
+        let mut total = 0i64;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(row.try_get::<Uuid, _>("household_id")?);
+            total = row.try_get("total")?;
+        }
+        if items.is_empty() && offset > 0 {
+            // A page past the end has no rows to carry the window count; count separately.
+            let mut c: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT COUNT(DISTINCT household_id) FROM registry_people \
+                 WHERE household_id IS NOT NULL",
+            );
+            push_scope(&mut c, "village_code", scope);
+            push_filter(&mut c, filter);
+            total = c.build_query_scalar().fetch_one(&mut *self).await?;
+        }
+        Ok(PeoplePage {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
     }
 
     async fn locate(&mut self, id: Uuid) -> StoreResult<Option<String>> {
