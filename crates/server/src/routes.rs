@@ -91,7 +91,7 @@ where
 }
 
 fn all() -> Vec<Route> {
-    use crate::registry::{changes, forms, households, memberships, people};
+    use crate::registry::{changes, forms, households, memberships, pages, people};
     use crate::{audit, auth, health, metrics, openapi, web};
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
     const WRITE: Access = Access::Requires(Permission::WritePersonalData);
@@ -172,6 +172,21 @@ fn all() -> Vec<Route> {
             "/change-requests/{id}/decision",
             Requires(Permission::ApproveChanges),
             changes::decide_page,
+        ),
+        // Registry pages: search, a household, and its forms (the handlers check writes).
+        get_route("/registry", READ, pages::search_page),
+        get_route("/registry/households/new", WRITE, pages::edit::new_page),
+        post_route("/registry/households/new", WRITE, pages::edit::create_page),
+        get_route("/registry/households/{id}", READ, pages::household_page),
+        get_route(
+            "/registry/households/{id}/edit",
+            WRITE,
+            pages::edit::edit_page,
+        ),
+        post_route(
+            "/registry/households/{id}/edit",
+            WRITE,
+            pages::edit::update_page,
         ),
         // Web pages over public reference data, and their static assets.
         get_route("/", Public, web::home::page),

@@ -10,6 +10,7 @@ pub mod forms;
 pub mod households;
 pub mod input;
 pub mod memberships;
+pub mod pages;
 pub mod people;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
