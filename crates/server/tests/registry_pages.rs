@@ -110,6 +110,28 @@ async fn a_household_is_registered_found_and_shown_only_within_scope() {
             "{html}"
         );
 
+        // Editing with the version the form was loaded at saves; a stale version is refused.
+        let edit = format!("{to}/edit");
+        let (status, html) = page(&app, &local, &edit).await;
+        assert_eq!(status, 200, "{html}");
+        let version = hidden(&html, "version");
+        let stale = (version.parse::<i64>().unwrap() - 1).to_string();
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("village", VILLAGE),
+            ("address", "By the school"),
+            ("version", stale.as_str()),
+        ];
+        form.extend(answers());
+        let res = post(&app, &local, &edit, &form).await;
+        assert_eq!(res.status(), 409);
+        assert!(res.text().await.unwrap().contains(r#"id="stale""#));
+        form[3].1 = version.as_str();
+        let res = post(&app, &local, &edit, &form).await;
+        assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+        let (_, html) = page(&app, &local, &to).await;
+        assert!(html.contains("By the school"), "{html}");
+
         // The search finds her by a misspelt name and links to the household.
         let (status, html) = page(&app, &local, "/registry?q=alinne+uwase").await;
         assert_eq!(status, 200, "{html}");
