@@ -107,7 +107,7 @@ where
 }
 
 fn all() -> Vec<Route> {
-    use crate::registry::{changes, forms, households, imports, memberships, people};
+    use crate::registry::{changes, forms, households, imports, memberships, pages, people};
     use crate::{audit, auth, dci, health, metrics, openapi, web};
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
     const WRITE: Access = Access::Requires(Permission::WritePersonalData);
@@ -218,6 +218,21 @@ fn all() -> Vec<Route> {
             "/dci/registry/txn/status",
             Requires(Permission::ReadPersonalData),
             dci::txn_status,
+        ),
+        // Registry pages: search, a household, and its forms (the handlers check writes).
+        get_route("/registry", READ, pages::search_page),
+        get_route("/registry/households/new", WRITE, pages::edit::new_page),
+        post_route("/registry/households/new", WRITE, pages::edit::create_page),
+        get_route("/registry/households/{id}", READ, pages::household_page),
+        get_route(
+            "/registry/households/{id}/edit",
+            WRITE,
+            pages::edit::edit_page,
+        ),
+        post_route(
+            "/registry/households/{id}/edit",
+            WRITE,
+            pages::edit::update_page,
         ),
         // Web pages over public reference data, and their static assets.
         get_route("/", Public, web::home::page),

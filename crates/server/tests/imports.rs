@@ -27,7 +27,10 @@ fn files(households: u64) -> (Vec<u8>, Vec<u8>) {
 fn form(households: Vec<u8>, members: Vec<u8>) -> Form {
     Form::new()
         .text("source", "partner-x")
-        .part("households", Part::bytes(households).file_name("households.csv"))
+        .part(
+            "households",
+            Part::bytes(households).file_name("households.csv"),
+        )
         .part("members", Part::bytes(members).file_name("members.csv"))
 }
 
@@ -43,7 +46,9 @@ async fn an_uploaded_registry_is_imported_by_a_worker() {
         // A bad row in members.csv: its household is rejected and reported, the rest imported.
         let mut members = String::from_utf8(mm).unwrap();
         let second_line_start = members.find('\n').unwrap() + 1;
-        let bad = members[second_line_start..].replacen(",F,", ",X,", 1).replacen(",M,", ",X,", 1);
+        let bad = members[second_line_start..]
+            .replacen(",F,", ",X,", 1)
+            .replacen(",M,", ",X,", 1);
         members.replace_range(second_line_start.., &bad);
 
         let refused = app
@@ -96,7 +101,10 @@ async fn an_uploaded_registry_is_imported_by_a_worker() {
         stop.cancel();
         worker.await.unwrap().unwrap();
         assert_eq!(done["status"], "done", "{done}");
-        assert!(done["summary"].as_str().unwrap().contains("households"), "{done}");
+        assert!(
+            done["summary"].as_str().unwrap().contains("households"),
+            "{done}"
+        );
 
         let report = app
             .client
@@ -108,7 +116,11 @@ async fn an_uploaded_registry_is_imported_by_a_worker() {
             .unwrap();
         assert_eq!(report.status().as_u16(), 200);
         let csv = report.text().await.unwrap();
-        assert!(csv.lines().any(|l| l.contains("members.csv") && l.contains(",sex,")), "{csv}");
+        assert!(
+            csv.lines()
+                .any(|l| l.contains("members.csv") && l.contains(",sex,")),
+            "{csv}"
+        );
 
         let list: Value = app
             .client

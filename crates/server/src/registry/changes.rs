@@ -723,6 +723,11 @@ pub async fn decide_api(
     _headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ChangeView>> {
+    // Approvers decide, submitters submit or withdraw; anyone else is refused before the body
+    // is even read.
+    if principal.require(Permission::ApproveChanges).is_err() {
+        principal.require(Permission::SubmitChangeRequests)?;
+    }
     let d: Decision = input::parse_body(&body)?;
     let cr = decide(&state, &principal, id, &d).await?;
     Ok(Json(view(cr)))

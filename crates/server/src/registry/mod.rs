@@ -11,6 +11,7 @@ pub mod households;
 pub mod imports;
 pub mod input;
 pub mod memberships;
+pub mod pages;
 pub mod people;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -230,6 +230,16 @@ pub async fn run_search(
     s: &PersonSearch,
 ) -> ApiResult<Vec<PersonHit>> {
     let purpose = reader(state, principal)?;
+    search_for(state, principal, s, purpose).await
+}
+
+/// Runs a search for a read already allowed with `purpose` (pages imply theirs).
+pub async fn search_for(
+    state: &AppState,
+    principal: &Principal,
+    s: &PersonSearch,
+    purpose: inkingi_domain::identity::Purpose,
+) -> ApiResult<Vec<PersonHit>> {
     let hits = state
         .store
         .registry()

@@ -22,6 +22,8 @@ pub enum Section {
     Audit,
     /// The approval queue of change requests.
     Changes,
+    /// Search, households and their forms.
+    Registry,
     /// The sign-in page and the signed-in user's own pages.
     Account,
     /// Error pages belong to no section.
@@ -50,6 +52,8 @@ pub struct Viewer {
     pub may_read_audit: bool,
     /// Sees the approval queue in the menu.
     pub may_approve: bool,
+    /// Sees the registry search in the menu.
+    pub may_read_registry: bool,
     pub must_change_password: bool,
 }
 
@@ -70,6 +74,7 @@ impl FromRequestParts<AppState> for PageCtx {
                 viewer: crate::auth::viewer(state, parts).await.map(|u| Viewer {
                     may_read_audit: may(u.role, Permission::ReadAudit),
                     may_approve: may(u.role, Permission::ApproveChanges),
+                    may_read_registry: may(u.role, Permission::ReadPersonalData),
                     username: u.username,
                     csrf_token: u.csrf_token,
                     must_change_password: u.must_change_password,
@@ -153,6 +158,9 @@ impl PageCtx {
         // Shown only to those who may open it; the page itself checks again.
         if self.viewer.as_ref().is_some_and(|v| v.may_read_audit) {
             nav.push(("/audit", &t.nav_audit, Section::Audit));
+        }
+        if self.viewer.as_ref().is_some_and(|v| v.may_read_registry) {
+            nav.push(("/registry", &t.nav_registry, Section::Registry));
         }
         if self.viewer.as_ref().is_some_and(|v| v.may_approve) {
             nav.push(("/change-requests", &t.nav_changes, Section::Changes));
@@ -334,6 +342,7 @@ mod tests {
                 csrf_token: "c".into(),
                 may_read_audit,
                 may_approve: false,
+                may_read_registry: false,
                 must_change_password: true,
             }),
         };
