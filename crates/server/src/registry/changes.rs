@@ -728,6 +728,17 @@ pub async fn decide_api(
     if principal.require(Permission::ApproveChanges).is_err() {
         principal.require(Permission::SubmitChangeRequests)?;
     }
+    if state
+        .store
+        .changes()
+        .change(&principal.scope, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "no change request {id} in your area scope"
+        )));
+    }
     let d: Decision = input::parse_body(&body)?;
     let cr = decide(&state, &principal, id, &d).await?;
     Ok(Json(view(cr)))

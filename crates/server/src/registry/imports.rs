@@ -4,7 +4,7 @@
 //! `GET /api/v1/imports/{id}` shows its progress, summary and the per-row error report.
 
 use axum::body::Body;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -127,9 +127,13 @@ async fn read_parts(mut form: Multipart) -> ApiResult<(String, Vec<u8>, Vec<u8>)
 pub async fn start(
     State(state): State<AppState>,
     principal: Principal,
-    form: Multipart,
+    request: Request,
 ) -> ApiResult<(StatusCode, Json<ImportView>)> {
+    // Who may import is decided before the body is read.
     may_import(&principal)?;
+    let form = Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("expected a multipart/form-data body: {e}")))?;
     let (source, households, members) = read_parts(form).await?;
     let id = Uuid::now_v7();
     let actor = principal.username.as_str().to_string();
