@@ -1,32 +1,12 @@
 use inkingi_domain::identity::AreaScope;
 use inkingi_domain::registry::change::ChangeRequest;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::PgAdapter;
 use crate::changes::{from_body, stale, to_body, ChangeQuery, ChangeRequestStore};
-use crate::registry::area_range;
+use crate::registry::{area_range, push_scope};
 use crate::{StoreResult, UnitOfWork};
-
-/// `AND (col >= a AND col < b OR …)` for each top area of a non-national scope.
-fn push_scope(qb: &mut QueryBuilder<'_, Postgres>, column: &str, scope: &AreaScope) {
-    if scope.is_national() {
-        return;
-    }
-    qb.push(" AND (");
-    for (i, code) in scope.codes().into_iter().enumerate() {
-        let (lo, hi) = area_range(code.as_str());
-        if i > 0 {
-            qb.push(" OR ");
-        }
-        qb.push(format!("({column} >= "))
-            .push_bind(lo)
-            .push(format!(" AND {column} < "))
-            .push_bind(hi)
-            .push(")");
-    }
-    qb.push(")");
-}
 
 async fn write_touches(conn: &mut sqlx::PgConnection, cr: &ChangeRequest) -> StoreResult<()> {
     sqlx::query("DELETE FROM registry_change_touches WHERE change_request_id = $1")
