@@ -103,6 +103,10 @@ impl UploadStore for PgAdapter {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.and_then(|r| r.try_get::<Option<Vec<u8>>, _>("errors").ok().flatten()))
+        // A decoding failure is an error, not "no report".
+        Ok(row
+            .map(|r| r.try_get::<Option<Vec<u8>>, _>("errors"))
+            .transpose()?
+            .flatten())
     }
 }

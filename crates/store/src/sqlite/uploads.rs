@@ -112,6 +112,10 @@ impl UploadStore for SqliteAdapter {
             .bind(id)
             .fetch_optional(&self.read)
             .await?;
-        Ok(row.and_then(|r| r.try_get::<Option<Vec<u8>>, _>("errors").ok().flatten()))
+        // A decoding failure is an error, not "no report".
+        Ok(row
+            .map(|r| r.try_get::<Option<Vec<u8>>, _>("errors"))
+            .transpose()?
+            .flatten())
     }
 }
