@@ -156,6 +156,34 @@ pub enum MatchCommand {
     Link(MatchRunArgs),
     /// Compare a clusters.csv with known truth: pairwise precision, recall, F1 and B-cubed.
     Evaluate(EvaluateArgs),
+    /// Find the registry's current people (in the database of --database-url) who are the
+    /// same person; writes the same files as dedupe, record ids being person ids. --config is
+    /// the linkage configuration (default: the built-in registry configuration).
+    Run(RegistryMatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryMatchArgs {
+    /// Directory for the outputs (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Score with this saved model.json instead of training a new one.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Only the people of this area (NISR code); default the whole country.
+    #[arg(long, value_name = "CODE")]
+    pub area: Option<String>,
+    /// What names a record in the outputs: the person's id, or the key the importing source
+    /// gave it (an import file's member_key, so `match evaluate` can compare with a
+    /// generator's truth.csv); a person without one keeps their id.
+    #[arg(long, value_enum, default_value_t = RegistryId::Person)]
+    pub id: RegistryId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RegistryId {
+    Person,
+    SourceKey,
 }
 
 #[derive(Debug, Args)]

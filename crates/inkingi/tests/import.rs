@@ -319,3 +319,56 @@ async fn count_households(store: &inkingi_store::Store) -> u64 {
     }
     n
 }
+
+/// `match run` on an imported registry finds the generator's injected duplicates that the
+/// import let in (those without a clashing national ID), named by their member keys so that
+/// `match evaluate` can score them against the generator's truth.
+#[tokio::test]
+async fn match_run_finds_the_duplicates_of_an_imported_registry() {
+    for db in inkingi_testkit::databases().await {
+        let dir = tempfile::tempdir().unwrap();
+        let gen = dir.path().join("gen");
+        let out = Command::new(BIN)
+            .args(["generate", "--households", "600", "--seed", "11", "--out"])
+            .arg(&gen)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let (code, text) = import(&db, &gen, &dir.path().join("e.csv"), &[]);
+        assert_eq!(code, 0, "{text}");
+        let (code, text) = run(inkingi(&db)
+            .args(["match", "run", "--id", "source-key", "--out"])
+            .arg(dir.path().join("m")));
+        assert_eq!(code, 0, "{text}");
+        let clusters = std::fs::read_to_string(dir.path().join("m/clusters.csv")).unwrap();
+        let people = clusters.lines().count() - 1;
+        assert!(text.contains(&format!("{people} records")), "{text}");
+        let (code, eval) = run(inkingi(&db)
+            .args(["match", "evaluate", "--truth"])
+            .arg(gen.join("truth.csv"))
+            .args(["--id-column", "member_key", "--entity-column", "entity_id"])
+            .arg("--clusters")
+            .arg(dir.path().join("m/clusters.csv")));
+        assert_eq!(code, 0, "{eval}");
+        // The `all` row: subgroup, true pairs, precision, recall, F1, …
+        let f1: f64 = eval
+            .lines()
+            .find(|l| l.starts_with("all "))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no F1 in {eval}"));
+        assert!(f1 > 0.8, "{db:?}: {eval}");
+
+        // A configuration naming a column the registry does not have is refused by name.
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[[field]]\nname = \"surname\"\nkind = \"name\"\n").unwrap();
+        let (code, text) = run(inkingi(&db)
+            .arg("--config")
+            .arg(&bad)
+            .args(["match", "run", "--out"])
+            .arg(dir.path().join("m2")));
+        assert_ne!(code, 0);
+        assert!(text.contains("no column \"surname\""), "{text}");
+    }
+}

@@ -783,3 +783,122 @@ async fn forms_are_versioned_and_published_by_admins() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn mother_father_and_guardian_links_are_checked_when_created() {
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        let c = officer(&app, "officer", Role::DistrictOfficer, "11").await;
+        let far = officer(&app, "far.officer", Role::DistrictOfficer, "12").await;
+        let spouse = json!({"given_name": "Eric", "family_name": "Mugisha", "sex": "M",
+                            "birth_date": "1985", "role": "spouse"});
+        let child = json!({"given_name": "Keza", "family_name": "Mugisha", "sex": "F",
+                           "birth_date": "2020-05-01", "role": "child",
+                           "mother": {"member": 0}, "father": {"member": 1}});
+        let (h, _) = c
+            .json(
+                Method::POST,
+                "/api/v1/households",
+                Some(household(vec![head("Aline", "Uwase"), spouse, child])),
+                None,
+                201,
+            )
+            .await;
+        let id = h["id"].as_str().unwrap();
+        let (mother, father) = (&h["members"][0]["id"], &h["members"][1]["id"]);
+        assert_eq!(h["members"][2]["mother_id"], *mother, "{h}");
+        assert_eq!(h["members"][2]["father_id"], *father, "{h}");
+
+        // Within one registration: a position that does not exist, a father who is female,
+        // a mother younger than her child.
+        let bad = json!({"given_name": "Ganza", "family_name": "Uwase", "sex": "M",
+                         "birth_date": "2021", "role": "child",
+                         "mother": {"member": 7}, "father": {"member": 0}});
+        let (p, _) = c
+            .json(
+                Method::POST,
+                "/api/v1/households",
+                Some(household(vec![head("Alice", "Uwera"), bad])),
+                None,
+                422,
+            )
+            .await;
+        assert_eq!(p["errors"][0]["field"], "members[1].mother", "{p}");
+        let bad = json!({"given_name": "Ganza", "family_name": "Uwase", "sex": "M",
+                         "birth_date": "2021", "role": "child", "father": {"member": 0}});
+        let mut hh = household(vec![head("Alice", "Uwera"), bad]);
+        hh["members"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("national_id");
+        let (p, _) = c
+            .json(Method::POST, "/api/v1/households", Some(hh), None, 422)
+            .await;
+        assert_eq!(p["errors"][0]["field"], "members[1].father", "{p}");
+        assert!(
+            p["errors"][0]["reason"].as_str().unwrap().contains("male"),
+            "{p}"
+        );
+
+        // Adding to an existing household: the mother must exist and be visible to the caller,
+        // and a parent born after the child is refused.
+        let path = format!("/api/v1/households/{id}/members");
+        let baby = |mother: Value| {
+            json!({"given_name": "Shema", "family_name": "Mugisha", "sex": "M",
+                   "birth_date": "2024-01-10", "role": "child", "mother": mother})
+        };
+        let (p, _) = c
+            .json(
+                Method::POST,
+                &path,
+                Some(baby(json!({"member": 0}))),
+                None,
+                422,
+            )
+            .await;
+        assert_eq!(p["errors"][0]["field"], "mother", "{p}");
+        let (p, _) = c
+            .json(
+                Method::POST,
+                &path,
+                Some(baby(json!({"id": h["members"][2]["id"]}))),
+                None,
+                422,
+            )
+            .await;
+        assert!(
+            p["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("10 years"),
+            "{p}"
+        );
+        let (m, _) = c
+            .json(
+                Method::POST,
+                &path,
+                Some(baby(json!({"id": mother}))),
+                None,
+                201,
+            )
+            .await;
+        assert_eq!(m["mother_id"], *mother);
+
+        // An officer of another district cannot name her, even knowing her id.
+        far.json(
+            Method::POST,
+            "/api/v1/households",
+            Some(
+                json!({"village": "12010101", "answers": answers(), "members": [
+                {"given_name": "Jean", "family_name": "Habimana", "sex": "M", "role": "head",
+                 "birth_date": "1980"},
+                {"given_name": "Ange", "family_name": "Habimana", "sex": "F", "role": "child",
+                 "birth_date": "2015", "mother": {"id": mother}}]}),
+            ),
+            None,
+            422,
+        )
+        .await;
+        app.stop().await;
+    }
+}

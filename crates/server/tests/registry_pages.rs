@@ -146,3 +146,77 @@ async fn a_household_is_registered_found_and_shown_only_within_scope() {
         app.stop().await;
     }
 }
+
+/// The household as the API returns it, read with the session.
+async fn api_household(app: &TestApp, cookie: &str, page_path: &str) -> serde_json::Value {
+    let id = page_path.trim_start_matches("/registry/households/");
+    app.client
+        .get(app.url(&format!("/api/v1/households/{id}")))
+        .header("cookie", cookie)
+        .header("x-purpose-of-use", "registration")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_head_answers_member_questions_and_an_edit_can_clear_a_multi_choice() {
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        add_user(&app, "local.officer", Role::DistrictOfficer, "11").await;
+        let local = session(&app, "local.officer").await;
+        let (_, html) = page(&app, &local, "/registry/households/new").await;
+        assert!(html.contains(r#"name="head.answers.education""#), "{html}");
+        let csrf = hidden(&html, "csrf");
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("village", VILLAGE),
+            ("head.given_name", "Aline"),
+            ("head.family_name", "Uwase"),
+            ("head.sex", "F"),
+            ("head.birth_date", "1990"),
+            ("head.answers.education", "doctorate"),
+            ("answers.assets", "radio"),
+            ("answers.assets", "bicycle"),
+        ];
+        form.extend(answers());
+
+        // A member answer outside its choices comes back next to its field, the rest kept.
+        let res = post(&app, &local, "/registry/households/new", &form).await;
+        assert_eq!(res.status(), 422);
+        let html = res.text().await.unwrap();
+        assert!(html.contains(r#"id="e-head-a-education""#), "{html}");
+        assert!(html.contains(r#"value="bicycle" checked"#), "{html}");
+
+        form[6].1 = "primary";
+        let res = post(&app, &local, "/registry/households/new", &form).await;
+        assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+        let to = res.headers()["location"].to_str().unwrap().to_string();
+        let h = api_household(&app, &local, &to).await;
+        assert_eq!(h["members"][0]["answers"]["education"], "primary", "{h}");
+        assert_eq!(
+            h["answers"]["assets"],
+            serde_json::json!(["radio", "bicycle"])
+        );
+
+        // Unticking every box of a multi-choice question clears the answer.
+        let edit = format!("{to}/edit");
+        let (_, html) = page(&app, &local, &edit).await;
+        assert!(html.contains(r#"value="radio" checked"#), "{html}");
+        let version = hidden(&html, "version");
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("village", VILLAGE),
+            ("version", version.as_str()),
+        ];
+        form.extend(answers());
+        let res = post(&app, &local, &edit, &form).await;
+        assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+        let h = api_household(&app, &local, &to).await;
+        assert!(h["answers"].get("assets").is_none(), "{h}");
+        app.stop().await;
+    }
+}

@@ -56,6 +56,21 @@ pub struct NewHousehold {
     pub members: Vec<NewMember>,
 }
 
+/// A person's mother, father and guardian, by person id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Relatives {
+    pub mother: Option<Uuid>,
+    pub father: Option<Uuid>,
+    pub guardian: Option<Uuid>,
+}
+
+/// A person's new identity fields, answers and relatives.
+#[derive(Debug, Clone)]
+pub struct PersonChange {
+    pub input: PersonInput,
+    pub relatives: Relatives,
+}
+
 /// A person joining a household.
 #[derive(Debug, Clone)]
 pub struct NewMember {
@@ -67,6 +82,26 @@ pub struct NewMember {
     pub father_id: Option<Uuid>,
     pub guardian_id: Option<Uuid>,
     pub source_key: Option<String>,
+}
+
+impl NewMember {
+    pub fn relatives(&self) -> Relatives {
+        Relatives {
+            mother: self.mother_id,
+            father: self.father_id,
+            guardian: self.guardian_id,
+        }
+    }
+}
+
+impl PersonRecord {
+    pub fn relatives(&self) -> Relatives {
+        Relatives {
+            mother: self.mother_id,
+            father: self.father_id,
+            guardian: self.guardian_id,
+        }
+    }
 }
 
 /// The indexed name keys of a person: the skeletons of the first given-name and first
@@ -198,15 +233,17 @@ pub trait RegistryStore: Send + Sync {
         meta: &EventMeta,
     ) -> StoreResult<Household>;
 
-    /// Replaces a person's identity fields and member answers if their version is still
-    /// `expected`; writes a `member.updated` event with only what changed.
+    /// Replaces a person's identity fields, member answers and relatives if their version is
+    /// still `expected`; writes a `member.updated` event with only what changed (under their
+    /// last household when they have left every household). Relatives are checked as at
+    /// registration.
     async fn update_person(
         &self,
         uow: &mut UnitOfWork,
         scope: &AreaScope,
         id: Uuid,
         expected: i64,
-        input: &PersonInput,
+        change: &PersonChange,
         meta: &EventMeta,
     ) -> StoreResult<PersonRecord>;
 

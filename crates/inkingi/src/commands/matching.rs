@@ -16,7 +16,13 @@ use inkingi_linkage::evaluate::{dense_ids, febrl_entity, Evaluation, Metrics};
 use inkingi_linkage::model::probability;
 use inkingi_linkage::{run, Dataset, LinkageConfig, Progress, Run, TrainedModel};
 
-use crate::cli::{EvaluateArgs, MatchCommand, MatchRunArgs, TruthFormat};
+use inkingi_domain::areas::AreaCode;
+use inkingi_store::registry_bulk::ExportMember;
+use inkingi_store::Store;
+
+use crate::cli::{
+    EvaluateArgs, MatchCommand, MatchRunArgs, RegistryId, RegistryMatchArgs, TruthFormat,
+};
 
 /// Rows standardised per parallel batch while reading.
 const BATCH: usize = 100_000;
@@ -43,7 +49,145 @@ pub fn run_command(cmd: MatchCommand, config: Option<&Path>) -> anyhow::Result<(
             match_files(&args, config, &[left, right])
         }
         MatchCommand::Evaluate(args) => evaluate_files(&args),
+        MatchCommand::Run(_) => bail!("match run needs the database: it runs asynchronously"),
     }
+}
+
+/// The linkage configuration of registry people, built in so that `match run` works from the
+/// binary alone.
+const REGISTRY_CONFIG: &str = include_str!("../../../../config/linkage/registry.toml");
+
+/// Households read per page while loading the registry.
+const PAGE: u32 = 5_000;
+
+/// `inkingi match run`: loads the current people of the registry (or of one area), runs the
+/// linkage and writes the same files as `match dedupe`, with person ids as record ids.
+pub async fn run_registry(
+    config: &crate::config::Config,
+    args: &RegistryMatchArgs,
+    linkage: Option<&Path>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let lc = match linkage {
+        Some(p) => load_config(p)?,
+        None => {
+            let c: LinkageConfig =
+                toml::from_str(REGISTRY_CONFIG).context("built-in registry linkage config")?;
+            c.validate().context("built-in registry linkage config")?;
+            c
+        }
+    };
+    let area = match &args.area {
+        None => String::new(),
+        Some(a) => AreaCode::parse(a)
+            .map_err(|e| anyhow!("--area: {e}"))?
+            .as_str()
+            .to_string(),
+    };
+    let model = read_model(args.model.as_deref())?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let store = super::connect_and_migrate(config).await?;
+    let progress = bar();
+    progress.set_message("reading registry");
+    let mut data = Dataset::new(&lc);
+    let ids = read_registry(&store, &area, &lc, &mut data, &progress, args.id).await;
+    store.close().await;
+    let ids = ids?;
+    let out = run(&lc, &data, model, &Bar(progress.clone())).context("linkage")?;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    write_outputs(&args.out, &data, &out, &ids, &[], None)?;
+    progress.finish_and_clear();
+    summarise(&data, &out, None, started);
+    Ok(())
+}
+
+/// A registry person's value for a configured column.
+fn registry_value(m: &ExportMember, village: &str, column: &str) -> Option<String> {
+    Some(match column {
+        "person_id" => m.id.to_string(),
+        "given_name" => m.given_name.clone(),
+        "family_name" => m.family_name.clone(),
+        "sex" => m.sex.clone(),
+        "birth_date" => m.birth_date.clone().unwrap_or_default(),
+        "national_id" => m.national_id.clone().unwrap_or_default(),
+        "birth_registration" => m.birth_registration.clone().unwrap_or_default(),
+        "phone" => m.phone.clone().unwrap_or_default(),
+        "village" => village.to_string(),
+        _ => return None,
+    })
+}
+
+fn record_id(m: &ExportMember, id: RegistryId) -> String {
+    let key = m.source_key.as_deref().and_then(|k| k.split_once(':'));
+    match (id, key) {
+        (RegistryId::SourceKey, Some((_, key))) => key.to_string(),
+        _ => m.id.to_string(),
+    }
+}
+
+/// The columns [`registry_value`] knows.
+const REGISTRY_COLUMNS: &[&str] = &[
+    "person_id",
+    "given_name",
+    "family_name",
+    "sex",
+    "birth_date",
+    "national_id",
+    "birth_registration",
+    "phone",
+    "village",
+];
+
+async fn read_registry(
+    store: &Store,
+    area: &str,
+    config: &LinkageConfig,
+    data: &mut Dataset,
+    bar: &ProgressBar,
+    id: RegistryId,
+) -> anyhow::Result<Vec<String>> {
+    if let Some(f) = config
+        .fields
+        .iter()
+        .find(|f| !REGISTRY_COLUMNS.contains(&f.column()))
+    {
+        bail!(
+            "field {}: the registry has no column {:?}; it has {}",
+            f.name,
+            f.column(),
+            REGISTRY_COLUMNS.join(", ")
+        );
+    }
+    let bulk = store.registry_bulk();
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let households = bulk.export_households(area, after.clone(), PAGE).await?;
+        let Some(last) = households.last() else { break };
+        after = Some((last.village_code.clone(), last.id));
+        let villages: HashMap<_, _> = households
+            .iter()
+            .map(|h| (h.id, h.village_code.as_str()))
+            .collect();
+        let hh_ids: Vec<_> = households.iter().map(|h| h.id).collect();
+        let members = bulk.export_members(&hh_ids).await?;
+        let rows: Vec<Vec<String>> = members
+            .iter()
+            .map(|m| {
+                let village = villages.get(&m.household_id).copied().unwrap_or_default();
+                config
+                    .fields
+                    .iter()
+                    .map(|f| registry_value(m, village, f.column()).unwrap_or_default())
+                    .collect()
+            })
+            .collect();
+        data.push_rows(config, &rows, ids.len())?;
+        ids.extend(members.iter().map(|m| record_id(m, id)));
+        bar.inc(rows.len() as u64);
+    }
+    Ok(ids)
 }
 
 fn load_config(path: &Path) -> anyhow::Result<LinkageConfig> {
@@ -167,17 +311,7 @@ fn bar() -> ProgressBar {
 fn match_files(args: &MatchRunArgs, config_path: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = load_config(config_path)?;
-    let model = match &args.model {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading model {}", p.display()))?;
-            Some(
-                serde_json::from_str::<TrainedModel>(&text)
-                    .with_context(|| format!("model {}", p.display()))?,
-            )
-        }
-        None => None,
-    };
+    let model = read_model(args.model.as_deref())?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let progress = bar();
@@ -209,26 +343,47 @@ fn match_files(args: &MatchRunArgs, config_path: &Path, files: &[PathBuf]) -> an
         .iter()
         .flat_map(|i| i.ids.iter().map(String::as_str))
         .collect();
-    write_pairs(&args.out.join("pairs.csv"), &data, &out, &ids)?;
-    write_clusters(&args.out.join("clusters.csv"), &data, &out, &ids, &sources)?;
-    std::fs::write(args.out.join("model.json"), out.model.to_json())
-        .context("writing model.json")?;
     let evaluation = truth.map(|_| evaluate_inline(&config, &data, &out, &inputs));
-    write_report(
-        &args.out.join("report.json"),
-        &data,
-        &out,
-        evaluation.as_ref(),
-    )?;
+    write_outputs(&args.out, &data, &out, &ids, &sources, evaluation.as_ref())?;
     progress.finish_and_clear();
-    print_warnings(&data);
+    summarise(&data, &out, evaluation.as_ref(), started);
+    Ok(())
+}
+
+fn read_model(path: Option<&Path>) -> anyhow::Result<Option<TrainedModel>> {
+    let Some(p) = path else { return Ok(None) };
+    let text =
+        std::fs::read_to_string(p).with_context(|| format!("reading model {}", p.display()))?;
+    let model = serde_json::from_str::<TrainedModel>(&text)
+        .with_context(|| format!("model {}", p.display()))?;
+    Ok(Some(model))
+}
+
+/// pairs.csv, clusters.csv, model.json and report.json in `dir`.
+fn write_outputs(
+    dir: &Path,
+    data: &Dataset,
+    out: &Run,
+    ids: &[&str],
+    sources: &[&str],
+    evaluation: Option<&Report>,
+) -> anyhow::Result<()> {
+    write_pairs(&dir.join("pairs.csv"), data, out, ids)?;
+    write_clusters(&dir.join("clusters.csv"), data, out, ids, sources)?;
+    std::fs::write(dir.join("model.json"), out.model.to_json()).context("writing model.json")?;
+    write_report(&dir.join("report.json"), data, out, evaluation)
+}
+
+/// Warnings, metrics and the one-line summary on the terminal.
+fn summarise(data: &Dataset, out: &Run, evaluation: Option<&Report>, started: Instant) {
+    print_warnings(data);
     for o in &out.blocker.report.oversized {
         eprintln!(
             "warning: blocking rule {:?} skipped a block of {} records ({} pairs): {}",
             o.rule, o.records, o.pairs, o.example
         );
     }
-    if let Some(e) = &evaluation {
+    if let Some(e) = evaluation {
         print_metrics(e);
     }
     let secs = started.elapsed().as_secs_f64();
@@ -246,7 +401,6 @@ fn match_files(args: &MatchRunArgs, config_path: &Path, files: &[PathBuf]) -> an
         out.candidate_pairs,
         data.len() as f64 / secs.max(1e-9)
     );
-    Ok(())
 }
 
 fn distinct(v: &[u32]) -> usize {

@@ -15,7 +15,7 @@ pub mod users;
 use anyhow::Context;
 use inkingi_store::{ConnectOptions, Store, StoreError};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, MatchCommand};
 use crate::config::{Config, ConfigError};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -24,6 +24,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let overrides = cli.overrides();
     let command = match cli.command {
         Command::Generate(args) => return generate::run(args).await,
+        Command::Match(MatchCommand::Run(args)) => {
+            // The database comes from --database-url or the environment, not a config file.
+            let config = Config::load(None, &overrides)?;
+            return matching::run_registry(&config, &args, cli.global.config.as_deref()).await;
+        }
         Command::Match(cmd) => return matching::run_command(cmd, cli.global.config.as_deref()),
         other => other,
     };

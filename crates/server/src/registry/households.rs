@@ -24,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::input::{self, Errors, HouseholdFields, MemberFields};
+use super::memberships::{relative_ids, rule_error};
 use super::{audit_change, current_form, etag, event_meta, if_match, not_visible, reader, reason};
 use crate::audit::record_read;
 use crate::auth::Principal;
@@ -137,6 +138,12 @@ pub async fn validate_new(
         if let Err(why) = check_one_head(members.iter().map(|m| &m.role)) {
             e.add("", "members", why);
         }
+        let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
+        for (i, (fields, m)) in body.members.iter().zip(members.iter_mut()).enumerate() {
+            let [mother, father, guardian] =
+                relative_ids(state, principal, fields, Some((i, &ids)), &mut e).await?;
+            (m.mother_id, m.father_id, m.guardian_id) = (mother, father, guardian);
+        }
     }
     e.into_result()?;
     let hh = hh.ok_or_else(|| ApiError::internal("validated household missing"))?;
@@ -191,6 +198,7 @@ pub async fn register(
             Err(StoreError::Conflict(m)) => {
                 return Err(conflict_field(&m));
             }
+            Err(e @ StoreError::Invalid(_)) => return Err(rule_error(e)),
             Err(e) => return Err(e.into()),
         }
     }

@@ -37,6 +37,15 @@ pub struct MemberFields {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub answers: Map<String, Value>,
+    /// The person's mother (female, born at least 10 years earlier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mother: Option<PersonRef>,
+    /// The person's father (male, born at least 10 years earlier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub father: Option<PersonRef>,
+    /// The person's guardian.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardian: Option<PersonRef>,
     /// `head`, `spouse`, `child`, `other_relative` or `non_relative`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -46,6 +55,16 @@ pub struct MemberFields {
     /// Why the member is added (else the `X-Change-Reason` header).
     #[serde(default, skip_serializing)]
     pub reason: Option<String>,
+}
+
+/// A relative named in a request: `{"id": "…"}`, a person already registered (within your
+/// area scope), or, when registering a household, `{"member": 1}`, another member of the same
+/// request by position.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PersonRef {
+    Id(uuid::Uuid),
+    Member(usize),
 }
 
 /// A household's own fields.
@@ -290,6 +309,9 @@ pub fn person_fields(p: &PersonInput) -> MemberFields {
         passport: p.passport.clone(),
         phones: p.phones.iter().map(|p| p.to_string()).collect(),
         answers: p.answers.clone(),
+        mother: None,
+        father: None,
+        guardian: None,
         role: None,
         since: None,
         reason: None,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::input::{self, Errors, MemberFields};
+use super::input::{self, Errors, MemberFields, PersonRef};
 use super::{audit_change, current_form, event_meta, not_visible, reason};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -38,6 +38,59 @@ pub fn rule_error(e: StoreError) -> ApiError {
         },
         other => other.into(),
     }
+}
+
+/// Resolves a member's mother, father and guardian to person ids. `at` is the member's position
+/// and the ids of every member when a household is registered (a relative may then be another
+/// member, `{"member": n}`); `None` when adding to an existing household. A registered relative
+/// must be visible to the caller; the store checks sex and age.
+pub async fn relative_ids(
+    state: &AppState,
+    principal: &Principal,
+    m: &MemberFields,
+    at: Option<(usize, &[Uuid])>,
+    e: &mut Errors,
+) -> ApiResult<[Option<Uuid>; 3]> {
+    let prefix = at.map_or(String::new(), |(i, _)| format!("members[{i}]"));
+    let mut ids = [None; 3];
+    let refs = [
+        ("mother", m.mother),
+        ("father", m.father),
+        ("guardian", m.guardian),
+    ];
+    for (slot, (name, r)) in ids.iter_mut().zip(refs) {
+        *slot = match (r, at) {
+            (None, _) => None,
+            (Some(PersonRef::Member(j)), Some((i, _))) if j == i => {
+                e.add(&prefix, name, "a person cannot be their own relative");
+                None
+            }
+            (Some(PersonRef::Member(j)), Some((_, all))) => {
+                let id = all.get(j).copied();
+                if id.is_none() {
+                    e.add(&prefix, name, format!("there is no member at position {j}"));
+                }
+                id
+            }
+            (Some(PersonRef::Member(_)), None) => {
+                e.add(&prefix, name, "name a registered person: {\"id\": \"…\"}");
+                None
+            }
+            (Some(PersonRef::Id(id)), _) => {
+                let seen = state
+                    .store
+                    .registry()
+                    .person(&principal.scope, id)
+                    .await?
+                    .is_some();
+                if !seen {
+                    e.add(&prefix, name, format!("no person {id} in your area scope"));
+                }
+                seen.then_some(id)
+            }
+        };
+    }
+    Ok(ids)
 }
 
 /// Add a new person to a household.
@@ -68,6 +121,8 @@ pub async fn add(
     let mut e = Errors::default();
     let person = input::person("", &m, &form, &mut e);
     let role = input::membership("", &m, &mut e);
+    let [mother_id, father_id, guardian_id] =
+        relative_ids(&state, &principal, &m, None, &mut e).await?;
     e.into_result()?;
     let (Some(person), Some((role, since))) = (person, role) else {
         return Err(ApiError::internal("validated member missing"));
@@ -77,9 +132,9 @@ pub async fn add(
         person,
         role,
         since,
-        mother_id: None,
-        father_id: None,
-        guardian_id: None,
+        mother_id,
+        father_id,
+        guardian_id,
         source_key: None,
     };
     let meta = event_meta(&principal, Channel::Api, reason(m.reason.clone(), &headers));

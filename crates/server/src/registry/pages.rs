@@ -472,17 +472,18 @@ pub async fn household_page(
 /// Answers of the household section as a form sends them: one value per key, several for a
 /// multiple choice.
 pub(super) fn answers_from_form(
-    form: &FormSchema,
+    questions: &[Question],
     raw: &[(String, String)],
+    prefix: &str,
 ) -> (Map<String, Value>, BTreeMap<String, Vec<String>>) {
     let mut sent: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in raw {
-        if let Some(key) = k.strip_prefix("answers.") {
+        if let Some(key) = k.strip_prefix(prefix) {
             sent.entry(key.to_string()).or_default().push(v.clone());
         }
     }
     let mut answers = Map::new();
-    for q in &form.household {
+    for q in questions {
         let values = sent.get(&q.key).cloned().unwrap_or_default();
         let first = values
             .first()
@@ -520,7 +521,10 @@ pub(super) fn answers_from_form(
 
 /// One question as the form template draws it.
 pub(super) struct QuestionField {
-    pub key: String,
+    /// The input's name: the prefix and key (`answers.rooms`, `head.answers.education`).
+    pub name: String,
+    /// The suffix of the input's element ids (`a-rooms`, `head-a-education`).
+    pub dom: String,
     pub label: String,
     pub required: bool,
     /// `choice`, `multi_choice`, `boolean`, `integer`, `decimal`, `date` or `text`.
@@ -543,12 +547,14 @@ impl QuestionField {
 
 /// The household questions with their values and field errors (`answers.<key>`).
 pub(super) fn question_fields(
-    form: &FormSchema,
+    questions: &[Question],
     lang: &str,
     values: &BTreeMap<String, Vec<String>>,
     errors: &BTreeMap<String, String>,
+    prefix: &str,
 ) -> Vec<QuestionField> {
-    form.household
+    let dom_prefix = prefix.replace("answers.", "a-").replace('.', "-");
+    questions
         .iter()
         .map(|q| {
             let (kind, choices) = match &q.kind {
@@ -561,13 +567,14 @@ pub(super) fn question_fields(
                 QuestionKind::Text { .. } => ("text", Vec::new()),
             };
             QuestionField {
-                key: q.key.clone(),
+                name: format!("{prefix}{}", q.key),
+                dom: format!("{dom_prefix}{}", q.key),
                 label: label(q, lang),
                 required: q.required,
                 kind,
                 choices,
                 values: values.get(&q.key).cloned().unwrap_or_default(),
-                error: errors.get(&format!("answers.{}", q.key)).cloned(),
+                error: errors.get(&format!("{prefix}{}", q.key)).cloned(),
             }
         })
         .collect()

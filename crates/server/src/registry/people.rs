@@ -9,13 +9,16 @@ use axum::Json;
 use inkingi_domain::identity::Permission;
 use inkingi_domain::registry::history::Channel;
 use inkingi_domain::registry::{NationalId, PhoneNumber, RegistryNumber};
-use inkingi_store::registry::{EventMeta, PersonHit, PersonRecord, PersonSearch};
+use inkingi_store::registry::{
+    EventMeta, PersonChange, PersonHit, PersonRecord, PersonSearch, Relatives,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::input::{self, Errors, MemberFields};
+use super::memberships::{relative_ids, rule_error};
 use super::{audit_change, current_form, etag, event_meta, if_match, not_visible, reader, reason};
 use crate::audit::record_read;
 use crate::auth::Principal;
@@ -90,14 +93,33 @@ pub async fn update(
     let form = current_form(state).await?;
     let mut e = Errors::default();
     let person = input::person("", &merged, &form, &mut e);
+    let [mother, father, guardian] = relative_ids(state, principal, &merged, None, &mut e).await?;
     e.into_result()?;
     let person = person.ok_or_else(|| ApiError::internal("validated person missing"))?;
+    // A relative the patch does not name stays; `null` removes the link.
+    let was = current.relatives();
+    let pick = |key: &str, sent: Option<Uuid>, kept: Option<Uuid>| {
+        if keys.iter().any(|k| k == key) {
+            sent
+        } else {
+            kept
+        }
+    };
+    let change = PersonChange {
+        input: person,
+        relatives: Relatives {
+            mother: pick("mother", mother, was.mother),
+            father: pick("father", father, was.father),
+            guardian: pick("guardian", guardian, was.guardian),
+        },
+    };
     let mut uow = state.store.begin().await?;
     let p = state
         .store
         .registry()
-        .update_person(&mut uow, &principal.scope, id, expected, &person, meta)
-        .await?;
+        .update_person(&mut uow, &principal.scope, id, expected, &change, meta)
+        .await
+        .map_err(rule_error)?;
     audit_change(
         state,
         &mut uow,

@@ -312,6 +312,17 @@ impl RegistryConn for PgConnection {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn last_household(&mut self, person_id: Uuid) -> StoreResult<Option<Uuid>> {
+        let row: Option<(Uuid,)> = sqlx::query_as(
+            "SELECT household_id FROM registry_past_memberships WHERE person_id = $1 \
+             ORDER BY end_date DESC LIMIT 1",
+        )
+        .bind(person_id)
+        .fetch_optional(&mut *self)
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
     async fn insert_past_membership(&mut self, m: &Membership) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO registry_past_memberships \

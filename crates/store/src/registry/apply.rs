@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::logic::{
-    add_member, change_roles, end_membership, not_found, one_household, one_person, register,
-    update_household, write_member, PeopleFilter, RegistryBackend, RegistryConn,
+    add_member, change_roles, end_membership, event_household, not_found, one_household,
+    one_person, register, update_household, write_member, PeopleFilter, RegistryBackend,
+    RegistryConn,
 };
 use super::{EventMeta, HouseholdChange, NewHousehold, NewMember, PersonRecord};
 use crate::{StoreError, StoreResult, UnitOfWork};
@@ -93,6 +94,9 @@ async fn apply<C: RegistryConn + ?Sized>(
             mother_id,
             child,
         } => {
+            if let Some(mother) = mother_id {
+                member_of(c, scope, *mother, *household_id).await?;
+            }
             let since = child.birth_date.map_or(today, |b| b.earliest());
             let m = new_member(child, MemberRole::Child, since, *mother_id, None);
             add_member(c, scope, *household_id, &m, meta)
@@ -176,7 +180,7 @@ async fn apply<C: RegistryConn + ?Sized>(
         ChangeKind::UpdateIdentity { person_id, fields } => {
             let p = one_person(c, scope, *person_id).await?;
             let input: PersonInput = overlay(&p.person.data, fields, IDENTITY_FIELDS)?;
-            let household_id = p.person.household_id.unwrap_or_default();
+            let household_id = event_household(c, &p).await?;
             let mut next = p.clone();
             next.person.data = input;
             write_member(c, household_id, &p, next, "member.updated", meta)
@@ -524,7 +528,7 @@ async fn record_death<C: RegistryConn + ?Sized>(
     let p = one_person(c, scope, person_id).await?;
     let mut next = p.clone();
     next.person.died_on = Some(died_on);
-    let hh = household_id.unwrap_or_default();
+    let hh = event_household(c, &p).await?;
     write_member(c, hh, &p, next, "member.died", meta).await?;
     if household_id.is_some() {
         // A death reported late can predate the membership as recorded (registration day);

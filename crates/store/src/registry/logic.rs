@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::ops::DerefMut;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use inkingi_domain::areas::AreaCode;
 use inkingi_domain::identity::AreaScope;
 use inkingi_domain::registry::form::FormSchema;
@@ -13,7 +13,7 @@ use inkingi_domain::registry::history::{diff, Entity, RegistryEvent};
 use inkingi_domain::registry::model::check_one_head;
 use inkingi_domain::registry::search::skeletons;
 use inkingi_domain::registry::{
-    Household, HouseholdStatus, MemberRole, Membership, Person, PersonInput, RegistryNumber,
+    Household, HouseholdStatus, MemberRole, Membership, Person, PersonInput, RegistryNumber, Sex,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -21,7 +21,8 @@ use uuid::Uuid;
 use super::{
     household_fields, member_fields, new_event, rank_by_name, stale, EventMeta, FormRecord,
     HouseholdChange, HouseholdQuery, NewHousehold, NewMember, PeoplePage, PeopleQuery,
-    PersonFilter, PersonHit, PersonRecord, PersonSearch, RegistryStore, NAME_CANDIDATES,
+    PersonChange, PersonFilter, PersonHit, PersonRecord, PersonSearch, RegistryStore, Relatives,
+    NAME_CANDIDATES,
 };
 use crate::{StoreError, StoreResult, UnitOfWork};
 
@@ -66,6 +67,8 @@ pub(crate) trait RegistryConn: Send {
     async fn insert_person(&mut self, p: &PersonRecord) -> StoreResult<()>;
     async fn update_person(&mut self, p: &PersonRecord, expected: i64) -> StoreResult<bool>;
     async fn insert_past_membership(&mut self, m: &Membership) -> StoreResult<()>;
+    /// The household of the person's most recently ended membership.
+    async fn last_household(&mut self, person_id: Uuid) -> StoreResult<Option<Uuid>>;
     async fn insert_event(&mut self, e: &RegistryEvent) -> StoreResult<()>;
     async fn events(
         &mut self,
@@ -177,6 +180,21 @@ pub(super) async fn register<C: RegistryConn + ?Sized>(
         created_at: meta.at,
         updated_at: meta.at,
     };
+    // The caller has checked that relatives outside the new household are within its scope.
+    for (i, m) in new.members.iter().enumerate() {
+        let path = format!("members[{i}].");
+        let scope = AreaScope::national();
+        check_relatives(
+            c,
+            &scope,
+            m.id,
+            &m.person,
+            m.relatives(),
+            &new.members,
+            &path,
+        )
+        .await?;
+    }
     c.insert_household(&h).await?;
     let mut members = Vec::with_capacity(new.members.len());
     for m in &new.members {
@@ -276,6 +294,104 @@ pub(super) async fn write_member<C: RegistryConn + ?Sized>(
     Ok(next)
 }
 
+/// The household a person's events belong to: the current one, else the last one they left
+/// (a person who died or moved out keeps their history under that household).
+pub(super) async fn event_household<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    p: &PersonRecord,
+) -> StoreResult<Uuid> {
+    if let Some(h) = p.person.household_id {
+        return Ok(h);
+    }
+    c.last_household(p.person.id).await?.ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "person {} has never been a member of a household",
+            p.person.id
+        ))
+    })
+}
+
+/// A parent must be born at least this long before the child (a plausibility floor, not a
+/// statement about families: it catches a parent and child swapped at entry).
+const MIN_PARENT_AGE_YEARS: i32 = 10;
+
+/// Checks `m`'s mother, father and guardian: each exists (among `joining`, the people being
+/// registered with it, or within `scope`), is not `m`, a mother is female and a father male,
+/// and a parent was born well before the child when both birth dates are known. Refusals name
+/// the field under `path` (`members[1].mother`).
+pub(super) async fn check_relatives<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    person_id: Uuid,
+    person: &PersonInput,
+    relatives: Relatives,
+    joining: &[NewMember],
+    path: &str,
+) -> StoreResult<()> {
+    let links = [
+        ("mother", relatives.mother, Some(Sex::Female)),
+        ("father", relatives.father, Some(Sex::Male)),
+        ("guardian", relatives.guardian, None),
+    ];
+    for (name, id, sex) in links {
+        let Some(id) = id else { continue };
+        let field = format!("{path}{name}");
+        if id == person_id {
+            return Err(StoreError::Invalid(format!(
+                "{field}: a person cannot be their own relative"
+            )));
+        }
+        let relative = match joining.iter().find(|j| j.id == id) {
+            Some(j) => j.person.clone(),
+            None => match c.people(scope, PeopleFilter::Id(id)).await?.pop() {
+                Some(p) => p.person.data,
+                None => {
+                    return Err(StoreError::Invalid(format!(
+                        "{field}: no person {id} in your area scope"
+                    )))
+                }
+            },
+        };
+        if let Some(sex) = sex.filter(|s| *s != relative.sex) {
+            return Err(StoreError::Invalid(format!(
+                "{field}: person {id} is recorded as {}; a {name} must be {}",
+                sex_word(relative.sex),
+                sex_word(sex)
+            )));
+        }
+        if sex.is_some() {
+            check_parent_age(&field, &relative, person)?;
+        }
+    }
+    Ok(())
+}
+
+fn sex_word(s: Sex) -> &'static str {
+    match s {
+        Sex::Female => "female",
+        Sex::Male => "male",
+    }
+}
+
+fn check_parent_age(field: &str, parent: &PersonInput, child: &PersonInput) -> StoreResult<()> {
+    let (Some(p), Some(ch)) = (parent.birth_date, child.birth_date) else {
+        return Ok(());
+    };
+    let floor = ch
+        .latest()
+        .with_year(ch.latest().year() - MIN_PARENT_AGE_YEARS)
+        .unwrap_or(ch.latest());
+    if p.earliest() > floor {
+        return Err(StoreError::Invalid(format!(
+            "{field}: the parent's birth date ({}) is not at least {MIN_PARENT_AGE_YEARS} years \
+             before the child's ({})",
+            p.earliest(),
+            ch.earliest()
+        )));
+    }
+    Ok(())
+}
+
 fn current_household(p: &PersonRecord) -> StoreResult<Uuid> {
     p.person.household_id.ok_or_else(|| {
         StoreError::Conflict(format!(
@@ -290,16 +406,28 @@ async fn update_person<C: RegistryConn + ?Sized>(
     scope: &AreaScope,
     id: Uuid,
     expected: i64,
-    input: &PersonInput,
+    change: &PersonChange,
     meta: &EventMeta,
 ) -> StoreResult<PersonRecord> {
     let current = one_person(c, scope, id).await?;
     if current.person.version != expected {
         return Err(stale("person", expected, current.person.version));
     }
-    let household_id = current_household(&current)?;
+    // Only new links are checked: a link already stored (an import's, say) stays editable.
+    let was = current.relatives();
+    let fresh = |now: Option<Uuid>, before: Option<Uuid>| now.filter(|_| now != before);
+    let new_links = Relatives {
+        mother: fresh(change.relatives.mother, was.mother),
+        father: fresh(change.relatives.father, was.father),
+        guardian: fresh(change.relatives.guardian, was.guardian),
+    };
+    check_relatives(c, scope, id, &change.input, new_links, &[], "").await?;
+    let household_id = event_household(c, &current).await?;
     let mut next = current.clone();
-    next.person.data = input.clone();
+    next.person.data = change.input.clone();
+    next.mother_id = change.relatives.mother;
+    next.father_id = change.relatives.father;
+    next.guardian_id = change.relatives.guardian;
     write_member(c, household_id, &current, next, "member.updated", meta).await
 }
 
@@ -331,6 +459,7 @@ pub(super) async fn add_member<C: RegistryConn + ?Sized>(
             ));
         }
     }
+    check_relatives(c, scope, m.id, &m.person, m.relatives(), &[], "").await?;
     let rec = person_record(m, &h, meta.at);
     c.insert_person(&rec).await?;
     let e = new_event(
@@ -585,10 +714,10 @@ impl<T: RegistryBackend> RegistryStore for T {
         scope: &AreaScope,
         id: Uuid,
         expected: i64,
-        input: &PersonInput,
+        change: &PersonChange,
         meta: &EventMeta,
     ) -> StoreResult<PersonRecord> {
-        update_person(self.tx_conn(uow)?, scope, id, expected, input, meta).await
+        update_person(self.tx_conn(uow)?, scope, id, expected, change, meta).await
     }
 
     async fn add_member(

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use inkingi_domain::identity::Permission;
+use inkingi_domain::registry::form::FormSchema;
 use inkingi_domain::registry::history::Channel;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -33,6 +34,10 @@ const HEAD: &[(&str, &str)] = &[
     ("national_id", "members[0].national_id"),
     ("phone", "members[0].phones[0]"),
 ];
+
+/// Input-name prefixes of the household's answers and of the head's member answers.
+const ANSWERS: &str = "answers.";
+const HEAD_ANSWERS: &str = "head.answers.";
 
 /// One of the head's text fields as the template draws it.
 struct HeadField {
@@ -85,6 +90,8 @@ struct FormPage {
     errors: BTreeMap<String, String>,
     questions: Vec<QuestionField>,
     head: Vec<HeadField>,
+    /// The member section of the form, for the head (registration only).
+    head_questions: Vec<QuestionField>,
     /// The household changed since the form was loaded.
     stale: bool,
 }
@@ -110,13 +117,15 @@ impl FormPage {
                 || self
                     .questions
                     .iter()
-                    .any(|q| k == format!("answers.{}", q.key))
+                    .chain(&self.head_questions)
+                    .any(|q| k == q.name)
         };
         self.errors.iter().filter(|(k, _)| !shown(k)).collect()
     }
 }
 
-/// Maps API field paths to the form's field names (`members[0].sex` → `head.sex`).
+/// Maps API field paths to the form's field names (`members[0].sex` → `head.sex`,
+/// `members[0].answers.education` → `head.answers.education`).
 fn form_errors(api: BTreeMap<String, String>) -> BTreeMap<String, String> {
     api.into_iter()
         .map(|(k, v)| {
@@ -124,6 +133,10 @@ fn form_errors(api: BTreeMap<String, String>) -> BTreeMap<String, String> {
                 .iter()
                 .find(|(_, path)| *path == k)
                 .map(|(f, _)| format!("head.{f}"))
+                .or_else(|| {
+                    k.strip_prefix("members[0].answers.")
+                        .map(|q| format!("{HEAD_ANSWERS}{q}"))
+                })
                 .unwrap_or(k);
             (name, v)
         })
@@ -139,9 +152,28 @@ fn single(raw: &[(String, String)], name: &str) -> Option<String> {
 
 fn sent_values(raw: &[(String, String)]) -> BTreeMap<String, String> {
     raw.iter()
-        .filter(|(k, _)| !k.starts_with("answers.") && k != "csrf")
+        .filter(|(k, _)| !k.starts_with(ANSWERS) && !k.starts_with(HEAD_ANSWERS) && k != "csrf")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// What the form shows: values by field name, and answers by question key.
+#[derive(Default)]
+struct Shown {
+    values: BTreeMap<String, String>,
+    answers: BTreeMap<String, Vec<String>>,
+    head_answers: BTreeMap<String, Vec<String>>,
+}
+
+impl Shown {
+    /// The form as it was sent, to show it again with its errors.
+    fn sent(raw: &[(String, String)], form: &FormSchema) -> Self {
+        Shown {
+            values: sent_values(raw),
+            answers: answers_from_form(&form.household, raw, ANSWERS).1,
+            head_answers: answers_from_form(&form.member, raw, HEAD_ANSWERS).1,
+        }
+    }
 }
 
 async fn form_page(
@@ -149,10 +181,14 @@ async fn form_page(
     ctx: &PageCtx,
     principal: &PagePrincipal,
     id: Option<Uuid>,
-    values: BTreeMap<String, String>,
-    answers: BTreeMap<String, Vec<String>>,
+    shown: Shown,
     errors: BTreeMap<String, String>,
 ) -> ApiResult<FormPage> {
+    let Shown {
+        values,
+        answers,
+        head_answers,
+    } = shown;
     let form = current_form(state).await?;
     let t = ctx.t();
     let title = if id.is_some() {
@@ -169,7 +205,20 @@ async fn form_page(
         id: id.map(|i| i.to_string()),
         csrf: principal.csrf_token().to_string(),
         version: values.get("version").cloned().unwrap_or_default(),
-        questions: question_fields(&form, ctx.lang().code(), &answers, &errors),
+        questions: question_fields(
+            &form.household,
+            ctx.lang().code(),
+            &answers,
+            &errors,
+            ANSWERS,
+        ),
+        head_questions: question_fields(
+            &form.member,
+            ctx.lang().code(),
+            &head_answers,
+            &errors,
+            HEAD_ANSWERS,
+        ),
         head: head(t, &values, &errors),
         stale: errors.contains_key("version"),
         values,
@@ -192,17 +241,17 @@ pub async fn new_page(
         &ctx,
         &principal,
         None,
-        BTreeMap::new(),
-        BTreeMap::new(),
+        Shown::default(),
         BTreeMap::new(),
     )
     .await?;
     Ok(render(&ctx, StatusCode::OK, &page))
 }
 
-fn head_fields(raw: &[(String, String)]) -> MemberFields {
+fn head_fields(raw: &[(String, String)], form: &FormSchema) -> MemberFields {
     let f = |name: &str| single(raw, &format!("head.{name}"));
     MemberFields {
+        answers: answers_from_form(&form.member, raw, HEAD_ANSWERS).0,
         given_name: f("given_name"),
         family_name: f("family_name"),
         sex: f("sex"),
@@ -227,13 +276,13 @@ pub async fn create_page(
     principal.check_csrf(single(&raw, "csrf").as_deref())?;
     principal.require(Permission::WritePersonalData)?;
     let form = current_form(&state).await?;
-    let (answers, sent) = answers_from_form(&form, &raw);
+    let (answers, _) = answers_from_form(&form.household, &raw, ANSWERS);
     let body = CreateHousehold {
         village: single(&raw, "village"),
         address: single(&raw, "address"),
         gps: None,
         answers,
-        members: vec![head_fields(&raw)],
+        members: vec![head_fields(&raw, &form)],
         reason: single(&raw, "reason"),
     };
     let outcome = async {
@@ -251,8 +300,7 @@ pub async fn create_page(
                 &ctx,
                 &principal,
                 None,
-                sent_values(&raw),
-                sent,
+                Shown::sent(&raw, &form),
                 errors,
             )
             .await?;
@@ -287,16 +335,12 @@ pub async fn edit_page(
         ("address".to_string(), h.address.clone().unwrap_or_default()),
         ("version".to_string(), h.version.to_string()),
     ]);
-    let page = form_page(
-        &state,
-        &ctx,
-        &principal,
-        Some(id),
+    let shown = Shown {
         values,
-        answer_values(&h.answers),
-        BTreeMap::new(),
-    )
-    .await?;
+        answers: answer_values(&h.answers),
+        head_answers: BTreeMap::new(),
+    };
+    let page = form_page(&state, &ctx, &principal, Some(id), shown, BTreeMap::new()).await?;
     Ok(render(&ctx, StatusCode::OK, &page))
 }
 
@@ -326,7 +370,7 @@ pub async fn update_page(
         return Ok(not_found(&ctx));
     }
     let form = current_form(&state).await?;
-    let (answers, sent) = answers_from_form(&form, &raw);
+    let (answers, _) = answers_from_form(&form.household, &raw, ANSWERS);
     let expected = single(&raw, "version").and_then(|v| v.parse::<i64>().ok());
     let mut patch = Map::new();
     patch.insert("village".into(), single(&raw, "village").into());
@@ -351,8 +395,7 @@ pub async fn update_page(
                 &ctx,
                 &principal,
                 Some(id),
-                sent_values(&raw),
-                sent,
+                Shown::sent(&raw, &form),
                 errors,
             )
             .await?;
@@ -365,8 +408,7 @@ pub async fn update_page(
                 &ctx,
                 &principal,
                 Some(id),
-                sent_values(&raw),
-                sent,
+                Shown::sent(&raw, &form),
                 errors,
             )
             .await?;
