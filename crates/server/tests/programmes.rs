@@ -25,6 +25,7 @@ const VILLAGE: &str = "11010102";
 struct Client<'a> {
     app: &'a TestApp,
     token: String,
+    purpose: &'static str,
 }
 
 impl Client<'_> {
@@ -34,7 +35,7 @@ impl Client<'_> {
             .client
             .request(method, self.app.url(path))
             .bearer_auth(&self.token)
-            .header("x-purpose-of-use", "programme-administration");
+            .header("x-purpose-of-use", self.purpose);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -54,17 +55,18 @@ impl Client<'_> {
 }
 
 async fn manager(app: &TestApp) -> Client<'_> {
-    add_user(app, "pm", Role::ProgrammeManager, "national").await;
+    add_user(app, "prog.manager", Role::ProgrammeManager, "national").await;
+    add_user(app, "district.officer", Role::DistrictOfficer, "11").await;
     Client {
         app,
-        token: token(app, "pm", &["read", "write"]).await,
+        token: token(app, "prog.manager", &["read", "write"]).await,
+        purpose: "programme-administration",
     }
 }
 
 /// Registers a household of `members` adults (the first the head) aged 30, with `rooms`.
 async fn household(app: &TestApp, members: usize, rooms: u32) -> (String, Vec<String>) {
-    add_user(app, "officer", Role::DistrictOfficer, "11").await;
-    let t = token(app, "officer", &["write"]).await;
+    let t = token(app, "district.officer", &["write"]).await;
     let people: Vec<Value> = (0..members)
         .map(|i| {
             json!({"given_name": format!("Member{i}"), "family_name": "Uwase", "sex": "F",
@@ -73,7 +75,7 @@ async fn household(app: &TestApp, members: usize, rooms: u32) -> (String, Vec<St
         .collect();
     let body = json!({
         "village": VILLAGE,
-        "answers": {"tenure": "owner", "wall": "mud_bricks", "roof": "thatch",
+        "answers": {"tenure": "owner", "wall": "mud_bricks", "roof": "grass_or_leaves",
             "floor": "earth", "rooms": rooms, "water_source": "public_tap",
             "toilet": "pit_latrine_slab", "lighting": "solar", "cooking_fuel": "firewood",
             "owns_land": false, "owns_livestock": false, "income_sources": ["farming"],
@@ -159,7 +161,7 @@ async fn models_and_rule_sets_are_versioned_and_bad_ones_are_refused() {
         model["categories"][0]["colour"] = "red".into();
         let (s, p) = pm.post("/api/v1/targeting/models", model.clone()).await;
         assert_eq!(s, 422, "{p}");
-        assert_eq!(p["errors"][0]["field"], "categories[0]", "{p}");
+        assert_eq!(p["errors"][0]["field"], "categories[0].colour", "{p}");
 
         model["categories"][0].as_object_mut().unwrap().remove("colour");
         model["intercept"] = json!(model["intercept"].as_f64().unwrap() - 5.0);
@@ -265,8 +267,12 @@ async fn scores_are_recomputed_by_a_job_and_in_batch() {
         assert!(again["score"].as_f64().unwrap() <= value, "a lower intercept lowers the score");
 
         // Someone scoped to another district does not see the score.
-        add_user(&app, "far", Role::DistrictOfficer, "12").await;
-        let far = Client { app: &app, token: token(&app, "far", &["read", "purpose:registration"]).await };
+        add_user(&app, "far.officer", Role::DistrictOfficer, "12").await;
+        let far = Client {
+            app: &app,
+            token: token(&app, "far.officer", &["read"]).await,
+            purpose: "registration",
+        };
         let (s, _) = far.get(&format!("/api/v1/households/{hh}/score")).await;
         assert_eq!(s, 404);
         app.stop().await;
@@ -406,9 +412,9 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
         assert_eq!(
             moves,
             vec![
-                (Value::Null, json!("eligible"), json!("pm")),
-                (json!("eligible"), json!("enrolled"), json!("pm")),
-                (json!("enrolled"), json!("graduated"), json!("pm")),
+                (Value::Null, json!("eligible"), json!("prog.manager")),
+                (json!("eligible"), json!("enrolled"), json!("prog.manager")),
+                (json!("enrolled"), json!("graduated"), json!("prog.manager")),
             ]
         );
 
@@ -444,8 +450,12 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
         assert_eq!(b["household_id"], lonely.as_str());
 
         // Scoped: an officer of another district sees nothing of it.
-        add_user(&app, "far", Role::DistrictOfficer, "12").await;
-        let far = Client { app: &app, token: token(&app, "far", &["read", "purpose:registration"]).await };
+        add_user(&app, "far.officer", Role::DistrictOfficer, "12").await;
+        let far = Client {
+            app: &app,
+            token: token(&app, "far.officer", &["read"]).await,
+            purpose: "registration",
+        };
         let (s, _) = far.get(&format!("/api/v1/beneficiaries?household={promoted_hh}")).await;
         assert_eq!(s, 404);
         // Every enrolment and transition is audited with its actor.
@@ -455,14 +465,14 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
             .query(
                 &inkingi_domain::identity::AreaScope::national(),
                 &inkingi_store::audit::AuditQuery {
-                    actor: Some("pm".into()),
+                    actor: Some("prog.manager".into()),
                     limit: 500,
                     ..Default::default()
                 },
             )
             .await
             .unwrap();
-        let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+        let actions: Vec<&str> = audit.iter().map(|a| a.record.action.as_str()).collect();
         assert_eq!(actions.iter().filter(|a| **a == "enrolment.create").count(), 6, "{actions:?}");
         assert!(actions.contains(&"enrolment.transition"));
         app.stop().await;
