@@ -155,15 +155,31 @@ async fn assess(
     household: Uuid,
     person: Option<Uuid>,
 ) -> ApiResult<Assessment> {
-    let field = |f: &str, r: String| ApiError::validation(vec![FieldError { field: f.into(), reason: r }]);
+    let field = |f: &str, r: String| {
+        ApiError::validation(vec![FieldError {
+            field: f.into(),
+            reason: r,
+        }])
+    };
     let individual = p.target == inkingi_domain::programmes::TargetType::Individual;
     if individual && person.is_none() {
-        return Err(field("person", format!("programme {} enrols individuals: name the person", p.code)));
+        return Err(field(
+            "person",
+            format!("programme {} enrols individuals: name the person", p.code),
+        ));
     }
     if !individual && person.is_some() {
-        return Err(field("person", format!("programme {} enrols whole households", p.code)));
+        return Err(field(
+            "person",
+            format!("programme {} enrols whole households", p.code),
+        ));
     }
-    let Some(h) = state.store.registry().household(&principal.scope, household).await? else {
+    let Some(h) = state
+        .store
+        .registry()
+        .household(&principal.scope, household)
+        .await?
+    else {
         return Err(not_visible(state, principal, "household", household).await);
     };
     let input = state
@@ -185,12 +201,19 @@ async fn assess(
         None => None,
         Some(pid) => {
             let i = living.iter().position(|x| *x == pid).ok_or_else(|| {
-                field("person", format!("person {pid} is not a living member of household {household}"))
+                field(
+                    "person",
+                    format!("person {pid} is not a living member of household {household}"),
+                )
             })?;
             facts.members.get(i)
         }
     };
-    let score = state.store.targeting().score(&principal.scope, household).await?;
+    let score = state
+        .store
+        .targeting()
+        .score(&principal.scope, household)
+        .await?;
     let enrolled: Vec<String> = state
         .store
         .programmes()
@@ -250,7 +273,11 @@ pub async fn enrol(
     if !a.eligible {
         return Err(ApiError {
             field: Some("household".into()),
-            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not-eligible", a.explanation)
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not-eligible",
+                a.explanation,
+            )
         });
     }
     let new = NewEnrolment {
@@ -264,7 +291,11 @@ pub async fn enrol(
         reason: body.reason.filter(|r| !r.trim().is_empty()),
     };
     let mut uow = state.store.begin().await?;
-    let e = state.store.programmes().enrol(&mut uow, &code, &new).await?;
+    let e = state
+        .store
+        .programmes()
+        .enrol(&mut uow, &code, &new)
+        .await?;
     let area = inkingi_domain::areas::AreaCode::parse(&a.village).ok();
     audit_change(
         &state,
@@ -295,7 +326,10 @@ fn status_param(s: Option<&str>) -> ApiResult<Option<EnrolmentStatus>> {
     s.filter(|s| !s.is_empty())
         .map(|s| {
             EnrolmentStatus::parse(s).ok_or_else(|| {
-                ApiError::invalid_field("status", format!("query parameter 'status': '{s}' is not an enrolment status"))
+                ApiError::invalid_field(
+                    "status",
+                    format!("query parameter 'status': '{s}' is not an enrolment status"),
+                )
             })
         })
         .transpose()
@@ -314,11 +348,17 @@ pub async fn list_enrolments(
     Query(params): Query<EnrolmentParams>,
 ) -> ApiResult<Json<Vec<Enrolment>>> {
     principal.require(Permission::ManageProgrammes)?;
-    let purpose = principal.purpose_or(Purpose::ProgrammeAdministration, &state.auth.settings.purposes)?;
+    let purpose = principal.purpose_or(
+        Purpose::ProgrammeAdministration,
+        &state.auth.settings.purposes,
+    )?;
     programme_or_404(&state, &code).await?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", "query parameter 'limit': must be between 1 and 1000"));
+        return Err(ApiError::invalid_field(
+            "limit",
+            "query parameter 'limit': must be between 1 and 1000",
+        ));
     }
     let q = EnrolmentQuery {
         programme: Some(code.clone()),
@@ -326,7 +366,11 @@ pub async fn list_enrolments(
         household: None,
         limit,
     };
-    let list = state.store.programmes().enrolments(&principal.scope, &q).await?;
+    let list = state
+        .store
+        .programmes()
+        .enrolments(&principal.scope, &q)
+        .await?;
     if state.auth.settings.audit_reads && !list.is_empty() {
         let records = list
             .iter()
@@ -352,7 +396,11 @@ pub struct EnrolmentView {
     pub events: Vec<EnrolmentEvent>,
 }
 
-async fn enrolment_or_404(state: &AppState, principal: &Principal, id: Uuid) -> ApiResult<Enrolment> {
+async fn enrolment_or_404(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<Enrolment> {
     state
         .store
         .programmes()
@@ -373,7 +421,10 @@ pub async fn get_enrolment(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
     principal.require(Permission::ManageProgrammes)?;
-    let purpose = principal.purpose_or(Purpose::ProgrammeAdministration, &state.auth.settings.purposes)?;
+    let purpose = principal.purpose_or(
+        Purpose::ProgrammeAdministration,
+        &state.auth.settings.purposes,
+    )?;
     let e = enrolment_or_404(&state, &principal, id).await?;
     let events = state.store.programmes().events(id).await?;
     record_read(
@@ -386,7 +437,14 @@ pub async fn get_enrolment(
     )
     .await?;
     let version = e.version;
-    Ok(([etag(version)], Json(EnrolmentView { enrolment: e, events })).into_response())
+    Ok((
+        [etag(version)],
+        Json(EnrolmentView {
+            enrolment: e,
+            events,
+        }),
+    )
+        .into_response())
 }
 
 /// A lifecycle move.
@@ -419,6 +477,8 @@ pub async fn transition(
     body: Bytes,
 ) -> ApiResult<Response> {
     principal.require(Permission::ManageProgrammes)?;
+    // Outside the caller's scope the enrolment does not exist, whatever the body says.
+    enrolment_or_404(&state, &principal, id).await?;
     let body: TransitionRequest = parse_body(&body)?;
     let to = EnrolmentStatus::parse(&body.to).ok_or_else(|| {
         ApiError::validation(vec![FieldError {
@@ -542,7 +602,12 @@ pub async fn beneficiaries(
             ))
         }
     };
-    let Some(h) = state.store.registry().household(&principal.scope, household).await? else {
+    let Some(h) = state
+        .store
+        .registry()
+        .household(&principal.scope, household)
+        .await?
+    else {
         return Err(not_visible(&state, &principal, "household", household).await);
     };
     let all = state
@@ -577,7 +642,9 @@ pub async fn beneficiaries(
                 person_id: e.person_id,
                 since: e.enrolled_since,
                 amount: e.amount,
-                frequency: p.map(|p| p.programme.frequency.to_string()).unwrap_or_default(),
+                frequency: p
+                    .map(|p| p.programme.frequency.to_string())
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -609,13 +676,24 @@ pub async fn beneficiaries(
 /// Pairs of open programmes that one of them declares as overlapping, each pair once.
 fn overlaps(open: &[&str], programmes: &[StoredProgramme]) -> Vec<Overlap> {
     let mut out: Vec<Overlap> = Vec::new();
-    for p in programmes.iter().filter(|p| open.contains(&p.programme.code.as_str())) {
-        for other in p.programme.overlaps_with.iter().filter(|o| open.contains(&o.as_str())) {
+    for p in programmes
+        .iter()
+        .filter(|p| open.contains(&p.programme.code.as_str()))
+    {
+        for other in p
+            .programme
+            .overlaps_with
+            .iter()
+            .filter(|o| open.contains(&o.as_str()))
+        {
             let mut pair = [p.programme.code.clone(), other.clone()];
             pair.sort();
             if out.iter().all(|o| o.programmes != pair) {
                 out.push(Overlap {
-                    note: format!("{} and {} should not serve the same household", pair[0], pair[1]),
+                    note: format!(
+                        "{} and {} should not serve the same household",
+                        pair[0], pair[1]
+                    ),
                     programmes: pair.to_vec(),
                 });
             }

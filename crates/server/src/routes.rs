@@ -236,8 +236,16 @@ fn all() -> Vec<Route> {
             pages::edit::update_page,
         ),
         // Targeting: scoring models and eligibility rules (no personal data), and scores.
-        post_route("/api/v1/targeting/models", PROGRAMMES, targeting::save_model),
-        get_route("/api/v1/targeting/models", PROGRAMMES, targeting::list_models),
+        post_route(
+            "/api/v1/targeting/models",
+            PROGRAMMES,
+            targeting::save_model,
+        ),
+        get_route(
+            "/api/v1/targeting/models",
+            PROGRAMMES,
+            targeting::list_models,
+        ),
         get_route(
             "/api/v1/targeting/models/{id}/versions/{version}",
             PROGRAMMES,
@@ -265,9 +273,21 @@ fn all() -> Vec<Route> {
         ),
         // Programmes and enrolment (enrolments are read and changed within the caller's scope).
         get_route("/api/v1/agencies", PROGRAMMES, programmes::list_agencies),
-        get_route("/api/v1/programmes", PROGRAMMES, programmes::list_programmes),
-        post_route("/api/v1/programmes", PROGRAMMES, programmes::create_programme),
-        get_route("/api/v1/programmes/{code}", PROGRAMMES, programmes::get_programme),
+        get_route(
+            "/api/v1/programmes",
+            PROGRAMMES,
+            programmes::list_programmes,
+        ),
+        post_route(
+            "/api/v1/programmes",
+            PROGRAMMES,
+            programmes::create_programme,
+        ),
+        get_route(
+            "/api/v1/programmes/{code}",
+            PROGRAMMES,
+            programmes::get_programme,
+        ),
         post_route(
             "/api/v1/programmes/{code}/enrolments",
             PROGRAMMES,
@@ -278,7 +298,11 @@ fn all() -> Vec<Route> {
             PROGRAMMES,
             programmes::list_enrolments,
         ),
-        get_route("/api/v1/enrolments/{id}", PROGRAMMES, programmes::get_enrolment),
+        get_route(
+            "/api/v1/enrolments/{id}",
+            PROGRAMMES,
+            programmes::get_enrolment,
+        ),
         post_route(
             "/api/v1/enrolments/{id}/transition",
             PROGRAMMES,

@@ -66,7 +66,8 @@ pub async fn save_model(
     body: Bytes,
 ) -> ApiResult<Response> {
     principal.require(Permission::ManageProgrammes)?;
-    let refused = |field: String, reason: String| ApiError::validation(vec![FieldError { field, reason }]);
+    let refused =
+        |field: String, reason: String| ApiError::validation(vec![FieldError { field, reason }]);
     let model = ScoringModel::from_json(utf8(&body)?).map_err(|e| refused(e.field, e.reason))?;
     let form = current_form(&state).await?;
     model
@@ -145,7 +146,11 @@ fn target_of(t: Option<&str>) -> ApiResult<Target> {
     }
 }
 
-async fn compile(state: &AppState, rule: &str, target: Target) -> ApiResult<Result<Rule, RuleError>> {
+async fn compile(
+    state: &AppState,
+    rule: &str,
+    target: Target,
+) -> ApiResult<Result<Rule, RuleError>> {
     let form = current_form(state).await?;
     Ok(Rule::compile_for_form(rule, target, &form))
 }
@@ -250,7 +255,12 @@ pub async fn household_score(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<StoredScore>> {
     let purpose = reader(&state, &principal)?;
-    let Some(h) = state.store.registry().household(&principal.scope, id).await? else {
+    let Some(h) = state
+        .store
+        .registry()
+        .household(&principal.scope, id)
+        .await?
+    else {
         return Err(not_visible(&state, &principal, "household", id).await);
     };
     let score = state

@@ -42,7 +42,10 @@ impl Client<'_> {
         let res = req.send().await.unwrap();
         let status = res.status().as_u16();
         let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -133,7 +136,10 @@ async fn drain_jobs(app: &TestApp) {
         if !busy {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "jobs still pending: {stats:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "jobs still pending: {stats:?}"
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     shutdown.cancel();
@@ -147,7 +153,11 @@ async fn models_and_rule_sets_are_versioned_and_bad_ones_are_refused() {
         let pm = manager(&app).await;
         let (s, list) = pm.get("/api/v1/targeting/models").await;
         assert_eq!(s, 200);
-        assert_eq!(list.as_array().unwrap().len(), 1, "the shipped model is saved: {list}");
+        assert_eq!(
+            list.as_array().unwrap().len(),
+            1,
+            "the shipped model is saved: {list}"
+        );
 
         let mut model: Value =
             serde_json::from_str(inkingi_domain::targeting::scoring::DEFAULT_MODEL_JSON).unwrap();
@@ -155,7 +165,13 @@ async fn models_and_rule_sets_are_versioned_and_bad_ones_are_refused() {
         model["weighting"] = "heavy".into();
         let (s, p) = pm.post("/api/v1/targeting/models", model.clone()).await;
         assert_eq!(s, 422, "[{db:?}] {p}");
-        assert!(p["errors"][0]["reason"].as_str().unwrap().contains("weighting"), "{p}");
+        assert!(
+            p["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("weighting"),
+            "{p}"
+        );
 
         model.as_object_mut().unwrap().remove("weighting");
         model["categories"][0]["colour"] = "red".into();
@@ -163,13 +179,18 @@ async fn models_and_rule_sets_are_versioned_and_bad_ones_are_refused() {
         assert_eq!(s, 422, "{p}");
         assert_eq!(p["errors"][0]["field"], "categories[0].colour", "{p}");
 
-        model["categories"][0].as_object_mut().unwrap().remove("colour");
+        model["categories"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("colour");
         model["intercept"] = json!(model["intercept"].as_f64().unwrap() - 5.0);
         let (s, p) = pm.post("/api/v1/targeting/models", model.clone()).await;
         assert_eq!(s, 201, "{p}");
         let (s, _) = pm.post("/api/v1/targeting/models", model.clone()).await;
         assert_eq!(s, 409, "the same version twice");
-        let (s, got) = pm.get("/api/v1/targeting/models/pmt-default/versions/2").await;
+        let (s, got) = pm
+            .get("/api/v1/targeting/models/pmt-default/versions/2")
+            .await;
         assert_eq!(s, 200);
         assert_eq!(got["model"]["intercept"], model["intercept"]);
 
@@ -182,7 +203,13 @@ async fn models_and_rule_sets_are_versioned_and_bad_ones_are_refused() {
             .await;
         assert_eq!(s, 422, "{p}");
         assert_eq!(p["errors"][0]["field"], "rule");
-        assert!(p["errors"][0]["reason"].as_str().unwrap().starts_with("line 1, column 15"), "{p}");
+        assert!(
+            p["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("line 1, column 15"),
+            "{p}"
+        );
         let (s, p) = pm
             .post(
                 "/api/v1/targeting/rule-sets",
@@ -221,7 +248,8 @@ async fn scores_are_recomputed_by_a_job_and_in_batch() {
         let (hh, _) = household(&app, 3, 1).await;
         let jobs = app.store.jobs().list(&JobFilter::default()).await.unwrap();
         assert!(
-            jobs.iter().any(|j| j.kind == "targeting.rescore" && j.payload["household_id"] == hh.as_str()),
+            jobs.iter()
+                .any(|j| j.kind == "targeting.rescore" && j.payload["household_id"] == hh.as_str()),
             "[{db:?}] registering enqueues a rescore: {jobs:?}"
         );
         let (s, _) = pm.get(&format!("/api/v1/households/{hh}/score")).await;
@@ -255,8 +283,17 @@ async fn scores_are_recomputed_by_a_job_and_in_batch() {
         let mut model = ScoringModel::default_model();
         model.version = 2;
         model.intercept -= 3.0;
-        app.store.targeting().save_model(&model, "test").await.unwrap();
-        let run = app.store.targeting().score_all(&model, |_| {}).await.unwrap();
+        app.store
+            .targeting()
+            .save_model(&model, "test")
+            .await
+            .unwrap();
+        let run = app
+            .store
+            .targeting()
+            .score_all(&model, |_| {})
+            .await
+            .unwrap();
         assert_eq!(run.households, 2);
         for id in [&hh, &hh2] {
             let (s, sc) = pm.get(&format!("/api/v1/households/{id}/score")).await;
@@ -264,7 +301,10 @@ async fn scores_are_recomputed_by_a_job_and_in_batch() {
             assert_eq!(sc["model_version"], 2, "{sc}");
         }
         let (_, again) = pm.get(&format!("/api/v1/households/{hh}/score")).await;
-        assert!(again["score"].as_f64().unwrap() <= value, "a lower intercept lowers the score");
+        assert!(
+            again["score"].as_f64().unwrap() <= value,
+            "a lower intercept lowers the score"
+        );
 
         // Someone scoped to another district does not see the score.
         add_user(&app, "far.officer", Role::DistrictOfficer, "12").await;
@@ -307,11 +347,20 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
 
         // A programme whose rule does not compile is refused with the field and position.
         let (s, p) = pm
-            .post("/api/v1/programmes", programme("broken", "size >= ", Some(2), &[]))
+            .post(
+                "/api/v1/programmes",
+                programme("broken", "size >= ", Some(2), &[]),
+            )
             .await;
         assert_eq!(s, 422, "{p}");
         assert_eq!(p["errors"][0]["field"], "eligibility");
-        assert!(p["errors"][0]["reason"].as_str().unwrap().contains("line 1, column"), "{p}");
+        assert!(
+            p["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("line 1, column"),
+            "{p}"
+        );
         let mut bad = programme("broken", "size >= 1", Some(2), &[]);
         bad["benefit"]["bonus"] = 1.into();
         let (s, p) = pm.post("/api/v1/programmes", bad).await;
@@ -319,21 +368,40 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
         assert_eq!(p["errors"][0]["field"], "benefit");
 
         let (s, p) = pm
-            .post("/api/v1/programmes", programme("small", "size >= 1", Some(2), &["works"]))
+            .post(
+                "/api/v1/programmes",
+                programme("small", "size >= 1", Some(2), &["works"]),
+            )
             .await;
         assert_eq!(s, 201, "{p}");
-        pm.post("/api/v1/programmes", programme("works", "size >= 1", None, &[]))
-            .await;
-        pm.post("/api/v1/programmes", programme("big_only", "size >= 10", None, &[]))
-            .await;
+        pm.post(
+            "/api/v1/programmes",
+            programme("works", "size >= 1", None, &[]),
+        )
+        .await;
+        pm.post(
+            "/api/v1/programmes",
+            programme("big_only", "size >= 10", None, &[]),
+        )
+        .await;
 
         let mut households = Vec::new();
         for i in 0..5 {
             // Larger households in fewer rooms score lower (poorer).
             households.push(household(&app, 1 + i, 1).await.0);
         }
-        let model = app.store.targeting().current_model().await.unwrap().unwrap();
-        app.store.targeting().score_all(&model, |_| {}).await.unwrap();
+        let model = app
+            .store
+            .targeting()
+            .current_model()
+            .await
+            .unwrap()
+            .unwrap();
+        app.store
+            .targeting()
+            .score_all(&model, |_| {})
+            .await
+            .unwrap();
 
         // Not eligible: refused with the explanation.
         let (s, p) = pm
@@ -343,7 +411,10 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
             )
             .await;
         assert_eq!(s, 422, "{p}");
-        assert!(p["detail"].as_str().unwrap().starts_with("not eligible"), "{p}");
+        assert!(
+            p["detail"].as_str().unwrap().starts_with("not eligible"),
+            "{p}"
+        );
 
         // Five concurrent enrolments into two places: two enrolled, three waiting.
         let calls = households.iter().map(|h| {
@@ -356,17 +427,25 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
         let mut by_status = std::collections::BTreeMap::<String, Vec<Value>>::new();
         for (s, e) in results {
             assert_eq!(s, 201, "[{db:?}] {e}");
-            by_status.entry(e["status"].as_str().unwrap().to_string()).or_default().push(e);
+            by_status
+                .entry(e["status"].as_str().unwrap().to_string())
+                .or_default()
+                .push(e);
         }
         assert_eq!(by_status["enrolled"].len(), 2, "[{db:?}] {by_status:?}");
         assert_eq!(by_status["waiting"].len(), 3);
         let (s, _) = pm
-            .post("/api/v1/programmes/small/enrolments", json!({"household": households[0]}))
+            .post(
+                "/api/v1/programmes/small/enrolments",
+                json!({"household": households[0]}),
+            )
             .await;
         assert_eq!(s, 409, "one open enrolment per household");
 
         // The waiting list is ordered poorest score first.
-        let (_, waiting) = pm.get("/api/v1/programmes/small/enrolments?status=waiting").await;
+        let (_, waiting) = pm
+            .get("/api/v1/programmes/small/enrolments?status=waiting")
+            .await;
         let scores: Vec<f64> = waiting
             .as_array()
             .unwrap()
@@ -380,24 +459,36 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
         let first = &by_status["enrolled"][0];
         let id = first["id"].as_str().unwrap();
         let (s, p) = pm
-            .post(&format!("/api/v1/enrolments/{id}/transition"), json!({"to": "exited"}))
+            .post(
+                &format!("/api/v1/enrolments/{id}/transition"),
+                json!({"to": "exited"}),
+            )
             .await;
         assert_eq!(s, 422, "{p}");
         let (s, p) = pm
-            .post(&format!("/api/v1/enrolments/{id}/transition"), json!({"to": "graduated", "reason": "income above threshold"}))
+            .post(
+                &format!("/api/v1/enrolments/{id}/transition"),
+                json!({"to": "graduated", "reason": "income above threshold"}),
+            )
             .await;
         assert_eq!(s, 200, "{p}");
         assert_eq!(p["enrolment"]["status"], "graduated");
         assert_eq!(p["promoted"]["id"], waiting[0]["id"], "{p}");
         assert_eq!(p["promoted"]["status"], "enrolled");
         let (s, p) = pm
-            .post(&format!("/api/v1/enrolments/{id}/transition"), json!({"to": "enrolled"}))
+            .post(
+                &format!("/api/v1/enrolments/{id}/transition"),
+                json!({"to": "enrolled"}),
+            )
             .await;
         assert_eq!(s, 422, "graduated is final: {p}");
         // Waiting → enrolled while full is refused.
         let w = waiting[1]["id"].as_str().unwrap();
         let (s, p) = pm
-            .post(&format!("/api/v1/enrolments/{w}/transition"), json!({"to": "enrolled"}))
+            .post(
+                &format!("/api/v1/enrolments/{w}/transition"),
+                json!({"to": "enrolled"}),
+            )
             .await;
         assert_eq!(s, 409, "{p}");
 
@@ -421,10 +512,15 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
         // The beneficiary registry: enrolled anywhere, in what, since when; overlaps flagged.
         let promoted_hh = waiting[0]["household_id"].as_str().unwrap().to_string();
         let (s, e) = pm
-            .post("/api/v1/programmes/works/enrolments", json!({"household": promoted_hh}))
+            .post(
+                "/api/v1/programmes/works/enrolments",
+                json!({"household": promoted_hh}),
+            )
             .await;
         assert_eq!(s, 201, "{e}");
-        let (s, b) = pm.get(&format!("/api/v1/beneficiaries?household={promoted_hh}")).await;
+        let (s, b) = pm
+            .get(&format!("/api/v1/beneficiaries?household={promoted_hh}"))
+            .await;
         assert_eq!(s, 200, "{b}");
         assert_eq!(b["enrolled_anywhere"], true);
         let progs: Vec<&str> = b["enrolments"]
@@ -436,16 +532,24 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
         assert_eq!(progs.len(), 2, "{b}");
         assert!(progs.contains(&"small") && progs.contains(&"works"));
         assert!(b["enrolments"][0]["since"].is_string());
-        assert_eq!(b["overlaps"][0]["programmes"], json!(["small", "works"]), "{b}");
+        assert_eq!(
+            b["overlaps"][0]["programmes"],
+            json!(["small", "works"]),
+            "{b}"
+        );
         let (s, _) = pm.get("/api/v1/beneficiaries").await;
         assert_eq!(s, 400);
 
         // A household in no programme; and the lookup by person.
         let (lonely, people) = household(&app, 2, 2).await;
-        let (_, b) = pm.get(&format!("/api/v1/beneficiaries?household={lonely}")).await;
+        let (_, b) = pm
+            .get(&format!("/api/v1/beneficiaries?household={lonely}"))
+            .await;
         assert_eq!(b["enrolled_anywhere"], false);
         assert_eq!(b["enrolments"], json!([]));
-        let (s, b) = pm.get(&format!("/api/v1/beneficiaries?person={}", people[1])).await;
+        let (s, b) = pm
+            .get(&format!("/api/v1/beneficiaries?person={}", people[1]))
+            .await;
         assert_eq!(s, 200);
         assert_eq!(b["household_id"], lonely.as_str());
 
@@ -456,7 +560,9 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
             token: token(&app, "far.officer", &["read"]).await,
             purpose: "registration",
         };
-        let (s, _) = far.get(&format!("/api/v1/beneficiaries?household={promoted_hh}")).await;
+        let (s, _) = far
+            .get(&format!("/api/v1/beneficiaries?household={promoted_hh}"))
+            .await;
         assert_eq!(s, 404);
         // Every enrolment and transition is audited with its actor.
         let audit = app
@@ -473,7 +579,11 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
             .await
             .unwrap();
         let actions: Vec<&str> = audit.iter().map(|a| a.record.action.as_str()).collect();
-        assert_eq!(actions.iter().filter(|a| **a == "enrolment.create").count(), 6, "{actions:?}");
+        assert_eq!(
+            actions.iter().filter(|a| **a == "enrolment.create").count(),
+            6,
+            "{actions:?}"
+        );
         assert!(actions.contains(&"enrolment.transition"));
         app.stop().await;
     }

@@ -192,7 +192,10 @@ impl Programmes<'_> {
                 .await?
         });
         if agency.is_none() {
-            return Err(bad(format!("agency: no agency has the code '{}'", p.agency)));
+            return Err(bad(format!(
+                "agency: no agency has the code '{}'",
+                p.agency
+            )));
         }
         let current: Option<i64> = on_uow!(uow, |c| {
             sqlx::query_scalar("SELECT version FROM programmes WHERE code = $1")
@@ -282,7 +285,12 @@ impl Programmes<'_> {
     }
 
     /// Whether one more place of `amount` fits the programme's capacity and budget.
-    async fn has_room(&self, uow: &mut UnitOfWork, p: &Programme, amount: u64) -> StoreResult<bool> {
+    async fn has_room(
+        &self,
+        uow: &mut UnitOfWork,
+        p: &Programme,
+        amount: u64,
+    ) -> StoreResult<bool> {
         let (taken, paid): (i64, i64) = on_uow!(uow, |c| {
             sqlx::query_as(
                 "SELECT count(*), CAST(coalesce(sum(amount), 0) AS BIGINT) FROM programme_enrolments \
@@ -388,7 +396,11 @@ impl Programmes<'_> {
             Err(StoreError::Conflict(_)) => {
                 return Err(StoreError::Conflict(format!(
                     "{}: already has an open enrolment in {code}",
-                    if new.person_id.is_some() { "person" } else { "household" }
+                    if new.person_id.is_some() {
+                        "person"
+                    } else {
+                        "household"
+                    }
                 )))
             }
             Err(other) => return Err(other),
@@ -578,7 +590,14 @@ impl Programmes<'_> {
 
     /// The transitions of an enrolment, oldest first (the caller checked its scope).
     pub async fn events(&self, enrolment_id: Uuid) -> StoreResult<Vec<EnrolmentEvent>> {
-        type Row = (Uuid, Option<String>, String, Option<String>, String, DateTime<Utc>);
+        type Row = (
+            Uuid,
+            Option<String>,
+            String,
+            Option<String>,
+            String,
+            DateTime<Utc>,
+        );
         let rows: Vec<Row> = on_read!(self.pools(), |p| {
             sqlx::query_as(
                 "SELECT id, from_status, to_status, reason, actor, at \

@@ -11,7 +11,9 @@
 #[derive(Clone)]
 pub(crate) enum Pools {
     /// Reads only: writes go through a unit of work on the single writer.
-    Sqlite { read: sqlx::SqlitePool },
+    Sqlite {
+        read: sqlx::SqlitePool,
+    },
     Postgres(sqlx::PgPool),
 }
 

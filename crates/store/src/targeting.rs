@@ -152,7 +152,11 @@ fn member_from(r: PersonRow) -> StoreResult<(Option<Uuid>, MemberRow)> {
     let member = MemberRow {
         person_id,
         sex: sex.parse::<Sex>().map_err(bad)?,
-        birth_date: birth.as_deref().map(BirthDate::parse).transpose().map_err(bad)?,
+        birth_date: birth
+            .as_deref()
+            .map(BirthDate::parse)
+            .transpose()
+            .map_err(bad)?,
         role: role
             .as_deref()
             .unwrap_or("other_relative")
@@ -164,7 +168,10 @@ fn member_from(r: PersonRow) -> StoreResult<(Option<Uuid>, MemberRow)> {
     Ok((household, member))
 }
 
-fn inputs_from(households: Vec<HouseholdRow>, people: Vec<PersonRow>) -> StoreResult<Vec<ScoringInput>> {
+fn inputs_from(
+    households: Vec<HouseholdRow>,
+    people: Vec<PersonRow>,
+) -> StoreResult<Vec<ScoringInput>> {
     let mut out = Vec::with_capacity(households.len());
     let mut index = HashMap::with_capacity(households.len());
     for (id, village, answers) in households {
@@ -236,16 +243,17 @@ impl Targeting<'_> {
     /// A model version; the latest of `id` when `version` is `None`.
     pub async fn model(&self, id: &str, version: Option<u32>) -> StoreResult<Option<SavedModel>> {
         let v = version.map(i64::from).unwrap_or(i64::MAX);
-        let row: Option<(Json<ScoringModel>, DateTime<Utc>, String)> = on_read!(self.pools(), |p| {
-            sqlx::query_as(
-                "SELECT body, saved_at, saved_by FROM targeting_models \
+        let row: Option<(Json<ScoringModel>, DateTime<Utc>, String)> =
+            on_read!(self.pools(), |p| {
+                sqlx::query_as(
+                    "SELECT body, saved_at, saved_by FROM targeting_models \
                  WHERE model_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
-            )
-            .bind(id)
-            .bind(v)
-            .fetch_optional(p)
-            .await?
-        });
+                )
+                .bind(id)
+                .bind(v)
+                .fetch_optional(p)
+                .await?
+            });
         Ok(row
             .filter(|r| version.is_none_or(|v| r.0 .0.version == v))
             .map(|(m, at, by)| SavedModel {
@@ -360,7 +368,11 @@ impl Targeting<'_> {
     }
 
     /// Active households with id above `after`, in id order, with their current members.
-    pub async fn scoring_page(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<ScoringInput>> {
+    pub async fn scoring_page(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<ScoringInput>> {
         let after = after.unwrap_or(Uuid::nil());
         let pools = self.pools();
         let households: Vec<HouseholdRow> = on_read!(&pools, |p| {
@@ -454,8 +466,21 @@ impl Targeting<'_> {
     }
 
     /// The household's current score, if it is in `scope` and scored.
-    pub async fn score(&self, scope: &AreaScope, household_id: Uuid) -> StoreResult<Option<StoredScore>> {
-        type Row = (Uuid, String, String, i64, f64, String, Json<Explanation>, DateTime<Utc>);
+    pub async fn score(
+        &self,
+        scope: &AreaScope,
+        household_id: Uuid,
+    ) -> StoreResult<Option<StoredScore>> {
+        type Row = (
+            Uuid,
+            String,
+            String,
+            i64,
+            f64,
+            String,
+            Json<Explanation>,
+            DateTime<Utc>,
+        );
         let row: Option<Row> = on_read!(self.pools(), |p| {
             let mut qb = QueryBuilder::new(
                 "SELECT household_id, village_code, model_id, model_version, score, category, \
@@ -490,8 +515,12 @@ impl Targeting<'_> {
             return Ok(None);
         };
         let score = model.score(&input.facts(Utc::now().date_naive()));
-        self.write_scores(&[(household_id, input.village.as_str().to_string(), score.clone())])
-            .await?;
+        self.write_scores(&[(
+            household_id,
+            input.village.as_str().to_string(),
+            score.clone(),
+        )])
+        .await?;
         Ok(Some(score))
     }
 
@@ -523,7 +552,11 @@ impl Targeting<'_> {
 }
 
 /// Scores a page, splitting it over the machine's cores.
-fn score_page(model: &ScoringModel, page: &[ScoringInput], on: NaiveDate) -> Vec<(Uuid, String, Score)> {
+fn score_page(
+    model: &ScoringModel,
+    page: &[ScoringInput],
+    on: NaiveDate,
+) -> Vec<(Uuid, String, Score)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = page.len().div_ceil(threads).max(256);
     std::thread::scope(|s| {

@@ -80,7 +80,9 @@ fn lifecycle() {
         Enrolled.transition(Exited, Some("  ")),
         Err(TransitionError::ReasonRequired(Exited))
     );
-    assert!(Enrolled.transition(Graduated, Some("income above threshold")).is_ok());
+    assert!(Enrolled
+        .transition(Graduated, Some("income above threshold"))
+        .is_ok());
     assert!(Suspended.transition(Enrolled, None).is_ok());
     assert!(matches!(
         Graduated.transition(Enrolled, None),
