@@ -8,6 +8,7 @@ pub mod audit;
 pub mod children;
 pub mod identity;
 pub mod jobs;
+pub mod programmes;
 pub mod registry;
 pub mod targeting;
 pub mod text;

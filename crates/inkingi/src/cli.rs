@@ -81,6 +81,32 @@ pub enum Command {
     /// Here --config names the linkage configuration (TOML), not the service's.
     #[command(subcommand)]
     Match(MatchCommand),
+    /// Proxy-means-test scoring of the registry.
+    #[command(subcommand)]
+    Targeting(TargetingCommand),
+    /// Agencies and programmes.
+    #[command(subcommand)]
+    Programmes(ProgrammesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetingCommand {
+    /// Score every active household (in pages, with batch writes) and store the scores.
+    Score {
+        /// ID or ID:VERSION of a saved model; the current (latest saved) model by default.
+        #[arg(long, value_name = "MODEL")]
+        model: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProgrammesCommand {
+    /// Store agencies and programmes from a TOML catalogue (default: the shipped illustrative
+    /// Rwandan configuration); existing programmes are kept.
+    Load {
+        /// The catalogue file (see data/programmes/rw-illustrative.toml).
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

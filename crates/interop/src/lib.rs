@@ -4,4 +4,5 @@
 pub mod dci;
 pub mod probe;
 pub mod registry_io;
+pub mod targeting;
 pub mod worker;

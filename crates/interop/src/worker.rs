@@ -111,11 +111,12 @@ impl Registry {
     }
 
     /// The handlers every worker has: the `system.probe` self-test, the import of files
-    /// uploaded through the API, and DCI callbacks.
+    /// uploaded through the API, rescoring households whose data changed, and DCI callbacks.
     pub fn with_builtins() -> Registry {
         let reg = Registry::new()
             .register(ProbeHandler)
-            .register(crate::registry_io::upload_job::ImportUploadHandler);
+            .register(crate::registry_io::upload_job::ImportUploadHandler)
+            .register(crate::targeting::RescoreHandler);
         match crate::dci::callback::CallbackHandler::new() {
             Ok(h) => reg.register(h),
             Err(e) => {

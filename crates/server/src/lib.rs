@@ -15,9 +15,11 @@ mod jobs_metrics;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod programmes;
 pub mod registry;
 pub mod request_id;
 pub mod routes;
+pub mod targeting;
 pub mod web;
 
 use std::net::SocketAddr;

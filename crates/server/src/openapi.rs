@@ -31,6 +31,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::api());
     doc.merge(crate::audit::api());
     doc.merge(crate::registry::api());
+    doc.merge(crate::targeting::api());
+    doc.merge(crate::programmes::api());
     doc.merge(crate::dci::api());
     doc.merge(crate::auth::login::api());
     doc.merge(crate::auth::account::api());

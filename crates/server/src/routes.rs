@@ -108,7 +108,8 @@ where
 
 fn all() -> Vec<Route> {
     use crate::registry::{changes, forms, households, imports, memberships, pages, people};
-    use crate::{audit, auth, dci, health, metrics, openapi, web};
+    use crate::{audit, auth, dci, health, metrics, openapi, programmes, targeting, web};
+    const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
     const WRITE: Access = Access::Requires(Permission::WritePersonalData);
     use Access::*;
@@ -234,6 +235,81 @@ fn all() -> Vec<Route> {
             WRITE,
             pages::edit::update_page,
         ),
+        // Targeting: scoring models and eligibility rules (no personal data), and scores.
+        post_route(
+            "/api/v1/targeting/models",
+            PROGRAMMES,
+            targeting::save_model,
+        ),
+        get_route(
+            "/api/v1/targeting/models",
+            PROGRAMMES,
+            targeting::list_models,
+        ),
+        get_route(
+            "/api/v1/targeting/models/{id}/versions/{version}",
+            PROGRAMMES,
+            targeting::get_model,
+        ),
+        post_route(
+            "/api/v1/targeting/rule-sets",
+            PROGRAMMES,
+            targeting::save_rule_set,
+        ),
+        get_route(
+            "/api/v1/targeting/rule-sets",
+            PROGRAMMES,
+            targeting::list_rule_sets,
+        ),
+        post_route(
+            "/api/v1/targeting/rule-check",
+            PROGRAMMES,
+            targeting::check_rule,
+        ),
+        get_route(
+            "/api/v1/households/{id}/score",
+            READ,
+            targeting::household_score,
+        ),
+        // Programmes and enrolment (enrolments are read and changed within the caller's scope).
+        get_route("/api/v1/agencies", PROGRAMMES, programmes::list_agencies),
+        get_route(
+            "/api/v1/programmes",
+            PROGRAMMES,
+            programmes::list_programmes,
+        ),
+        post_route(
+            "/api/v1/programmes",
+            PROGRAMMES,
+            programmes::create_programme,
+        ),
+        get_route(
+            "/api/v1/programmes/{code}",
+            PROGRAMMES,
+            programmes::get_programme,
+        ),
+        post_route(
+            "/api/v1/programmes/{code}/enrolments",
+            PROGRAMMES,
+            programmes::enrol,
+        ),
+        get_route(
+            "/api/v1/programmes/{code}/enrolments",
+            PROGRAMMES,
+            programmes::list_enrolments,
+        ),
+        get_route(
+            "/api/v1/enrolments/{id}",
+            PROGRAMMES,
+            programmes::get_enrolment,
+        ),
+        post_route(
+            "/api/v1/enrolments/{id}/transition",
+            PROGRAMMES,
+            programmes::transition,
+        ),
+        // The consolidated beneficiary registry.
+        get_route("/api/v1/beneficiaries", READ, programmes::beneficiaries),
         // Web pages over public reference data, and their static assets.
         get_route("/", Public, web::home::page),
         get_route("/areas", Public, web::areas::page),

@@ -392,8 +392,125 @@ const REGISTRY: &[Entry] = &[
     },
 ];
 
+/// Targeting and programmes. Configuration (models, rules, programmes) holds no personal data;
+/// routes naming one enrolment, household or person refuse a caller scoped elsewhere.
+const PROGRAMMES: &[Entry] = &[
+    api(
+        "POST",
+        "/api/v1/targeting/models",
+        "/api/v1/targeting/models",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "GET",
+        "/api/v1/targeting/models",
+        "/api/v1/targeting/models",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "GET",
+        "/api/v1/targeting/models/{id}/versions/{version}",
+        "/api/v1/targeting/models/pmt-default/versions/1",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "POST",
+        "/api/v1/targeting/rule-sets",
+        "/api/v1/targeting/rule-sets",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "GET",
+        "/api/v1/targeting/rule-sets",
+        "/api/v1/targeting/rule-sets",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "POST",
+        "/api/v1/targeting/rule-check",
+        "/api/v1/targeting/rule-check",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "GET",
+        "/api/v1/households/{id}/score",
+        "/api/v1/households/{hh}/score",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/agencies",
+        "/api/v1/agencies",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "GET",
+        "/api/v1/programmes",
+        "/api/v1/programmes",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "POST",
+        "/api/v1/programmes",
+        "/api/v1/programmes",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "GET",
+        "/api/v1/programmes/{code}",
+        "/api/v1/programmes/vup_ds",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "POST",
+        "/api/v1/programmes/{code}/enrolments",
+        "/api/v1/programmes/vup_ds/enrolments",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "GET",
+        "/api/v1/programmes/{code}/enrolments",
+        "/api/v1/programmes/vup_ds/enrolments",
+        Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "GET",
+        "/api/v1/enrolments/{id}",
+        "/api/v1/enrolments/{hh}",
+        Foreign::Refused,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "POST",
+        "/api/v1/enrolments/{id}/transition",
+        "/api/v1/enrolments/{hh}/transition",
+        Foreign::Refused,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "GET",
+        "/api/v1/beneficiaries",
+        "/api/v1/beneficiaries?household={hh}",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+];
+
 fn all_entries() -> impl Iterator<Item = &'static Entry> {
-    TABLE.iter().chain(REGISTRY)
+    TABLE.iter().chain(REGISTRY).chain(PROGRAMMES)
 }
 
 /// Subtrees mounted from other contexts, all public reference data.
@@ -524,13 +641,18 @@ async fn seed_household(app: &TestApp) -> (String, String) {
 #[tokio::test]
 async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
     for db in databases().await {
-        let app = TestApp::start(&db).await;
+        // Every route is called with a garbage token from one address: allow more failed token
+        // authentications than there are routes, or the limiter (rightly) answers 429 midway.
+        let mut settings = inkingi_server::ServerSettings::default();
+        settings.auth.token_rate.burst = 1000;
+        let app = TestApp::start_with(&db, settings).await;
         // Data in district 11 (Nyarugenge); the foreign callers are scoped to district 12.
         seed_reads(&app, "11010102", "P-SECRET-11", 3).await;
         add_user(&app, "foreign.auditor", Role::Auditor, "12").await;
         add_user(&app, "local.partner", Role::Partner, "11").await;
         add_user(&app, "foreign.officer", Role::DistrictOfficer, "12").await;
         add_user(&app, "foreign.admin", Role::SystemAdmin, "national").await;
+        add_user(&app, "foreign.manager", Role::ProgrammeManager, "12").await;
         let foreign_tokens: std::collections::HashMap<Role, String> = [
             (
                 Role::DistrictOfficer,
@@ -544,6 +666,10 @@ async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
             (
                 Role::SystemAdmin,
                 token(&app, "foreign.admin", &["admin"]).await,
+            ),
+            (
+                Role::ProgrammeManager,
+                token(&app, "foreign.manager", &["read", "write"]).await,
             ),
         ]
         .into_iter()

@@ -17,11 +17,14 @@ mod error;
 pub mod identity;
 pub mod jobs;
 mod postgres;
+pub mod programmes;
 pub mod reference;
 pub mod registry;
 pub mod registry_bulk;
+mod shared_sql;
 mod sqlite;
 pub mod system;
+pub mod targeting;
 mod uow;
 pub mod uploads;
 
@@ -111,6 +114,8 @@ pub(crate) trait Adapter:
     async fn begin(&self) -> StoreResult<UnitOfWork>;
     async fn migrate(&self) -> StoreResult<()>;
     async fn close(&self);
+    /// The pools, for the contexts whose SQL is shared by both backends.
+    fn pools(&self) -> shared_sql::Pools;
 }
 
 /// A handle to the database, cheap to clone, shared by every request and job.
@@ -144,7 +149,8 @@ impl Store {
         // migrate (run by every `serve`) puts them back.
         self.adapter.ensure_indexes().await?;
         reference::ensure_loaded(self).await?;
-        registry::ensure_default_form(self).await
+        registry::ensure_default_form(self).await?;
+        targeting::ensure_default_model(self).await
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -202,6 +208,16 @@ impl Store {
     /// Inbound DCI message ids and transactions.
     pub fn dci(&self) -> &dyn DciStore {
         &*self.adapter
+    }
+
+    /// Scoring models, eligibility rule sets and household scores.
+    pub fn targeting(&self) -> targeting::Targeting<'_> {
+        targeting::Targeting { store: self }
+    }
+
+    /// Agencies, programmes and enrolments. Reads of enrolments take the reader's area scope.
+    pub fn programmes(&self) -> programmes::Programmes<'_> {
+        programmes::Programmes { store: self }
     }
 
     pub fn system(&self) -> &dyn SystemStore {

@@ -33,6 +33,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     }
     let store = super::connect_and_migrate(&config).await?;
     load_demo_registry(&store).await?;
+    load_demo_programmes(&store).await?;
     let admin_password = super::users::ensure_demo_admin(&config, &store).await?;
     let officer_password =
         super::users::ensure_demo_user(&config, &store, "officer", Role::NationalOfficer).await?;
@@ -46,6 +47,27 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         );
     })
     .await
+}
+
+/// Stores the illustrative programme catalogue and scores the demo registry once.
+async fn load_demo_programmes(store: &Store) -> anyhow::Result<()> {
+    let catalogue = inkingi_domain::programmes::Catalogue::rw_illustrative()
+        .map_err(|e| anyhow::anyhow!("shipped programme catalogue: {e}"))?;
+    let load = inkingi_store::programmes::load_catalogue(store, &catalogue, "demo").await?;
+    if load.programmes_created > 0 {
+        println!(
+            "demo programmes loaded: {} agencies, {} programmes (illustrative configuration)",
+            load.agencies, load.programmes_created
+        );
+        if let Some(model) = store.targeting().current_model().await? {
+            let run = store.targeting().score_all(&model, |_| {}).await?;
+            println!(
+                "demo registry scored: {} households in {:.1} s",
+                run.households, run.seconds
+            );
+        }
+    }
+    Ok(())
 }
 
 fn announce(user: &str, what: &str, password: &Option<SecretString>) {

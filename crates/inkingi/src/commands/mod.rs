@@ -9,6 +9,7 @@ mod jobs;
 mod matching;
 mod migrate;
 mod serve;
+mod targeting;
 mod tokens;
 pub mod users;
 
@@ -45,6 +46,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => audit::run(&config, cmd).await,
         Command::Import(args) => import::run(&config, &args).await,
         Command::Export(args) => export::run(&config, &args).await,
+        Command::Targeting(cmd) => targeting::run(&config, cmd).await,
+        Command::Programmes(cmd) => targeting::programmes(&config, cmd).await,
         // Handled above, before the configuration is loaded.
         Command::Generate(_) | Command::Match(_) => Ok(()),
     }

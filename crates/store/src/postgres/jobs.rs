@@ -59,7 +59,7 @@ fn lease_check(rows_affected: u64) -> LeaseCheck {
     }
 }
 
-async fn insert(conn: &mut PgConnection, job: NewJob) -> StoreResult<JobId> {
+pub(super) async fn insert(conn: &mut PgConnection, job: NewJob) -> StoreResult<JobId> {
     let key = job.idempotency_key.as_ref().map(|k| k.as_str().to_string());
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, queue, kind, priority, payload, idempotency_key, status, attempts, \

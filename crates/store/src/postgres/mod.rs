@@ -73,6 +73,10 @@ impl Adapter for PgAdapter {
         Ok(())
     }
 
+    fn pools(&self) -> crate::shared_sql::Pools {
+        crate::shared_sql::Pools::Postgres(self.pool.clone())
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

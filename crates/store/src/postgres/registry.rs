@@ -366,6 +366,11 @@ impl RegistryConn for PgConnection {
         .bind(e.after.as_ref().map(Json))
         .execute(&mut *self)
         .await?;
+        // The household's data changed: its score is recomputed by a job committed with it.
+        let job = crate::jobs::NewJob::of(&crate::targeting::RescoreJob {
+            household_id: e.household_id,
+        })?;
+        super::jobs::insert(self, job).await?;
         Ok(())
     }
 

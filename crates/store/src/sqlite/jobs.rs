@@ -111,7 +111,7 @@ fn id_array(ids: &[JobId]) -> String {
     serde_json::Value::from(ids.iter().map(ToString::to_string).collect::<Vec<_>>()).to_string()
 }
 
-async fn insert(conn: &mut SqliteConnection, job: NewJob) -> StoreResult<JobId> {
+pub(super) async fn insert(conn: &mut SqliteConnection, job: NewJob) -> StoreResult<JobId> {
     let key = job.idempotency_key.as_ref().map(|k| k.as_str().to_string());
     let created = ts(now());
     let inserted: Option<String> = sqlx::query_scalar(

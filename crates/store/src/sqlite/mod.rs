@@ -96,6 +96,12 @@ impl Adapter for SqliteAdapter {
         Ok(())
     }
 
+    fn pools(&self) -> crate::shared_sql::Pools {
+        crate::shared_sql::Pools::Sqlite {
+            read: self.read.clone(),
+        }
+    }
+
     async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
