@@ -13,6 +13,7 @@ pub mod areas;
 pub mod audit;
 pub mod changes;
 pub mod dci;
+pub mod dci_notify;
 mod error;
 pub mod identity;
 pub mod jobs;
@@ -35,6 +36,7 @@ use areas::AreaStore;
 use audit::AuditStore;
 use changes::ChangeRequestStore;
 use dci::DciStore;
+use dci_notify::NotifyStore;
 use identity::IdentityStore;
 use jobs::JobStore;
 use registry::RegistryStore;
@@ -98,6 +100,7 @@ pub(crate) trait Adapter:
     + ChangeRequestStore
     + registry::ChangeApplier
     + DciStore
+    + NotifyStore
     + IdentityStore
     + JobStore
     + RegistryStore
@@ -201,6 +204,11 @@ impl Store {
 
     /// Inbound DCI message ids and transactions.
     pub fn dci(&self) -> &dyn DciStore {
+        &*self.adapter
+    }
+
+    /// DCI event subscriptions, the notification outbox and its dispatcher's cursor.
+    pub fn dci_notify(&self) -> &dyn NotifyStore {
         &*self.adapter
     }
 

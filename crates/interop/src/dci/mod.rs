@@ -5,6 +5,7 @@
 //! Interface contract: the DCI Social Registry and Registry Core API specifications, v1.0.0.
 
 pub mod callback;
+pub mod notify;
 pub mod envelope;
 pub mod records;
 pub mod search;
