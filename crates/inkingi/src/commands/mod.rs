@@ -9,6 +9,7 @@ mod jobs;
 mod matching;
 mod migrate;
 mod serve;
+mod simulate;
 mod tokens;
 pub mod users;
 
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
         Command::Generate(args) => return generate::run(args).await,
         Command::Match(cmd) => return matching::run_command(cmd, cli.global.config.as_deref()),
+        Command::Simulate(cmd) => return simulate::run(cmd).await,
         other => other,
     };
     let config = Config::load(cli.global.config.as_deref(), &overrides)?;
@@ -41,7 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(&config, &args).await,
         Command::Export(args) => export::run(&config, &args).await,
         // Handled above, before the configuration is loaded.
-        Command::Generate(_) | Command::Match(_) => Ok(()),
+        Command::Generate(_) | Command::Match(_) | Command::Simulate(_) => Ok(()),
     }
 }
 
