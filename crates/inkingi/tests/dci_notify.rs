@@ -163,20 +163,23 @@ async fn register(store: &Store, form: &(String, u32)) -> Uuid {
         source_key: None,
         members: vec![head],
     };
-    retrying(|| async {
-        let mut uow = store.begin().await?;
-        store
-            .registry()
-            .register_household(&mut uow, &new, &meta())
-            .await?;
-        uow.commit().await
+    retrying(|| {
+        let new = &new;
+        async move {
+            let mut uow = store.begin().await?;
+            store
+                .registry()
+                .register_household(&mut uow, new, &meta())
+                .await?;
+            uow.commit().await
+        }
     })
     .await;
     id
 }
 
 async fn update(store: &Store, id: Uuid, round: usize) {
-    retrying(|| async {
+    retrying(|| async move {
         let reg = store.registry();
         let scope = AreaScope::national();
         let h = reg.household(&scope, id).await?.unwrap();
@@ -257,8 +260,10 @@ async fn a_thousand_events_survive_faults_an_outage_and_a_killed_server() {
         assert_eq!(on_subscribe.callbacks, 1, "no on-subscribe answer");
 
         // The registry changes: every household registered, then updated round by round.
-        let form = store.registry().latest_form("default").await.unwrap().unwrap();
-        let form = (form.schema.id.clone(), form.schema.version);
+        let form = store.registry().latest_form("default").await.unwrap();
+        let form = form
+            .map(|f| (f.schema.id.clone(), f.schema.version))
+            .unwrap_or(("default".into(), 1));
         let mut ids = Vec::with_capacity(HOUSEHOLDS);
         for _ in 0..HOUSEHOLDS {
             ids.push(register(&store, &form).await);

@@ -110,12 +110,17 @@ async fn subscribe_one(
 ) -> ApiResult<(Value, Option<String>)> {
     let mut item = json!({"reference_id": c.reference_id, "timestamp": timestamp(a.now)});
     let criteria = c.outcome.and_then(|criteria| {
-        match criteria.areas.iter().find(|area| !principal.scope.contains(area)) {
-            Some(outside) => Err(inkingi_interop::dci::notify::SubscribeRejection {
+        let outside = criteria
+            .areas
+            .iter()
+            .find(|area| !principal.scope.contains(area))
+            .cloned();
+        match outside {
+            Some(area) => Err(inkingi_interop::dci::notify::SubscribeRejection {
                 reason: SubscribeReason::NotifyDetailsInvalid,
                 message: format!(
                     "subscribe_criteria.filter: area {} is outside your area scope",
-                    outside.as_str()
+                    area.as_str()
                 ),
             }),
             None => Ok(criteria),

@@ -490,8 +490,11 @@ impl JobHandler for NotifyHandler {
                 ))
             })?;
         if note.status == NotificationStatus::Delivered {
-            // Delivered by an earlier run whose worker stopped before it could say so.
-            return Ok(());
+            // Delivered by an earlier run whose worker stopped before it could say so; make
+            // sure the household's next notification is on its way.
+            return finish(store, &job, NotificationStatus::Delivered)
+                .await
+                .map_err(JobError::retry);
         }
         let system = breaker::system_of(&job.url);
         let breakers = Breakers::global();
