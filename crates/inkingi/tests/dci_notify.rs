@@ -44,20 +44,26 @@ async fn serve(db: &TestDb, log: &Path) -> (Child, String) {
             cmd.env_remove(key);
         }
     }
-    cmd.args(["--database-url", &db.url, "serve", "--listen", "127.0.0.1:0"])
-        .env("INKINGI_LOG_LEVEL", "warn")
-        .env("INKINGI_WORKER__CONCURRENCY", "8")
-        .env("INKINGI_WORKER__POLL_INTERVAL_MS", "50")
-        .env("INKINGI_WORKER__RETRY_BASE_MS", "50")
-        .env("INKINGI_WORKER__RETRY_CAP_SECS", "1")
-        .env("INKINGI_WORKER__LEASE_SECS", "2")
-        .env("INKINGI_DCI__NOTIFY_POLL_MS", "100")
-        .env("INKINGI_DCI__BREAKER_FAILURES", "5")
-        .env("INKINGI_DCI__BREAKER_OPEN_MS", "1000")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(File::options().create(true).append(true).open(log).unwrap())
-        .kill_on_drop(true);
+    cmd.args([
+        "--database-url",
+        &db.url,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env("INKINGI_LOG_LEVEL", "warn")
+    .env("INKINGI_WORKER__CONCURRENCY", "8")
+    .env("INKINGI_WORKER__POLL_INTERVAL_MS", "50")
+    .env("INKINGI_WORKER__RETRY_BASE_MS", "50")
+    .env("INKINGI_WORKER__RETRY_CAP_SECS", "1")
+    .env("INKINGI_WORKER__LEASE_SECS", "2")
+    .env("INKINGI_DCI__NOTIFY_POLL_MS", "100")
+    .env("INKINGI_DCI__BREAKER_FAILURES", "5")
+    .env("INKINGI_DCI__BREAKER_OPEN_MS", "1000")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(File::options().create(true).append(true).open(log).unwrap())
+    .kill_on_drop(true);
     let mut child = cmd.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
@@ -294,8 +300,14 @@ async fn a_thousand_events_survive_faults_an_outage_and_a_killed_server() {
         let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
         assert!(before_kill.effects < total, "the kill came after the end");
         assert_eq!(stats.effects, total, "[{db:?}] lost events\n{}", log_text());
-        assert_eq!(stats.out_of_order, 0, "[{db:?}] a household's events out of order");
-        assert!(stats.injected_failures > 0 && stats.outage_refusals > 0, "{stats:?}");
+        assert_eq!(
+            stats.out_of_order, 0,
+            "[{db:?}] a household's events out of order"
+        );
+        assert!(
+            stats.injected_failures > 0 && stats.outage_refusals > 0,
+            "{stats:?}"
+        );
         // Each event was recorded delivered once the worker learned so (a repeat delivered
         // after the kill is a duplicate the subscriber dropped, not a second effect).
         let settled = Instant::now() + Duration::from_secs(10);

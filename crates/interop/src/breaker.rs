@@ -41,10 +41,16 @@ impl Default for BreakerSettings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// A probe is out since `since`; if it never reports, another may go after `open_for`.
-    HalfOpen { since: Instant },
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 impl State {
@@ -171,7 +177,12 @@ fn probe_wait(settings: BreakerSettings) -> Duration {
 
 fn set(state: &mut State, next: State, connector: &str, system: &str) {
     if state.gauge() != next.gauge() {
-        tracing::info!(connector, system, state = next.gauge(), "circuit state changed");
+        tracing::info!(
+            connector,
+            system,
+            state = next.gauge(),
+            "circuit state changed"
+        );
     }
     *state = next;
     metrics::gauge!("connector_circuit_state", "connector" => connector.to_string(), "system" => system.to_string())
@@ -265,8 +276,14 @@ mod tests {
 
     #[test]
     fn names_systems_by_scheme_host_and_port() {
-        assert_eq!(system_of("http://sp.example/dci/notify"), "http://sp.example:80");
-        assert_eq!(system_of("https://sp.example:8443/x"), "https://sp.example:8443");
+        assert_eq!(
+            system_of("http://sp.example/dci/notify"),
+            "http://sp.example:80"
+        );
+        assert_eq!(
+            system_of("https://sp.example:8443/x"),
+            "https://sp.example:8443"
+        );
         assert_eq!(system_of("nope"), "invalid");
     }
 }

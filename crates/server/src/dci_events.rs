@@ -75,7 +75,8 @@ pub async fn subscribe(
             items.push(item);
         }
         let all_rejected = items.iter().all(|i| i["status"] == "rjct");
-        let mut header = CallbackHeader::answering(&a.header, "on-subscribe", our_id(&state), a.now);
+        let mut header =
+            CallbackHeader::answering(&a.header, "on-subscribe", our_id(&state), a.now);
         header.status = if all_rejected { "rjct" } else { "succ" }.into();
         header.completed_count = items.len() as u64;
         let answer = Answer {
@@ -145,7 +146,11 @@ async fn subscribe_one(
             .iter()
             .map(|t| t.as_str().to_string())
             .collect(),
-        areas: criteria.areas.iter().map(|c| c.as_str().to_string()).collect(),
+        areas: criteria
+            .areas
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect(),
         record_type: criteria.record_type.to_string(),
         purpose: a.purpose.to_string(),
         status: "subscribe".into(),
@@ -182,8 +187,14 @@ pub async fn unsubscribe(
 ) -> Response {
     let now = chrono::Utc::now();
     let fallback = Uuid::now_v7().to_string();
-    let mut a = match accept(&state, &principal, &body, "unsubscribe", |_: &UnsubscribeMessage| 1)
-        .await
+    let mut a = match accept(
+        &state,
+        &principal,
+        &body,
+        "unsubscribe",
+        |_: &UnsubscribeMessage| 1,
+    )
+    .await
     {
         Ok(a) => a,
         Err(r) => return r.ack(&fallback, now),
@@ -229,7 +240,11 @@ async fn unsubscribe_all(
 ) -> ApiResult<(Value, Vec<inkingi_domain::audit::AuditRecord>)> {
     let client = principal.username.to_string();
     let codes = a.message.subscription_codes.clone();
-    let found = state.store.dci_notify().subscriptions(&client, &codes).await?;
+    let found = state
+        .store
+        .dci_notify()
+        .subscriptions(&client, &codes)
+        .await?;
     let mut statuses = Vec::new();
     let mut first_refusal: Option<(SubscribeReason, String)> = None;
     let mut audit = Vec::new();

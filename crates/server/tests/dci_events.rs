@@ -129,7 +129,11 @@ async fn update_address(app: &TestApp, id: Uuid, address: &str) {
 
 async fn birth(app: &TestApp, household: Uuid) -> Uuid {
     let born = NaiveDate::from_ymd_opt(2026, 2, 3).unwrap();
-    let m = member(person("Keza", Sex::Female, "2026-02-03"), MemberRole::Child, born);
+    let m = member(
+        person("Keza", Sex::Female, "2026-02-03"),
+        MemberRole::Child,
+        born,
+    );
     let mut uow = app.store.begin().await.unwrap();
     app.store
         .registry()
@@ -198,7 +202,12 @@ async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     panic!("timed out waiting for {what}");
 }
 
-fn start_worker(app: &TestApp) -> (CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
+fn start_worker(
+    app: &TestApp,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let stop = CancellationToken::new();
     let settings = WorkerSettings {
         concurrency: 4,
@@ -238,8 +247,13 @@ async fn subscribers_get_their_areas_events_in_order_and_can_unsubscribe() {
             json!([{"seq_num": 1, "expression1": {"attribute_name": "village", "operator": "eq",
                     "attribute_value": code}}])
         };
-        let all = json!(["household_registered", "household_updated", "member_added",
-                         "spdci-common:RegistryEventType:LiveBirth", "member_removed"]);
+        let all = json!([
+            "household_registered",
+            "household_updated",
+            "member_added",
+            "spdci-common:RegistryEventType:LiveBirth",
+            "member_removed"
+        ]);
         let message = json!({"transaction_id": "T-9", "subscribe_request": [
             subscribe_request("s1", all, area("11")),
             subscribe_request("s2", json!("marriage"), json!({})),
@@ -254,7 +268,10 @@ async fn subscribers_get_their_areas_events_in_order_and_can_unsubscribe() {
         let items = answer["message"]["subscribe_response"].as_array().unwrap();
         assert_eq!(items[0]["status"], "succ", "{answer}");
         assert_eq!(items[1]["status_reason_code"], "rjct.notify_types.invalid");
-        assert_eq!(items[2]["status_reason_code"], "rjct.notify_details.invalid");
+        assert_eq!(
+            items[2]["status_reason_code"],
+            "rjct.notify_details.invalid"
+        );
         let code = items[0]["subscriptions"][0]["code"]
             .as_str()
             .unwrap()
@@ -285,9 +302,15 @@ async fn subscribers_get_their_areas_events_in_order_and_can_unsubscribe() {
         if stats.effects < 4 {
             let jobs = app.store.jobs().list(&Default::default()).await.unwrap();
             for j in jobs {
-                eprintln!("JOB {} {} {} att {} err {:?} run_at {}", j.kind, j.status, j.queue, j.attempts, j.last_error, j.run_at);
+                eprintln!(
+                    "JOB {} {} {} att {} err {:?} run_at {}",
+                    j.kind, j.status, j.queue, j.attempts, j.last_error, j.run_at
+                );
             }
-            eprintln!("COUNTS {:?}", app.store.dci_notify().notification_counts().await.unwrap());
+            eprintln!(
+                "COUNTS {:?}",
+                app.store.dci_notify().notification_counts().await.unwrap()
+            );
         }
         assert_eq!(
             (stats.effects, stats.duplicates, stats.out_of_order),
@@ -335,8 +358,10 @@ async fn subscribers_get_their_areas_events_in_order_and_can_unsubscribe() {
             .filter(|e| e.record.action == "household.read")
             .collect();
         assert_eq!(reads.len(), 4, "[{db:?}]");
-        assert!(reads.iter().all(|e| e.record.purpose.as_deref() == Some("registration")
-            && e.record.subject_id.as_deref() == Some(mine.to_string().as_str())));
+        assert!(reads
+            .iter()
+            .all(|e| e.record.purpose.as_deref() == Some("registration")
+                && e.record.subject_id.as_deref() == Some(mine.to_string().as_str())));
 
         // Subscription info through txn/status.
         let status_msg = json!({"transaction_id": "T-10", "txnstatus_request": {
@@ -431,8 +456,15 @@ async fn a_failing_subscriber_gets_each_household_in_order_and_nothing_twice_in_
             (s.effects >= 20).then_some(s)
         })
         .await;
-        assert_eq!((stats.effects, stats.out_of_order), (20, 0), "[{db:?}] {stats:?}");
-        assert!(stats.injected_failures > 0, "the faults were injected: {stats:?}");
+        assert_eq!(
+            (stats.effects, stats.out_of_order),
+            (20, 0),
+            "[{db:?}] {stats:?}"
+        );
+        assert!(
+            stats.injected_failures > 0,
+            "the faults were injected: {stats:?}"
+        );
         stop.cancel();
         worker.await.unwrap().unwrap();
         sim.stop();

@@ -126,8 +126,7 @@ pub struct NewNotification {
 
 #[async_trait::async_trait]
 pub trait NotifyStore: Send + Sync {
-    async fn create_subscription(&self, uow: &mut UnitOfWork, s: &Subscription)
-        -> StoreResult<()>;
+    async fn create_subscription(&self, uow: &mut UnitOfWork, s: &Subscription) -> StoreResult<()>;
 
     /// The client's subscriptions with these codes (all of them when `codes` is empty), oldest
     /// first, at most 100.
@@ -160,8 +159,12 @@ pub trait NotifyStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<OutboxEvent>>;
 
-    async fn save_cursor(&self, uow: &mut UnitOfWork, pos: EventPos, next_seq: i64)
-        -> StoreResult<()>;
+    async fn save_cursor(
+        &self,
+        uow: &mut UnitOfWork,
+        pos: EventPos,
+        next_seq: i64,
+    ) -> StoreResult<()>;
 
     async fn insert_notification(
         &self,
@@ -170,8 +173,12 @@ pub trait NotifyStore: Send + Sync {
     ) -> StoreResult<()>;
 
     /// Whether the chain (subscription, subject) has a waiting or queued notification.
-    async fn chain_open(&self, uow: &mut UnitOfWork, code: &str, subject: Uuid)
-        -> StoreResult<bool>;
+    async fn chain_open(
+        &self,
+        uow: &mut UnitOfWork,
+        code: &str,
+        subject: Uuid,
+    ) -> StoreResult<bool>;
 
     async fn notification(&self, code: &str, event_id: Uuid) -> StoreResult<Option<Notification>>;
 

@@ -32,9 +32,8 @@ pub async fn serve_store(
     on_listening(addr);
 
     let shutdown = shutdown_on_signal();
-    let worker = (!args.no_worker).then(|| {
-        tokio::spawn(run_worker(store.clone(), config.clone(), shutdown.clone()))
-    });
+    let worker = (!args.no_worker)
+        .then(|| tokio::spawn(run_worker(store.clone(), config.clone(), shutdown.clone())));
     let state = AppState::new(store.clone(), server_settings(config))?;
     inkingi_server::serve(listener, state, shutdown.clone()).await?;
     if let Some(w) = worker {
@@ -86,10 +85,12 @@ async fn run_worker(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    inkingi_interop::breaker::Breakers::global().configure(inkingi_interop::breaker::BreakerSettings {
-        failure_threshold: config.dci.breaker_failures,
-        open_for: Duration::from_millis(config.dci.breaker_open_ms),
-    });
+    inkingi_interop::breaker::Breakers::global().configure(
+        inkingi_interop::breaker::BreakerSettings {
+            failure_threshold: config.dci.breaker_failures,
+            open_for: Duration::from_millis(config.dci.breaker_open_ms),
+        },
+    );
     let dispatch = inkingi_interop::dci::notify::DispatchSettings {
         poll_interval: Duration::from_millis(config.dci.notify_poll_ms),
         ..Default::default()

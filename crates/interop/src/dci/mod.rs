@@ -5,8 +5,8 @@
 //! Interface contract: the DCI Social Registry and Registry Core API specifications, v1.0.0.
 
 pub mod callback;
-pub mod notify;
 pub mod envelope;
+pub mod notify;
 pub mod records;
 pub mod search;
 pub mod txn;

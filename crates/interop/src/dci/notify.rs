@@ -253,7 +253,10 @@ fn check_timestamp(ts: Option<&Value>) -> Result<(), SubscribeRejection> {
 fn criteria(c: Option<&Value>, today: NaiveDate) -> Result<Criteria, SubscribeRejection> {
     use SubscribeReason::{NotifyDetailsInvalid as Details, NotifyTypesInvalid as Types};
     let Some(Value::Object(c)) = c else {
-        return reject(Details, "subscribe_request.subscribe_criteria: required, an object");
+        return reject(
+            Details,
+            "subscribe_request.subscribe_criteria: required, an object",
+        );
     };
     let names: Vec<&str> = match c.get("reg_event_type") {
         Some(Value::String(s)) => vec![s.as_str()],
@@ -261,10 +264,13 @@ fn criteria(c: Option<&Value>, today: NaiveDate) -> Result<Criteria, SubscribeRe
         _ => Vec::new(),
     };
     if names.is_empty() {
-        return reject(Types, format!(
-            "subscribe_criteria.reg_event_type: required, one of (or a list of) {}",
-            type_list()
-        ));
+        return reject(
+            Types,
+            format!(
+                "subscribe_criteria.reg_event_type: required, one of (or a list of) {}",
+                type_list()
+            ),
+        );
     }
     let mut event_types = Vec::new();
     for n in names {
@@ -329,10 +335,11 @@ fn filter_areas(
         .filter(|s| !s.is_empty())
         .unwrap_or("predicate");
     let criteria = json!({"query_type": query_type, "query": filter});
-    let parsed = super::search::prepare(Some(&criteria), today).map_err(|r| SubscribeRejection {
-        reason: SubscribeReason::NotifyDetailsInvalid,
-        message: format!("subscribe_criteria.filter: {}", r.message),
-    })?;
+    let parsed =
+        super::search::prepare(Some(&criteria), today).map_err(|r| SubscribeRejection {
+            reason: SubscribeReason::NotifyDetailsInvalid,
+            message: format!("subscribe_criteria.filter: {}", r.message),
+        })?;
     let mut codes = Vec::new();
     collect_areas(&parsed.query.filter, &mut codes).map_err(|m| SubscribeRejection {
         reason: SubscribeReason::NotifyDetailsInvalid,
@@ -356,9 +363,11 @@ fn collect_areas(f: &PersonFilter, out: &mut Vec<String>) -> Result<(), String> 
         }
         PersonFilter::Any(parts) => parts.iter().try_for_each(|p| collect_areas(p, out)),
         PersonFilter::All(parts) if parts.len() == 1 => collect_areas(&parts[0], out),
-        _ => Err("a subscription filter may only name areas (village, location or area, with \
+        _ => Err(
+            "a subscription filter may only name areas (village, location or area, with \
                   eq or in, or-ed together); other attributes are not events' attributes"
-            .into()),
+                .into(),
+        ),
     }
 }
 
@@ -776,7 +785,10 @@ async fn read_records(
         }
         ("Member", None) => {
             audit.fields = vec!["dci:notify:member_list".into()];
-            members.iter().map(|p| records::member(p, Some(&h))).collect()
+            members
+                .iter()
+                .map(|p| records::member(p, Some(&h)))
+                .collect()
         }
         _ => {
             audit.fields = vec!["dci:notify:place".into(), "dci:notify:member_list".into()];
@@ -909,22 +921,46 @@ mod tests {
     fn maps_registry_events_to_dci_event_types() {
         use EventType::*;
         let of = |k, c, a| EventType::of_event(&event(k, c, a));
-        assert_eq!(of("household.registered", Channel::Api, json!({})), vec![HouseholdRegistered]);
-        assert_eq!(of("member.updated", Channel::Web, json!({})), vec![HouseholdUpdated]);
+        assert_eq!(
+            of("household.registered", Channel::Api, json!({})),
+            vec![HouseholdRegistered]
+        );
+        assert_eq!(
+            of("member.updated", Channel::Web, json!({})),
+            vec![HouseholdUpdated]
+        );
         let born = json!({"birth_date": "2026-03-01", "member_since": "2026-03-01"});
-        assert_eq!(of("member.added", Channel::ChangeRequest, born), vec![LiveBirth, MemberAdded]);
+        assert_eq!(
+            of("member.added", Channel::ChangeRequest, born),
+            vec![LiveBirth, MemberAdded]
+        );
         let adult = json!({"birth_date": "1990-03-01", "member_since": "2026-03-01"});
-        assert_eq!(of("member.added", Channel::Api, adult.clone()), vec![MemberAdded]);
-        assert_eq!(of("member.added", Channel::Crvs, adult), vec![LiveBirth, MemberAdded]);
-        assert_eq!(of("member.removed", Channel::Api, json!({})), vec![MemberRemoved]);
+        assert_eq!(
+            of("member.added", Channel::Api, adult.clone()),
+            vec![MemberAdded]
+        );
+        assert_eq!(
+            of("member.added", Channel::Crvs, adult),
+            vec![LiveBirth, MemberAdded]
+        );
+        assert_eq!(
+            of("member.removed", Channel::Api, json!({})),
+            vec![MemberRemoved]
+        );
         assert_eq!(of("member.died", Channel::Api, json!({})), vec![Death]);
         assert!(of("something.else", Channel::Api, json!({})).is_empty());
     }
 
     #[test]
     fn reads_event_type_names_as_subscribers_write_them() {
-        assert_eq!(EventType::parse("spdci-common:RegistryEventType:LiveBirth"), Some(EventType::LiveBirth));
-        assert_eq!(EventType::parse("household_registered"), Some(EventType::HouseholdRegistered));
+        assert_eq!(
+            EventType::parse("spdci-common:RegistryEventType:LiveBirth"),
+            Some(EventType::LiveBirth)
+        );
+        assert_eq!(
+            EventType::parse("household_registered"),
+            Some(EventType::HouseholdRegistered)
+        );
         assert_eq!(EventType::parse("Death"), Some(EventType::Death));
         assert_eq!(EventType::parse("marriage"), None);
     }
@@ -965,7 +1001,10 @@ mod tests {
     #[test]
     fn bad_subscriptions_get_the_spec_codes() {
         let code = |c: Value| check(c).unwrap_err().reason.code();
-        assert_eq!(code(json!({"reg_event_type": "marriage"})), "rjct.notify_types.invalid");
+        assert_eq!(
+            code(json!({"reg_event_type": "marriage"})),
+            "rjct.notify_types.invalid"
+        );
         assert_eq!(code(json!({"filter": {}})), "rjct.notify_types.invalid");
         let by_sex = json!({"reg_event_type": "death", "filter_type": "predicate", "filter": [
             {"seq_num": 1, "expression1": {"attribute_name": "sex", "operator": "eq", "attribute_value": "female"}}]});
@@ -974,7 +1013,13 @@ mod tests {
         items.push(items[0].clone());
         items[0].timestamp = None;
         let checked = check_subscribe(&items, Utc::now().date_naive());
-        assert_eq!(checked[0].outcome.as_ref().unwrap_err().reason.code(), "rjct.timestamp.invalid");
-        assert_eq!(checked[1].outcome.as_ref().unwrap_err().reason.code(), "rjct.reference_id.duplicate");
+        assert_eq!(
+            checked[0].outcome.as_ref().unwrap_err().reason.code(),
+            "rjct.timestamp.invalid"
+        );
+        assert_eq!(
+            checked[1].outcome.as_ref().unwrap_err().reason.code(),
+            "rjct.reference_id.duplicate"
+        );
     }
 }

@@ -247,7 +247,11 @@ async fn receive(
         }
     }
     i.stats.malformed += 1;
-    (StatusCode::BAD_REQUEST, "no notify_event with event_id, subject_id and seq").into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        "no notify_event with event_id, subject_id and seq",
+    )
+        .into_response()
 }
 
 fn ack() -> Response {
@@ -261,7 +265,10 @@ impl Inner {
         if let (Some(after), None) = (self.plan.outage_after, self.outage_until) {
             if self.stats.requests > after {
                 self.outage_until = Some(now + self.plan.outage);
-                tracing::info!(secs = self.plan.outage.as_secs_f64(), "simulated outage starts");
+                tracing::info!(
+                    secs = self.plan.outage.as_secs_f64(),
+                    "simulated outage starts"
+                );
             }
         }
         if self.outage_until.is_some_and(|until| now < until) {
@@ -296,7 +303,10 @@ impl Inner {
                 self.stats.duplicates += 1;
                 continue;
             }
-            let chain = format!("{}:{subject}", e["subscription_code"].as_str().unwrap_or(""));
+            let chain = format!(
+                "{}:{subject}",
+                e["subscription_code"].as_str().unwrap_or("")
+            );
             let last = self.last_seq.entry(chain).or_insert(i64::MIN);
             if seq < *last {
                 self.stats.out_of_order += 1;

@@ -62,11 +62,7 @@ const NOTE_COLS: &str = "n.subscription_code, n.event_id, n.seq, n.subject_id, n
 
 #[async_trait::async_trait]
 impl NotifyStore for PgAdapter {
-    async fn create_subscription(
-        &self,
-        uow: &mut UnitOfWork,
-        s: &Subscription,
-    ) -> StoreResult<()> {
+    async fn create_subscription(&self, uow: &mut UnitOfWork, s: &Subscription) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO dci_subscriptions ({SUB_COLS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
@@ -148,8 +144,8 @@ impl NotifyStore for PgAdapter {
         let row = sqlx::query(
             "SELECT pos_a, pos_b, next_seq FROM dci_notify_cursor WHERE id = 1 FOR UPDATE",
         )
-            .fetch_one(uow.postgres()?)
-            .await?;
+        .fetch_one(uow.postgres()?)
+        .await?;
         Ok((
             EventPos {
                 a: row.try_get("pos_a")?,

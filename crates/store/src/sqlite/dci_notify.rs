@@ -65,11 +65,7 @@ const NOTE_COLS: &str = "n.subscription_code, n.event_id, n.seq, n.subject_id, n
 
 #[async_trait::async_trait]
 impl NotifyStore for SqliteAdapter {
-    async fn create_subscription(
-        &self,
-        uow: &mut UnitOfWork,
-        s: &Subscription,
-    ) -> StoreResult<()> {
+    async fn create_subscription(&self, uow: &mut UnitOfWork, s: &Subscription) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO dci_subscriptions ({SUB_COLS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
