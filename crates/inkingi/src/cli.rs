@@ -87,6 +87,10 @@ pub enum Command {
     /// Agencies and programmes.
     #[command(subcommand)]
     Programmes(ProgrammesCommand),
+    /// Serve simulators of outside systems, with faults injected on demand (demos and tests).
+    /// Needs no database.
+    #[command(subcommand)]
+    Simulate(SimulateCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +111,38 @@ pub enum ProgrammesCommand {
         /// The catalogue file (see data/programmes/rw-illustrative.toml).
         file: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimulateCommand {
+    /// A DCI subscriber that takes `notify` messages (sender_uri http://ADDR/dci) and counts
+    /// them: GET /stats shows events taken, duplicates and events out of order.
+    Subscriber(SubscriberArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubscriberArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// The same seed injects the same faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Share of notify requests answered 500 (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub fail_share: f64,
+    /// Start an outage (every request answered 503) after this many notify requests.
+    #[arg(long, value_name = "N")]
+    pub outage_after: Option<u64>,
+    /// How long the outage lasts, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub outage_secs: u64,
+    /// Delay before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+    /// Share of notify requests taken but answered 503, so they are sent again (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub duplicate_share: f64,
 }
 
 #[derive(Debug, Args)]

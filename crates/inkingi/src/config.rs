@@ -33,6 +33,29 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub auth: crate::auth_config::AuthConfig,
     pub registry: RegistryConfig,
+    pub dci: DciConfig,
+}
+
+/// `[dci]`: delivery of DCI event notifications.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DciConfig {
+    /// How often an idle worker reads new registry events for subscribers, in milliseconds.
+    pub notify_poll_ms: u64,
+    /// Failed calls in a row to one subscriber system that open its circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open circuit holds calls back before one probe goes, in milliseconds.
+    pub breaker_open_ms: u64,
+}
+
+impl Default for DciConfig {
+    fn default() -> Self {
+        DciConfig {
+            notify_poll_ms: 500,
+            breaker_failures: 5,
+            breaker_open_ms: 30_000,
+        }
+    }
 }
 
 /// `[registry]`: rules of the social registry.
@@ -128,6 +151,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             auth: crate::auth_config::AuthConfig::default(),
             registry: RegistryConfig::default(),
+            dci: DciConfig::default(),
         }
     }
 }
@@ -226,6 +250,21 @@ impl Config {
             return bad(
                 "worker.retain_succeeded_hours",
                 "a whole number of hours up to 87840 (0 keeps succeeded jobs)",
+            );
+        }
+        if self.dci.notify_poll_ms == 0 {
+            return bad(
+                "dci.notify_poll_ms",
+                "a whole number of milliseconds, at least 1",
+            );
+        }
+        if self.dci.breaker_failures == 0 {
+            return bad("dci.breaker_failures", "a whole number of at least 1");
+        }
+        if self.dci.breaker_open_ms == 0 {
+            return bad(
+                "dci.breaker_open_ms",
+                "a whole number of milliseconds, at least 1",
             );
         }
         self.auth.check().map_err(ConfigError::Invalid)?;

@@ -1,8 +1,10 @@
 //! Everything that leaves the process: the background worker that runs queued jobs, connectors
 //! to outside systems, and simulators of those systems for demos and tests.
 
+pub mod breaker;
 pub mod dci;
 pub mod probe;
 pub mod registry_io;
 pub mod targeting;
+pub mod simulate;
 pub mod worker;

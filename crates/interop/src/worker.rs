@@ -59,6 +59,10 @@ pub enum JobError {
     /// Retrying cannot help (malformed payload, 4xx rejection): park the job as dead at once.
     #[error("{0}")]
     Permanent(String),
+    /// Not tried: run it again after this delay without counting the attempt (the system it
+    /// calls is known to be down and its circuit breaker is open).
+    #[error("deferred {after:?}: {reason}")]
+    Defer { after: Duration, reason: String },
 }
 
 impl JobError {
@@ -111,17 +115,25 @@ impl Registry {
     }
 
     /// The handlers every worker has: the `system.probe` self-test, the import of files
-    /// uploaded through the API, rescoring households whose data changed, and DCI callbacks.
+    /// uploaded through the API, rescoring households whose data changed, DCI callbacks and
+    /// DCI event notifications.
     pub fn with_builtins() -> Registry {
         let reg = Registry::new()
             .register(ProbeHandler)
             .register(crate::registry_io::upload_job::ImportUploadHandler)
             .register(crate::targeting::RescoreHandler);
-        match crate::dci::callback::CallbackHandler::new() {
+        let reg = match crate::dci::callback::CallbackHandler::new() {
             Ok(h) => reg.register(h),
             Err(e) => {
                 // Only TLS initialisation can fail here; the worker still runs other jobs.
                 tracing::error!(error = %e, "cannot build the HTTP client of DCI callbacks");
+                reg
+            }
+        };
+        match crate::dci::notify::NotifyHandler::new() {
+            Ok(h) => reg.register(h),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the HTTP client of DCI notifications");
                 reg
             }
         }
@@ -331,6 +343,8 @@ enum Outcome {
     LeaseLost,
     /// The result could not be written; the lease will lapse and the job run again.
     ReportFailed,
+    /// Put back without counting the attempt.
+    Deferred,
 }
 
 impl Outcome {
@@ -341,6 +355,7 @@ impl Outcome {
             Outcome::Dead => "dead",
             Outcome::LeaseLost => "lease_lost",
             Outcome::ReportFailed => "report_failed",
+            Outcome::Deferred => "deferred",
         }
     }
 }
@@ -399,6 +414,10 @@ impl Worker {
         });
         let failure = match result {
             Ok(()) => None,
+            Err(JobError::Defer { after, reason }) => {
+                tracing::debug!(%reason, retry_in_ms = after.as_millis() as u64, "job deferred");
+                return self.defer(&lease, after, &reason).await;
+            }
             Err(JobError::Permanent(error)) => {
                 tracing::error!(%error, "job failed permanently: dead");
                 Some((error, Failure::Dead))
@@ -449,6 +468,18 @@ impl Worker {
                     // Keep running: the next renewal may get through before the lease lapses.
                     Err(e) => tracing::warn!(error = %e, "cannot renew the job's lease"),
                 },
+            }
+        }
+    }
+
+    /// Puts the job back without counting the attempt.
+    async fn defer(&self, lease: &JobLease, after: Duration, reason: &str) -> Outcome {
+        match self.store.jobs().defer(lease, after, reason).await {
+            Ok(LeaseCheck::Held) => Outcome::Deferred,
+            Ok(LeaseCheck::Lost) => Outcome::LeaseLost,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot defer the job; it will run again after its lease");
+                Outcome::ReportFailed
             }
         }
     }

@@ -67,7 +67,14 @@ impl Default for DciSettings {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(sync_search, search, sync_txn_status, txn_status))]
+#[openapi(paths(
+    sync_search,
+    search,
+    sync_txn_status,
+    txn_status,
+    crate::dci_events::subscribe,
+    crate::dci_events::unsubscribe
+))]
 struct DciApi;
 
 pub fn api() -> utoipa::openapi::OpenApi {
@@ -87,17 +94,17 @@ const PERSON_FIELDS: &[&str] = &[
 ];
 
 /// A read message, checked, its id recorded in `uow` (not yet committed).
-struct Accepted<M> {
-    header: inkingi_interop::dci::envelope::Header,
-    message: M,
-    purpose: Purpose,
-    uow: UnitOfWork,
-    correlation_id: String,
-    now: DateTime<Utc>,
+pub(crate) struct Accepted<M> {
+    pub(crate) header: inkingi_interop::dci::envelope::Header,
+    pub(crate) message: M,
+    pub(crate) purpose: Purpose,
+    pub(crate) uow: UnitOfWork,
+    pub(crate) correlation_id: String,
+    pub(crate) now: DateTime<Utc>,
 }
 
 /// Why a message is not processed, and how to say so.
-enum Refusal {
+pub(crate) enum Refusal {
     /// Authorisation failed: a problem document.
     Api(ApiError),
     /// Not understood.
@@ -133,7 +140,7 @@ impl Refusal {
     }
 
     /// As an asynchronous endpoint answers it.
-    fn ack(self, cid: &str, now: DateTime<Utc>) -> Response {
+    pub(crate) fn ack(self, cid: &str, now: DateTime<Utc>) -> Response {
         match self {
             Refusal::Api(e) => e.into_response(),
             Refusal::Err(code, msg) => {
@@ -148,12 +155,12 @@ impl Refusal {
     }
 }
 
-fn our_id(state: &AppState) -> &str {
+pub(crate) fn our_id(state: &AppState) -> &str {
     &state.settings.dci.registry_id
 }
 
 /// Reads and checks a message; records its id. `count` is how many requests it holds.
-async fn accept<M: DeserializeOwned>(
+pub(crate) async fn accept<M: DeserializeOwned>(
     state: &AppState,
     principal: &Principal,
     body: &Bytes,
@@ -429,7 +436,7 @@ async fn run_search(
     Ok((answer, audit))
 }
 
-async fn write_audit(state: &AppState, audit: Vec<AuditRecord>) -> ApiResult<()> {
+pub(crate) async fn write_audit(state: &AppState, audit: Vec<AuditRecord>) -> ApiResult<()> {
     if state.auth.settings.audit_reads && !audit.is_empty() {
         state.audit.append(audit).await?;
     }
@@ -508,12 +515,15 @@ pub async fn search(State(state): State<AppState>, principal: Principal, body: B
     }
 }
 
-fn reply_url(h: &inkingi_interop::dci::envelope::Header, path: &str) -> Result<String, Refusal> {
+pub(crate) fn reply_url(
+    h: &inkingi_interop::dci::envelope::Header,
+    path: &str,
+) -> Result<String, Refusal> {
     callback_url(h.sender_uri.as_deref().unwrap_or(""), path)
         .map_err(|m| Refusal::Err(ErrorCode::SenderUriInvalid, m))
 }
 
-async fn enqueue(
+pub(crate) async fn enqueue(
     state: &AppState,
     uow: &mut UnitOfWork,
     url: String,
@@ -535,6 +545,9 @@ async fn status_answer(
     principal: &Principal,
     a: &Accepted<TxnStatusMessage>,
 ) -> Result<Answer<Value>, Refusal> {
+    if a.message.txnstatus_request.txn_type == "subscribe" {
+        return crate::dci_events::subscription_status(state, principal, a).await;
+    }
     let key = a
         .message
         .txnstatus_request

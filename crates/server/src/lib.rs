@@ -8,6 +8,7 @@ pub mod audit;
 pub mod audit_writer;
 pub mod auth;
 pub mod dci;
+pub mod dci_events;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -108,7 +108,7 @@ where
 
 fn all() -> Vec<Route> {
     use crate::registry::{changes, forms, households, imports, memberships, pages, people};
-    use crate::{audit, auth, dci, health, metrics, openapi, programmes, targeting, web};
+    use crate::{audit, auth, dci, dci_events, health, metrics, openapi, programmes, targeting, web};
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
     const WRITE: Access = Access::Requires(Permission::WritePersonalData);
@@ -219,6 +219,18 @@ fn all() -> Vec<Route> {
             "/dci/registry/txn/status",
             Requires(Permission::ReadPersonalData),
             dci::txn_status,
+        ),
+        // Event subscriptions: notifications disclose personal data within the subscriber's
+        // scope.
+        post_route(
+            "/dci/registry/subscribe",
+            Requires(Permission::ReadPersonalData),
+            dci_events::subscribe,
+        ),
+        post_route(
+            "/dci/registry/unsubscribe",
+            Requires(Permission::ReadPersonalData),
+            dci_events::unsubscribe,
         ),
         // Registry pages: search, a household, and its forms (the handlers check writes).
         get_route("/registry", READ, pages::search_page),

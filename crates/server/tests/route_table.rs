@@ -152,6 +152,24 @@ const TABLE: &[Entry] = &[
         foreign: Foreign::NotApplicable,
         role: None,
     },
+    // Notifications are scoped to the subscriber's area (tested in `dci_events.rs`); here: no
+    // anonymous or garbage-token access.
+    Entry {
+        method: "POST",
+        path: "/dci/registry/subscribe",
+        call: "/dci/registry/subscribe",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "POST",
+        path: "/dci/registry/unsubscribe",
+        call: "/dci/registry/unsubscribe",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
 ];
 
 const fn api(

@@ -321,6 +321,16 @@ pub trait JobStore: Send + Sync {
         failure: Failure,
     ) -> StoreResult<LeaseCheck>;
 
+    /// Puts a running job back in the queue, due after `delay`, without counting the attempt:
+    /// the call it makes was not tried (its system's circuit breaker is open), so waiting for
+    /// the system to come back must not use up the job's attempts.
+    async fn defer(
+        &self,
+        lease: &JobLease,
+        delay: Duration,
+        reason: &str,
+    ) -> StoreResult<LeaseCheck>;
+
     /// Jobs newest first.
     async fn list(&self, filter: &JobFilter) -> StoreResult<Vec<JobRecord>>;
 

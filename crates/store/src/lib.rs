@@ -13,6 +13,7 @@ pub mod areas;
 pub mod audit;
 pub mod changes;
 pub mod dci;
+pub mod dci_notify;
 mod error;
 pub mod identity;
 pub mod jobs;
@@ -38,6 +39,7 @@ use areas::AreaStore;
 use audit::AuditStore;
 use changes::ChangeRequestStore;
 use dci::DciStore;
+use dci_notify::NotifyStore;
 use identity::IdentityStore;
 use jobs::JobStore;
 use registry::RegistryStore;
@@ -101,6 +103,7 @@ pub(crate) trait Adapter:
     + ChangeRequestStore
     + registry::ChangeApplier
     + DciStore
+    + NotifyStore
     + IdentityStore
     + JobStore
     + RegistryStore
@@ -218,6 +221,11 @@ impl Store {
     /// Agencies, programmes and enrolments. Reads of enrolments take the reader's area scope.
     pub fn programmes(&self) -> programmes::Programmes<'_> {
         programmes::Programmes { store: self }
+    }
+
+    /// DCI event subscriptions, the notification outbox and its dispatcher's cursor.
+    pub fn dci_notify(&self) -> &dyn NotifyStore {
+        &*self.adapter
     }
 
     pub fn system(&self) -> &dyn SystemStore {

@@ -10,6 +10,7 @@ mod matching;
 mod migrate;
 mod serve;
 mod targeting;
+mod simulate;
 mod tokens;
 pub mod users;
 
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return matching::run_registry(&config, &args, cli.global.config.as_deref()).await;
         }
         Command::Match(cmd) => return matching::run_command(cmd, cli.global.config.as_deref()),
+        Command::Simulate(cmd) => return simulate::run(cmd).await,
         other => other,
     };
     let config = Config::load(cli.global.config.as_deref(), &overrides)?;
@@ -49,7 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Targeting(cmd) => targeting::run(&config, cmd).await,
         Command::Programmes(cmd) => targeting::programmes(&config, cmd).await,
         // Handled above, before the configuration is loaded.
-        Command::Generate(_) | Command::Match(_) => Ok(()),
+        Command::Generate(_) | Command::Match(_) | Command::Simulate(_) => Ok(()),
     }
 }
 

@@ -32,13 +32,8 @@ pub async fn serve_store(
     on_listening(addr);
 
     let shutdown = shutdown_on_signal();
-    let worker = (!args.no_worker).then(|| {
-        tokio::spawn(inkingi_interop::worker::run(
-            store.clone(),
-            worker_settings(config),
-            shutdown.clone(),
-        ))
-    });
+    let worker = (!args.no_worker)
+        .then(|| tokio::spawn(run_worker(store.clone(), config.clone(), shutdown.clone())));
     let state = AppState::new(store.clone(), server_settings(config))?;
     inkingi_server::serve(listener, state, shutdown.clone()).await?;
     if let Some(w) = worker {
@@ -74,15 +69,41 @@ pub async fn worker_only(config: &Config, args: &WorkerArgs) -> anyhow::Result<(
         None => None,
     };
     println!("inkingi worker started");
-    let worked =
-        inkingi_interop::worker::run(store.clone(), worker_settings(config), shutdown.clone())
-            .await;
+    let worked = run_worker(store.clone(), config.clone(), shutdown.clone()).await;
     // Whatever ended the worker, stop the endpoints too.
     shutdown.cancel();
     if let Some(ops) = ops {
         ops.await.context("worker endpoints task")??;
     }
     store.close().await;
+    worked
+}
+
+/// The worker and, beside it, the dispatcher of DCI event notifications.
+async fn run_worker(
+    store: Store,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    inkingi_interop::breaker::Breakers::global().configure(
+        inkingi_interop::breaker::BreakerSettings {
+            failure_threshold: config.dci.breaker_failures,
+            open_for: Duration::from_millis(config.dci.breaker_open_ms),
+        },
+    );
+    let dispatch = inkingi_interop::dci::notify::DispatchSettings {
+        poll_interval: Duration::from_millis(config.dci.notify_poll_ms),
+        ..Default::default()
+    };
+    let dispatcher = tokio::spawn(inkingi_interop::dci::notify::run_dispatcher(
+        store.clone(),
+        dispatch,
+        shutdown.clone(),
+    ));
+    let worked =
+        inkingi_interop::worker::run(store, worker_settings(&config), shutdown.clone()).await;
+    shutdown.cancel();
+    dispatcher.await.context("notification dispatcher task")?;
     worked
 }
 

@@ -217,6 +217,28 @@ impl JobStore for PgAdapter {
         Ok(lease_check(done.rows_affected()))
     }
 
+    async fn defer(
+        &self,
+        lease: &JobLease,
+        delay: Duration,
+        reason: &str,
+    ) -> StoreResult<LeaseCheck> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, \
+                 run_at = now() + make_interval(secs => $4), lease_until = NULL, \
+                 last_error = $5, updated_at = now() \
+             WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempts = $3",
+        )
+        .bind(lease.id.as_uuid())
+        .bind(&lease.worker_id)
+        .bind(lease.attempt as i32)
+        .bind(secs(delay))
+        .bind(clip_error(reason))
+        .execute(&self.pool)
+        .await?;
+        Ok(lease_check(done.rows_affected()))
+    }
+
     async fn list(&self, filter: &JobFilter) -> StoreResult<Vec<JobRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM jobs \

@@ -5,6 +5,7 @@ mod areas;
 mod audit;
 mod changes;
 mod dci;
+mod dci_notify;
 mod identity;
 mod jobs;
 mod registry;

@@ -272,6 +272,28 @@ impl JobStore for SqliteAdapter {
         Ok(lease_check(done.rows_affected()))
     }
 
+    async fn defer(
+        &self,
+        lease: &JobLease,
+        delay: Duration,
+        reason: &str,
+    ) -> StoreResult<LeaseCheck> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = $4, \
+                 lease_until = NULL, last_error = $5, updated_at = $6 \
+             WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempts = $3",
+        )
+        .bind(lease.id.to_string())
+        .bind(&lease.worker_id)
+        .bind(i64::from(lease.attempt))
+        .bind(later(delay)?)
+        .bind(clip_error(reason))
+        .bind(ts(now()))
+        .execute(&self.write)
+        .await?;
+        Ok(lease_check(done.rows_affected()))
+    }
+
     async fn list(&self, filter: &JobFilter) -> StoreResult<Vec<JobRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM jobs \

@@ -6,6 +6,7 @@ mod areas;
 mod audit;
 mod changes;
 mod dci;
+mod dci_notify;
 mod identity;
 mod jobs;
 mod registry;

@@ -1,0 +1,4 @@
+//! Simulators of outside systems, speaking their protocols over HTTP with faults injected on
+//! demand, so demos and tests run the real client code.
+
+pub mod subscriber;
