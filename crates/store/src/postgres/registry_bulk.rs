@@ -448,7 +448,10 @@ mod tests {
     #[test]
     fn copy_text_escapes_and_marks_nulls() {
         let mut c = CopyText::new();
-        c.text("a\tb\\c\nd\re").opt(None).plain(7).plain_opt(None::<i32>);
+        c.text("a\tb\\c\nd\re")
+            .opt(None)
+            .plain(7)
+            .plain_opt(None::<i32>);
         c.end_row();
         c.text("é").end_row();
         assert_eq!(c.buf, "a\\tb\\\\c\\nd\\re\t\\N\t7\t\\N\né\n");
