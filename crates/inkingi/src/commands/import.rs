@@ -21,6 +21,8 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.errors.display()))?;
     let mut opts = ImportOptions::new(args.source.clone());
     opts.batch = args.batch as usize;
+    // An operator's load: on an empty registry the random-order indexes are rebuilt at the end.
+    opts.defer_indexes = true;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {

@@ -28,7 +28,7 @@ use inkingi_domain::registry::history::Channel;
 use inkingi_domain::registry::RegistryNumber;
 use inkingi_store::areas::AreaQuery;
 use inkingi_store::registry::{EventMeta, NewHousehold, NewMember};
-use inkingi_store::registry_bulk::BatchConflict;
+use inkingi_store::registry_bulk::{BatchConflict, BulkLoad, RegistryBulk};
 use inkingi_store::{Store, StoreError};
 use rand::SeedableRng;
 use tokio::sync::mpsc;
@@ -56,6 +56,10 @@ pub struct ImportOptions {
     pub today: NaiveDate,
     /// Who runs the import, for the events.
     pub actor: String,
+    /// On an empty registry, drop the indexes rows would reach in random order and rebuild
+    /// them at the end (see [`RegistryBulk::begin_bulk_load`]). For an operator's load while
+    /// no one else writes the registry (`inkingi import`), not for a live server's uploads.
+    pub defer_indexes: bool,
 }
 
 impl ImportOptions {
@@ -65,6 +69,7 @@ impl ImportOptions {
             batch: 2_000,
             today: Utc::now().date_naive(),
             actor: "import".into(),
+            defer_indexes: false,
         }
     }
 }
@@ -175,7 +180,7 @@ where
         .write_record(REPORT_HEADER)
         .map_err(|e| ImportError::Report(e.to_string()))?;
     let bulk = store.registry_bulk();
-    bulk.begin_bulk_load().await?;
+    let mut load = bulk.begin_bulk_load(opts.defer_indexes).await?;
     let (tx, mut rx) = mpsc::channel::<Result<Batch, ImportError>>(2);
     let reader_opts = opts.clone();
     let reader = std::thread::spawn(move || {
@@ -191,7 +196,16 @@ where
     let outcome = async {
         while let Some(msg) = rx.recv().await {
             let batch = msg?;
-            write_batch(store, batch, opts, &mut report, &mut summary, &mut shown).await?;
+            write_batch(
+                bulk,
+                &mut load,
+                batch,
+                opts,
+                &mut report,
+                &mut summary,
+                &mut shown,
+            )
+            .await?;
             progress(&shown);
         }
         Ok::<(), ImportError>(())
@@ -199,8 +213,10 @@ where
     .await;
     drop(rx);
     let _ = reader.join();
+    // Also after an error: indexes dropped for this load are rebuilt now, not at the next start.
+    let finished = bulk.finish_bulk_load(load).await;
     outcome?;
-    bulk.ensure_indexes().await?;
+    finished?;
     report
         .flush()
         .map_err(|e| ImportError::Report(e.to_string()))?;
@@ -261,7 +277,8 @@ struct Batch {
 }
 
 async fn write_batch<W: Write>(
-    store: &Store,
+    bulk: &dyn RegistryBulk,
+    load: &mut BulkLoad,
     batch: Batch,
     opts: &ImportOptions,
     report: &mut csv::Writer<W>,
@@ -286,10 +303,7 @@ async fn write_batch<W: Write>(
             change_request_id: None,
             at: Utc::now(),
         };
-        let outcome = store
-            .registry_bulk()
-            .import_batch(&households, &meta)
-            .await?;
+        let outcome = bulk.import_batch(&households, &meta, load).await?;
         summary.households_written += outcome.households_written;
         summary.people_written += outcome.people_written;
         summary.already_present += outcome.already_present;

@@ -1,10 +1,11 @@
-//! Bulk registry loads and exports on PostgreSQL: one `INSERT … SELECT FROM UNNEST(arrays)`
-//! per table and batch, so a batch of thousands of rows is three round trips and three
-//! statement plans that never change.
+//! Bulk registry loads and exports on PostgreSQL. A batch is one transaction: one query per
+//! key kind for the conflict checks, then one `COPY … FROM STDIN` (text format) per table,
+//! the fastest way into PostgreSQL short of writing its files.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -12,8 +13,8 @@ use uuid::Uuid;
 use super::PgAdapter;
 use crate::registry::{name_skeletons, EventMeta, NewHousehold};
 use crate::registry_bulk::{
-    plan_batch, registered_after, split_phones, BatchKeys, BatchOutcome, ExistingKeys,
-    ExportHousehold, ExportMember, RegistryBulk, SECONDARY_INDEXES,
+    answers_text, plan_batch, registered_after, split_phones, BatchKeys, BatchOutcome, BulkLoad,
+    ExistingKeys, ExportHousehold, ExportMember, RegistryBulk, REGISTRY_INDEXES,
 };
 use crate::StoreResult;
 
@@ -34,7 +35,24 @@ async fn existing(
     Ok(rows.into_iter().map(|(v,)| v).collect())
 }
 
-async fn existing_keys(conn: &mut PgConnection, keys: &BatchKeys) -> StoreResult<ExistingKeys> {
+async fn existing_keys(
+    conn: &mut PgConnection,
+    keys: &BatchKeys,
+    load: &BulkLoad,
+) -> StoreResult<ExistingKeys> {
+    let (registry_numbers, national_ids) = match load.stored_keys(keys) {
+        Some(found) => found,
+        None => (
+            existing(
+                conn,
+                "registry_households",
+                "registry_number",
+                &keys.registry_numbers,
+            )
+            .await?,
+            existing(conn, "registry_people", "national_id", &keys.national_ids).await?,
+        ),
+    };
     Ok(ExistingKeys {
         household_sources: existing(
             conn,
@@ -43,183 +61,199 @@ async fn existing_keys(conn: &mut PgConnection, keys: &BatchKeys) -> StoreResult
             &keys.household_sources,
         )
         .await?,
-        registry_numbers: existing(
-            conn,
-            "registry_households",
-            "registry_number",
-            &keys.registry_numbers,
-        )
-        .await?,
-        national_ids: existing(conn, "registry_people", "national_id", &keys.national_ids).await?,
+        registry_numbers,
+        national_ids,
         member_sources: existing(conn, "registry_people", "source_key", &keys.member_sources)
             .await?,
     })
 }
 
-async fn insert_households(
-    conn: &mut PgConnection,
-    rows: &[&NewHousehold],
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let n = rows.len();
-    let mut id = Vec::with_capacity(n);
-    let mut number = Vec::with_capacity(n);
-    let mut village = Vec::with_capacity(n);
-    let mut address = Vec::with_capacity(n);
-    let mut lat = Vec::with_capacity(n);
-    let mut lon = Vec::with_capacity(n);
-    let mut form_id = Vec::with_capacity(n);
-    let mut form_version = Vec::with_capacity(n);
-    let mut answers = Vec::with_capacity(n);
-    let mut source = Vec::with_capacity(n);
-    for h in rows {
-        id.push(h.id);
-        number.push(h.registry_number.as_str().to_string());
-        village.push(h.input.village.as_str().to_string());
-        address.push(h.input.address.clone());
-        lat.push(h.input.gps.map(|g| g.lat));
-        lon.push(h.input.gps.map(|g| g.lon));
-        form_id.push(h.form_id.clone());
-        form_version.push(h.form_version as i32);
-        answers.push(serde_json::Value::Object(h.input.answers.clone()).to_string());
-        source.push(h.source_key.clone());
+/// Rows in COPY's text format: tab-separated columns, `\N` for NULL, backslash escapes.
+struct CopyText {
+    buf: String,
+    /// No column written yet on the current row.
+    fresh_row: bool,
+}
+
+impl CopyText {
+    fn new() -> CopyText {
+        CopyText {
+            buf: String::with_capacity(1 << 20),
+            fresh_row: true,
+        }
     }
-    sqlx::query(
-        "INSERT INTO registry_households (id, registry_number, village_code, address, gps_lat, \
-         gps_lon, form_id, form_version, answers, status, source_key, version, created_at, \
-         updated_at) \
-         SELECT id, num, vil, addr, lat, lon, fid, fver, ans::jsonb, 'active', src, 1, $11, $11 \
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], \
-                     $7::text[], $8::int4[], $9::text[], $10::text[]) \
-              AS t(id, num, vil, addr, lat, lon, fid, fver, ans, src)",
-    )
-    .bind(id)
-    .bind(number)
-    .bind(village)
-    .bind(address)
-    .bind(lat)
-    .bind(lon)
-    .bind(form_id)
-    .bind(form_version)
-    .bind(answers)
-    .bind(source)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+
+    fn sep(&mut self) {
+        if self.fresh_row {
+            self.fresh_row = false;
+        } else {
+            self.buf.push('\t');
+        }
+    }
+
+    fn text(&mut self, s: &str) -> &mut Self {
+        self.sep();
+        for c in s.chars() {
+            match c {
+                '\\' => self.buf.push_str("\\\\"),
+                '\t' => self.buf.push_str("\\t"),
+                '\n' => self.buf.push_str("\\n"),
+                '\r' => self.buf.push_str("\\r"),
+                c => self.buf.push(c),
+            }
+        }
+        self
+    }
+
+    fn opt(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.text(s),
+            None => {
+                self.sep();
+                self.buf.push_str("\\N");
+                self
+            }
+        }
+    }
+
+    /// A value whose text form needs no escaping (numbers, UUIDs, dates).
+    fn plain(&mut self, v: impl std::fmt::Display) -> &mut Self {
+        self.sep();
+        let _ = write!(self.buf, "{v}");
+        self
+    }
+
+    fn plain_opt(&mut self, v: Option<impl std::fmt::Display>) -> &mut Self {
+        match v {
+            Some(v) => self.plain(v),
+            None => self.opt(None),
+        }
+    }
+
+    fn end_row(&mut self) {
+        self.buf.push('\n');
+        self.fresh_row = true;
+    }
+}
+
+/// `COPY table (cols) FROM STDIN` with `data` (whole rows).
+async fn copy_in(
+    conn: &mut PgConnection,
+    table: &str,
+    cols: &str,
+    data: CopyText,
+) -> StoreResult<()> {
+    if data.buf.is_empty() {
+        return Ok(());
+    }
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {table} ({cols}) FROM STDIN"))
+        .await?;
+    // CopyData messages of at most 1 MiB, cut at row ends.
+    let bytes = data.buf.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let mut end = (start + (1 << 20)).min(bytes.len());
+        while end < bytes.len() && bytes[end - 1] != b'\n' {
+            end += 1;
+        }
+        copy.send(&bytes[start..end]).await?;
+        start = end;
+    }
+    copy.finish().await?;
     Ok(())
 }
 
-/// Column arrays of the people of a batch.
-#[derive(Default)]
-struct PeopleColumns {
-    id: Vec<Uuid>,
-    household: Vec<Uuid>,
-    village: Vec<String>,
-    role: Vec<String>,
-    since: Vec<NaiveDate>,
-    given: Vec<String>,
-    family: Vec<String>,
-    given_skel: Vec<String>,
-    family_skel: Vec<String>,
-    sex: Vec<String>,
-    birth: Vec<Option<String>>,
-    national_id: Vec<Option<String>>,
-    birth_registration: Vec<Option<String>>,
-    refugee_id: Vec<Option<String>>,
-    passport: Vec<Option<String>>,
-    phone: Vec<Option<String>>,
-    other_phones: Vec<Option<String>>,
-    mother: Vec<Option<Uuid>>,
-    father: Vec<Option<Uuid>>,
-    guardian: Vec<Option<Uuid>>,
-    answers: Vec<String>,
-    source: Vec<Option<String>>,
+/// Timestamps with microseconds (PostgreSQL's precision, truncated as the binary encoding of
+/// a bound parameter is).
+fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
 }
 
-impl PeopleColumns {
-    fn of(rows: &[&NewHousehold]) -> PeopleColumns {
-        let mut c = PeopleColumns::default();
-        for h in rows {
-            for m in &h.members {
-                let p = &m.person;
-                let (gs, fs) = name_skeletons(p);
-                let (phone, others) = split_phones(m);
-                c.id.push(m.id);
-                c.household.push(h.id);
-                c.village.push(h.input.village.as_str().to_string());
-                c.role.push(m.role.as_str().to_string());
-                c.since.push(m.since);
-                c.given.push(p.given_name.as_str().to_string());
-                c.family.push(p.family_name.as_str().to_string());
-                c.given_skel.push(gs);
-                c.family_skel.push(fs);
-                c.sex.push(p.sex.as_str().to_string());
-                c.birth.push(p.birth_date.map(|b| b.to_string()));
-                c.national_id
-                    .push(p.national_id.as_ref().map(|i| i.as_str().to_string()));
-                c.birth_registration.push(p.birth_registration.clone());
-                c.refugee_id.push(p.refugee_id.clone());
-                c.passport.push(p.passport.clone());
-                c.phone.push(phone);
-                c.other_phones.push(others);
-                c.mother.push(m.mother_id);
-                c.father.push(m.father_id);
-                c.guardian.push(m.guardian_id);
-                c.answers
-                    .push(serde_json::Value::Object(p.answers.clone()).to_string());
-                c.source.push(m.source_key.clone());
-            }
-        }
-        c
+async fn insert_households(
+    conn: &mut PgConnection,
+    rows: &[&NewHousehold],
+    now: &str,
+) -> StoreResult<()> {
+    let mut c = CopyText::new();
+    for h in rows {
+        let answers = answers_text(&h.input.answers);
+        c.plain(h.id.hyphenated())
+            .text(h.registry_number.as_str())
+            .text(h.input.village.as_str())
+            .opt(h.input.address.as_deref())
+            .plain_opt(h.input.gps.map(|g| g.lat))
+            .plain_opt(h.input.gps.map(|g| g.lon))
+            .text(&h.form_id)
+            .plain(h.form_version)
+            .text(&answers)
+            .text("active")
+            .opt(h.source_key.as_deref())
+            .plain(1)
+            .text(now)
+            .text(now)
+            .end_row();
     }
+    copy_in(
+        conn,
+        "registry_households",
+        "id, registry_number, village_code, address, gps_lat, gps_lon, form_id, form_version, \
+         answers, status, source_key, version, created_at, updated_at",
+        c,
+    )
+    .await
 }
 
 async fn insert_people(
     conn: &mut PgConnection,
     rows: &[&NewHousehold],
-    now: DateTime<Utc>,
+    now: &str,
 ) -> StoreResult<()> {
-    let c = PeopleColumns::of(rows);
-    sqlx::query(
-        "INSERT INTO registry_people (id, household_id, village_code, role, member_since, \
-         given_name, family_name, given_skel, family_skel, sex, birth_date, national_id, \
-         birth_registration, refugee_id, passport, phone, other_phones, mother_id, father_id, \
-         guardian_id, answers, source_key, version, created_at, updated_at) \
-         SELECT id, hh, vil, role, since, gn, fn, gs, fs, sex, bd, nid, brn, rid, pp, ph, oph, \
-                mo, fa, gu, ans::jsonb, src, 1, $23, $23 \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::date[], $6::text[], \
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-                     $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
-                     $18::uuid[], $19::uuid[], $20::uuid[], $21::text[], $22::text[]) \
-              AS t(id, hh, vil, role, since, gn, fn, gs, fs, sex, bd, nid, brn, rid, pp, ph, \
-                   oph, mo, fa, gu, ans, src)",
+    let mut c = CopyText::new();
+    for h in rows {
+        for m in &h.members {
+            let p = &m.person;
+            let (gs, fs) = name_skeletons(p);
+            let (phone, others) = split_phones(m);
+            let answers = answers_text(&p.answers);
+            c.plain(m.id.hyphenated())
+                .plain(h.id.hyphenated())
+                .text(h.input.village.as_str())
+                .text(m.role.as_str())
+                .plain(m.since)
+                .text(p.given_name.as_str())
+                .text(p.family_name.as_str())
+                .text(&gs)
+                .text(&fs)
+                .text(p.sex.as_str())
+                .plain_opt(p.birth_date.as_ref())
+                .opt(p.national_id.as_ref().map(|i| i.as_str()))
+                .opt(p.birth_registration.as_deref())
+                .opt(p.refugee_id.as_deref())
+                .opt(p.passport.as_deref())
+                .opt(phone.as_deref())
+                .opt(others.as_deref())
+                .plain_opt(m.mother_id.map(|u| u.hyphenated()))
+                .plain_opt(m.father_id.map(|u| u.hyphenated()))
+                .plain_opt(m.guardian_id.map(|u| u.hyphenated()))
+                .text(&answers)
+                .opt(m.source_key.as_deref())
+                .plain(1)
+                .text(now)
+                .text(now)
+                .end_row();
+        }
+    }
+    copy_in(
+        conn,
+        "registry_people",
+        "id, household_id, village_code, role, member_since, given_name, family_name, \
+         given_skel, family_skel, sex, birth_date, national_id, birth_registration, refugee_id, \
+         passport, phone, other_phones, mother_id, father_id, guardian_id, answers, source_key, \
+         version, created_at, updated_at",
+        c,
     )
-    .bind(c.id)
-    .bind(c.household)
-    .bind(c.village)
-    .bind(c.role)
-    .bind(c.since)
-    .bind(c.given)
-    .bind(c.family)
-    .bind(c.given_skel)
-    .bind(c.family_skel)
-    .bind(c.sex)
-    .bind(c.birth)
-    .bind(c.national_id)
-    .bind(c.birth_registration)
-    .bind(c.refugee_id)
-    .bind(c.passport)
-    .bind(c.phone)
-    .bind(c.other_phones)
-    .bind(c.mother)
-    .bind(c.father)
-    .bind(c.guardian)
-    .bind(c.answers)
-    .bind(c.source)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .await
 }
 
 async fn insert_events(
@@ -227,26 +261,30 @@ async fn insert_events(
     rows: &[&NewHousehold],
     meta: &EventMeta,
 ) -> StoreResult<()> {
-    let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::now_v7()).collect();
-    let households: Vec<Uuid> = rows.iter().map(|h| h.id).collect();
-    let after: Vec<String> = rows.iter().map(|h| registered_after(h)).collect();
-    sqlx::query(
-        "INSERT INTO registry_events (id, household_id, entity, entity_id, kind, at, actor, \
-         channel, reason, change_request_id, after) \
-         SELECT id, hh, 'household', hh, 'household.registered', $4, $5, $6, $7, $8, a::jsonb \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS t(id, hh, a)",
+    let at = ts(meta.at);
+    let mut c = CopyText::new();
+    for h in rows {
+        c.plain(Uuid::now_v7().hyphenated())
+            .plain(h.id.hyphenated())
+            .text("household")
+            .plain(h.id.hyphenated())
+            .text("household.registered")
+            .text(&at)
+            .text(meta.actor.as_str())
+            .text(meta.channel.as_str())
+            .opt(meta.reason.as_deref())
+            .plain_opt(meta.change_request_id.map(|u| u.hyphenated()))
+            .text(&registered_after(h))
+            .end_row();
+    }
+    copy_in(
+        conn,
+        "registry_events",
+        "id, household_id, entity, entity_id, kind, at, actor, channel, reason, \
+         change_request_id, after",
+        c,
     )
-    .bind(ids)
-    .bind(households)
-    .bind(after)
-    .bind(meta.at)
-    .bind(meta.actor.as_str())
-    .bind(meta.channel.as_str())
-    .bind(meta.reason.as_deref())
-    .bind(meta.change_request_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .await
 }
 
 fn export_household(r: PgRow) -> StoreResult<ExportHousehold> {
@@ -291,36 +329,47 @@ impl RegistryBulk for PgAdapter {
         &self,
         batch: &[NewHousehold],
         meta: &EventMeta,
+        load: &mut BulkLoad,
     ) -> StoreResult<BatchOutcome> {
         let keys = BatchKeys::of(batch);
         let mut tx = self.pool.begin().await?;
-        let found = existing_keys(&mut tx, &keys).await?;
+        // Not waiting for the WAL flush at each commit is safe here: a batch lost to a server
+        // crash is simply not there on the next run, which imports it again (source keys).
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        let found = existing_keys(&mut tx, &keys, load).await?;
         let (write, outcome) = plan_batch(batch, &found);
         let rows: Vec<&NewHousehold> = write.iter().map(|&i| &batch[i]).collect();
         if !rows.is_empty() {
-            let now = Utc::now();
-            insert_households(&mut tx, &rows, now).await?;
-            insert_people(&mut tx, &rows, now).await?;
+            let now = ts(Utc::now());
+            insert_households(&mut tx, &rows, &now).await?;
+            insert_people(&mut tx, &rows, &now).await?;
             insert_events(&mut tx, &rows, meta).await?;
         }
         tx.commit().await?;
+        load.committed(batch, &write);
         Ok(outcome)
     }
 
-    async fn begin_bulk_load(&self) -> StoreResult<bool> {
+    async fn begin_bulk_load(&self, defer_indexes: bool) -> StoreResult<BulkLoad> {
         let any: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM registry_households LIMIT 1")
             .fetch_optional(&self.pool)
             .await?;
-        if any.is_some() {
+        if any.is_some() || !defer_indexes {
             self.ensure_indexes().await?;
-            return Ok(false);
+            return Ok(BulkLoad::incremental());
         }
-        for (name, _) in SECONDARY_INDEXES {
-            sqlx::query(&format!("DROP INDEX IF EXISTS {name}"))
+        for ix in REGISTRY_INDEXES.iter().filter(|ix| ix.deferred) {
+            sqlx::query(&format!("DROP INDEX IF EXISTS {}", ix.name))
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(true)
+        Ok(BulkLoad::fresh())
+    }
+
+    async fn finish_bulk_load(&self, _load: BulkLoad) -> StoreResult<()> {
+        self.ensure_indexes().await
     }
 
     async fn ensure_indexes(&self) -> StoreResult<()> {
@@ -329,10 +378,8 @@ impl RegistryBulk for PgAdapter {
         sqlx::query("SET maintenance_work_mem = '256MB'")
             .execute(&mut *conn)
             .await?;
-        for (name, on) in SECONDARY_INDEXES {
-            sqlx::query(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))
-                .execute(&mut *conn)
-                .await?;
+        for ix in REGISTRY_INDEXES {
+            sqlx::query(&ix.create_sql()).execute(&mut *conn).await?;
         }
         sqlx::query("RESET maintenance_work_mem")
             .execute(&mut *conn)
@@ -391,5 +438,22 @@ impl RegistryBulk for PgAdapter {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CopyText;
+
+    #[test]
+    fn copy_text_escapes_and_marks_nulls() {
+        let mut c = CopyText::new();
+        c.text("a\tb\\c\nd\re")
+            .opt(None)
+            .plain(7)
+            .plain_opt(None::<i32>);
+        c.end_row();
+        c.text("é").end_row();
+        assert_eq!(c.buf, "a\\tb\\\\c\\nd\\re\t\\N\t7\t\\N\né\n");
     }
 }

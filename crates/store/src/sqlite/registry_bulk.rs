@@ -13,8 +13,8 @@ use super::ts::ts;
 use super::SqliteAdapter;
 use crate::registry::{name_skeletons, EventMeta, NewHousehold};
 use crate::registry_bulk::{
-    plan_batch, registered_after, split_phones, BatchKeys, BatchOutcome, ExistingKeys,
-    ExportHousehold, ExportMember, RegistryBulk, SECONDARY_INDEXES,
+    answers_text, plan_batch, registered_after, split_phones, BatchKeys, BatchOutcome, BulkLoad,
+    ExistingKeys, ExportHousehold, ExportMember, RegistryBulk, REGISTRY_INDEXES,
 };
 use crate::StoreResult;
 
@@ -90,7 +90,24 @@ async fn existing(
     Ok(rows.into_iter().map(|(v,)| v).collect())
 }
 
-async fn existing_keys(conn: &mut SqliteConnection, keys: &BatchKeys) -> StoreResult<ExistingKeys> {
+async fn existing_keys(
+    conn: &mut SqliteConnection,
+    keys: &BatchKeys,
+    load: &BulkLoad,
+) -> StoreResult<ExistingKeys> {
+    let (registry_numbers, national_ids) = match load.stored_keys(keys) {
+        Some(found) => found,
+        None => (
+            existing(
+                conn,
+                "registry_households",
+                "registry_number",
+                &keys.registry_numbers,
+            )
+            .await?,
+            existing(conn, "registry_people", "national_id", &keys.national_ids).await?,
+        ),
+    };
     Ok(ExistingKeys {
         household_sources: existing(
             conn,
@@ -99,17 +116,19 @@ async fn existing_keys(conn: &mut SqliteConnection, keys: &BatchKeys) -> StoreRe
             &keys.household_sources,
         )
         .await?,
-        registry_numbers: existing(
-            conn,
-            "registry_households",
-            "registry_number",
-            &keys.registry_numbers,
-        )
-        .await?,
-        national_ids: existing(conn, "registry_people", "national_id", &keys.national_ids).await?,
+        registry_numbers,
+        national_ids,
         member_sources: existing(conn, "registry_people", "source_key", &keys.member_sources)
             .await?,
     })
+}
+
+/// Runs each statement on `conn`.
+async fn run_all(conn: &mut SqliteConnection, sqls: &[&str]) -> StoreResult<()> {
+    for sql in sqls {
+        sqlx::query(sql).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 async fn insert_households(
@@ -128,7 +147,7 @@ async fn insert_households(
         );
         let mut q = sqlx::query(&sql);
         for h in chunk {
-            let answers = serde_json::Value::Object(h.input.answers.clone()).to_string();
+            let answers = answers_text(&h.input.answers);
             q = q
                 .bind(h.id)
                 .bind(h.registry_number.as_str())
@@ -171,13 +190,13 @@ async fn insert_people(
             let p = &m.person;
             let (given_skel, family_skel) = name_skeletons(p);
             let (phone, other_phones) = split_phones(m);
-            let answers = serde_json::Value::Object(p.answers.clone()).to_string();
+            let answers = answers_text(&p.answers);
             q = q
                 .bind(m.id)
                 .bind(h.id)
                 .bind(h.input.village.as_str())
                 .bind(m.role.as_str())
-                .bind(m.since.format("%Y-%m-%d").to_string())
+                .bind(m.since.to_string())
                 .bind(p.given_name.as_str())
                 .bind(p.family_name.as_str())
                 .bind(given_skel)
@@ -277,10 +296,11 @@ impl RegistryBulk for SqliteAdapter {
         &self,
         batch: &[NewHousehold],
         meta: &EventMeta,
+        load: &mut BulkLoad,
     ) -> StoreResult<BatchOutcome> {
         let keys = BatchKeys::of(batch);
         let mut tx = self.write.begin().await?;
-        let found = existing_keys(&mut tx, &keys).await?;
+        let found = existing_keys(&mut tx, &keys, load).await?;
         let (write, outcome) = plan_batch(batch, &found);
         let rows: Vec<&NewHousehold> = write.iter().map(|&i| &batch[i]).collect();
         let now = ts(Utc::now());
@@ -288,37 +308,73 @@ impl RegistryBulk for SqliteAdapter {
         insert_people(&mut tx, &rows, &now).await?;
         insert_events(&mut tx, &rows, meta).await?;
         tx.commit().await?;
+        load.committed(batch, &write);
         Ok(outcome)
     }
 
-    async fn begin_bulk_load(&self) -> StoreResult<bool> {
+    async fn begin_bulk_load(&self, defer_indexes: bool) -> StoreResult<BulkLoad> {
         let mut conn = self.write.acquire().await?;
-        // A bigger page cache for this session: the unique indexes are probed at random.
-        sqlx::query("PRAGMA cache_size = -262144")
-            .execute(&mut *conn)
-            .await?;
         let any: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM registry_households LIMIT 1")
             .fetch_optional(&mut *conn)
             .await?;
-        if any.is_some() {
+        // Checkpoint every 64 MiB of WAL instead of 4 MiB: pages written by consecutive
+        // batches (the right edges of the tables and indexes) are copied back once, not per
+        // batch. A bigger page cache: an incremental load probes the unique indexes at random.
+        run_all(
+            &mut conn,
+            &[
+                "PRAGMA wal_autocheckpoint = 16384",
+                "PRAGMA cache_size = -262144",
+            ],
+        )
+        .await?;
+        if any.is_some() || !defer_indexes {
             drop(conn);
             self.ensure_indexes().await?;
-            return Ok(false);
+            return Ok(BulkLoad::incremental());
         }
-        for (name, _) in SECONDARY_INDEXES {
-            sqlx::query(&format!("DROP INDEX IF EXISTS {name}"))
+        for ix in REGISTRY_INDEXES.iter().filter(|ix| ix.deferred) {
+            sqlx::query(&format!("DROP INDEX IF EXISTS {}", ix.name))
                 .execute(&mut *conn)
                 .await?;
         }
-        Ok(true)
+        Ok(BulkLoad::fresh())
+    }
+
+    async fn finish_bulk_load(&self, _load: BulkLoad) -> StoreResult<()> {
+        let mut conn = self.write.acquire().await?;
+        // Index builds sort through temporary files, not memory (the connection's default
+        // temp_store), with a bounded cache, so building an index over 14 M rows stays within
+        // a few hundred MiB; two sorter threads use both cores.
+        run_all(
+            &mut conn,
+            &[
+                "PRAGMA temp_store = FILE",
+                "PRAGMA cache_size = -131072",
+                "PRAGMA threads = 2",
+            ],
+        )
+        .await?;
+        drop(conn);
+        let built = self.ensure_indexes().await;
+        let mut conn = self.write.acquire().await?;
+        run_all(
+            &mut conn,
+            &[
+                "PRAGMA threads = 0",
+                "PRAGMA temp_store = MEMORY",
+                "PRAGMA cache_size = -65536",
+                "PRAGMA wal_autocheckpoint = 1000",
+            ],
+        )
+        .await?;
+        built
     }
 
     async fn ensure_indexes(&self) -> StoreResult<()> {
         let mut conn = self.write.acquire().await?;
-        for (name, on) in SECONDARY_INDEXES {
-            sqlx::query(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))
-                .execute(&mut *conn)
-                .await?;
+        for ix in REGISTRY_INDEXES {
+            sqlx::query(&ix.create_sql()).execute(&mut *conn).await?;
         }
         Ok(())
     }
