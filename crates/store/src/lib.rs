@@ -12,6 +12,9 @@
 pub mod areas;
 pub mod audit;
 pub mod changes;
+pub mod children;
+#[macro_use]
+mod children_sql;
 pub mod dci;
 mod error;
 pub mod identity;
@@ -34,6 +37,7 @@ use std::time::Duration;
 use areas::AreaStore;
 use audit::AuditStore;
 use changes::ChangeRequestStore;
+use children::ChildStore;
 use dci::DciStore;
 use identity::IdentityStore;
 use jobs::JobStore;
@@ -96,6 +100,7 @@ pub(crate) trait Adapter:
     AreaStore
     + AuditStore
     + ChangeRequestStore
+    + ChildStore
     + registry::ChangeApplier
     + DciStore
     + IdentityStore
@@ -175,6 +180,12 @@ impl Store {
 
     /// Change requests to the registry. Reads take the reader's area scope.
     pub fn changes(&self) -> &dyn ChangeRequestStore {
+        &*self.adapter
+    }
+
+    /// Facts about children under six and their mothers from health systems, and the linkage
+    /// review queue. Reads take the reader's area scope.
+    pub fn children(&self) -> &dyn ChildStore {
         &*self.adapter
     }
 

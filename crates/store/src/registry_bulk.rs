@@ -293,6 +293,10 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str)] = &[
         "registry_people (mother_id) WHERE mother_id IS NOT NULL",
     ),
     (
+        "registry_people_birth_registration",
+        "registry_people (birth_registration) WHERE birth_registration IS NOT NULL",
+    ),
+    (
         "registry_events_household",
         "registry_events (household_id, at)",
     ),
