@@ -622,7 +622,14 @@ async fn seed_household(app: &TestApp) -> (String, String) {
 #[tokio::test]
 async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
     for db in databases().await {
-        let app = TestApp::start(&db).await;
+        // One garbage-token call per protected route, from one address: more than the
+        // default burst of failed token attempts, which has its own test.
+        let mut settings = inkingi_server::ServerSettings::default();
+        settings.auth.token_rate = inkingi_server::auth::RateLimit {
+            per_minute: 600,
+            burst: 200,
+        };
+        let app = TestApp::start_with(&db, settings).await;
         // Data in district 11 (Nyarugenge); the foreign callers are scoped to district 12.
         seed_reads(&app, "11010102", "P-SECRET-11", 3).await;
         add_user(&app, "foreign.auditor", Role::Auditor, "12").await;
