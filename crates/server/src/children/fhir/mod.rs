@@ -76,6 +76,9 @@ impl IntoResponse for FhirError {
 
 type FhirResult<T> = Result<T, FhirError>;
 
+/// One Bundle entry as read: its fullUrl and the resource, or the issues refusing it.
+type Parsed = (Option<String>, Result<Incoming, Vec<Issue>>);
+
 /// A FHIR JSON response.
 pub fn fhir(status: StatusCode, body: Value) -> Response {
     let mut res = (status, axum::Json(body)).into_response();
@@ -150,12 +153,7 @@ pub async fn metadata() -> Response {
 }
 
 /// Parses every entry of a Bundle: (entry index, fullUrl, parsed) or the issues of all.
-fn entries(
-    b: &Value,
-) -> FhirResult<(
-    bool,
-    Vec<(usize, Option<String>, Result<Incoming, Vec<Issue>>)>,
-)> {
+fn entries(b: &Value) -> FhirResult<(bool, Vec<Parsed>)> {
     let bad = |at: &str, why: String| {
         FhirError::new(
             StatusCode::BAD_REQUEST,
@@ -221,17 +219,14 @@ fn entries(
                 )]),
             }
         };
-        out.push((i, full_url, parsed));
+        out.push((full_url, parsed));
     }
     Ok((transaction, out))
 }
 
 /// Persons first, so facts in the same Bundle can refer to them; otherwise Bundle order.
-fn processing_order(
-    n: usize,
-    parsed: &[(usize, Option<String>, Result<Incoming, Vec<Issue>>)],
-) -> Vec<usize> {
-    let rank = |i: usize| match &parsed[i].2 {
+fn processing_order(n: usize, parsed: &[Parsed]) -> Vec<usize> {
+    let rank = |i: usize| match &parsed[i].1 {
         Ok(inc) if inc.resource_type == "Patient" => 0,
         Ok(inc) if inc.resource_type == "RelatedPerson" => 1,
         _ => 2,
@@ -273,11 +268,11 @@ pub async fn bundle(
 async fn run_transaction(
     state: &AppState,
     principal: &Principal,
-    parsed: Vec<(usize, Option<String>, Result<Incoming, Vec<Issue>>)>,
+    parsed: Vec<Parsed>,
 ) -> FhirResult<Response> {
     let issues: Vec<Issue> = parsed
         .iter()
-        .filter_map(|(_, _, r)| r.as_ref().err())
+        .filter_map(|(_, r)| r.as_ref().err())
         .flatten()
         .cloned()
         .collect();
@@ -288,7 +283,7 @@ async fn run_transaction(
     let mut uow = state.store.begin().await?;
     let mut results: Vec<Option<Stored>> = vec![None; parsed.len()];
     for i in processing_order(parsed.len(), &parsed) {
-        let (_, full_url, Ok(inc)) = &parsed[i] else {
+        let (full_url, Ok(inc)) = &parsed[i] else {
             continue;
         };
         match ingest.one(&mut uow, inc, full_url.as_deref()).await? {
@@ -310,12 +305,12 @@ async fn run_transaction(
 async fn run_batch(
     state: &AppState,
     principal: &Principal,
-    parsed: Vec<(usize, Option<String>, Result<Incoming, Vec<Issue>>)>,
+    parsed: Vec<Parsed>,
 ) -> FhirResult<Response> {
     let mut ingest = Ingest::new(state, principal);
     let mut results: Vec<Value> = vec![Value::Null; parsed.len()];
     for i in processing_order(parsed.len(), &parsed) {
-        let (_, full_url, r) = &parsed[i];
+        let (full_url, r) = &parsed[i];
         results[i] = match r {
             Err(issues) => failed("400 Bad Request", issues),
             Ok(inc) => {
