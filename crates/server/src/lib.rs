@@ -7,6 +7,7 @@ pub mod areas;
 pub mod audit;
 pub mod audit_writer;
 pub mod auth;
+pub mod children;
 pub mod dci;
 pub mod dci_events;
 pub mod error;

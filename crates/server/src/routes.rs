@@ -108,10 +108,15 @@ where
 
 fn all() -> Vec<Route> {
     use crate::registry::{changes, forms, households, imports, memberships, pages, people};
-    use crate::{audit, auth, dci, dci_events, health, metrics, openapi, programmes, targeting, web};
+    use crate::{
+        audit, auth, children, dci, dci_events, health, metrics, openapi, programmes, targeting,
+        web,
+    };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
     const WRITE: Access = Access::Requires(Permission::WritePersonalData);
+    const HEALTH_READ: Access = Access::Requires(Permission::ReadHealthData);
+    const HEALTH_WRITE: Access = Access::Requires(Permission::RecordHealthData);
     use Access::*;
     vec![
         get_route("/healthz", Public, health::healthz),
@@ -231,6 +236,71 @@ fn all() -> Vec<Route> {
             "/dci/registry/unsubscribe",
             Requires(Permission::ReadPersonalData),
             dci_events::unsubscribe,
+        ),
+        // FHIR R4 for the child record: health roles write, health readers read (the
+        // CapabilityStatement is public, as FHIR expects).
+        get_route("/fhir/R4/metadata", Public, children::fhir::metadata),
+        post_route("/fhir/R4", HEALTH_WRITE, children::fhir::bundle),
+        post_route(
+            "/fhir/R4/Patient",
+            HEALTH_WRITE,
+            children::fhir::create_patient,
+        ),
+        post_route(
+            "/fhir/R4/RelatedPerson",
+            HEALTH_WRITE,
+            children::fhir::create_related_person,
+        ),
+        post_route(
+            "/fhir/R4/Immunization",
+            HEALTH_WRITE,
+            children::fhir::create_immunization,
+        ),
+        post_route(
+            "/fhir/R4/Observation",
+            HEALTH_WRITE,
+            children::fhir::create_observation,
+        ),
+        post_route(
+            "/fhir/R4/Encounter",
+            HEALTH_WRITE,
+            children::fhir::create_encounter,
+        ),
+        get_route(
+            "/fhir/R4/Patient/{id}",
+            HEALTH_READ,
+            children::fhir::read_patient,
+        ),
+        get_route(
+            "/fhir/R4/Immunization",
+            HEALTH_READ,
+            children::fhir::search_immunization,
+        ),
+        get_route(
+            "/fhir/R4/Observation",
+            HEALTH_READ,
+            children::fhir::search_observation,
+        ),
+        get_route(
+            "/fhir/R4/Encounter",
+            HEALTH_READ,
+            children::fhir::search_encounter,
+        ),
+        // Services due, the overdue worklist and the child page.
+        get_route(
+            "/api/v1/children/{person_id}/services",
+            HEALTH_READ,
+            children::services::services,
+        ),
+        get_route(
+            "/api/v1/worklists/overdue",
+            HEALTH_READ,
+            children::services::overdue,
+        ),
+        get_route(
+            "/children/{person_id}",
+            HEALTH_READ,
+            children::page::child_page,
         ),
         // Registry pages: search, a household, and its forms (the handlers check writes).
         get_route("/registry", READ, pages::search_page),

@@ -527,8 +527,106 @@ const PROGRAMMES: &[Entry] = &[
     ),
 ];
 
+/// The child record: FHIR R4 and the services due; `{person}` is the seeded person.
+const CHILDREN: &[Entry] = &[
+    public("GET", "/fhir/R4/metadata", 200),
+    api(
+        "POST",
+        "/fhir/R4",
+        "/fhir/R4",
+        Foreign::NotApplicable,
+        Role::HealthWorker,
+    ),
+    api(
+        "POST",
+        "/fhir/R4/Patient",
+        "/fhir/R4/Patient",
+        Foreign::NotApplicable,
+        Role::HealthWorker,
+    ),
+    api(
+        "POST",
+        "/fhir/R4/RelatedPerson",
+        "/fhir/R4/RelatedPerson",
+        Foreign::NotApplicable,
+        Role::HealthWorker,
+    ),
+    api(
+        "POST",
+        "/fhir/R4/Immunization",
+        "/fhir/R4/Immunization",
+        Foreign::NotApplicable,
+        Role::HealthWorker,
+    ),
+    api(
+        "POST",
+        "/fhir/R4/Observation",
+        "/fhir/R4/Observation",
+        Foreign::NotApplicable,
+        Role::HealthWorker,
+    ),
+    api(
+        "POST",
+        "/fhir/R4/Encounter",
+        "/fhir/R4/Encounter",
+        Foreign::NotApplicable,
+        Role::HealthWorker,
+    ),
+    api(
+        "GET",
+        "/fhir/R4/Patient/{id}",
+        "/fhir/R4/Patient/{person}",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
+    api(
+        "GET",
+        "/fhir/R4/Immunization",
+        "/fhir/R4/Immunization?patient={person}",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
+    api(
+        "GET",
+        "/fhir/R4/Observation",
+        "/fhir/R4/Observation?patient={person}",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
+    api(
+        "GET",
+        "/fhir/R4/Encounter",
+        "/fhir/R4/Encounter?patient={person}",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
+    api(
+        "GET",
+        "/api/v1/children/{person_id}/services",
+        "/api/v1/children/{person}/services",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
+    // Scoped to district 12, asking for district 11: refused (403).
+    api(
+        "GET",
+        "/api/v1/worklists/overdue",
+        "/api/v1/worklists/overdue?area=11",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
+    Entry {
+        method: "GET",
+        path: "/children/{person_id}",
+        call: "/children/{person}",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+];
+
 fn all_entries() -> impl Iterator<Item = &'static Entry> {
-    TABLE.iter().chain(REGISTRY).chain(PROGRAMMES)
+    TABLE.iter().chain(REGISTRY).chain(PROGRAMMES).chain(CHILDREN)
 }
 
 /// Subtrees mounted from other contexts, all public reference data.
@@ -662,7 +760,10 @@ async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
         // Every route is called with a garbage token from one address: allow more failed token
         // authentications than there are routes, or the limiter (rightly) answers 429 midway.
         let mut settings = inkingi_server::ServerSettings::default();
-        settings.auth.token_rate.burst = 1000;
+        settings.auth.token_rate = inkingi_server::auth::RateLimit {
+            per_minute: 600,
+            burst: 1000,
+        };
         let app = TestApp::start_with(&db, settings).await;
         // Data in district 11 (Nyarugenge); the foreign callers are scoped to district 12.
         seed_reads(&app, "11010102", "P-SECRET-11", 3).await;
@@ -671,6 +772,7 @@ async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
         add_user(&app, "foreign.officer", Role::DistrictOfficer, "12").await;
         add_user(&app, "foreign.admin", Role::SystemAdmin, "national").await;
         add_user(&app, "foreign.manager", Role::ProgrammeManager, "12").await;
+        add_user(&app, "foreign.health", Role::HealthWorker, "12").await;
         let foreign_tokens: std::collections::HashMap<Role, String> = [
             (
                 Role::DistrictOfficer,
@@ -688,6 +790,15 @@ async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
             (
                 Role::ProgrammeManager,
                 token(&app, "foreign.manager", &["read", "write"]).await,
+            ),
+            (
+                Role::HealthWorker,
+                token(
+                    &app,
+                    "foreign.health",
+                    &["read", "write", "purpose:healthcare"],
+                )
+                .await,
             ),
         ]
         .into_iter()

@@ -12,6 +12,9 @@
 pub mod areas;
 pub mod audit;
 pub mod changes;
+pub mod children;
+#[macro_use]
+mod children_sql;
 pub mod dci;
 pub mod dci_notify;
 mod error;
@@ -38,6 +41,7 @@ use std::time::Duration;
 use areas::AreaStore;
 use audit::AuditStore;
 use changes::ChangeRequestStore;
+use children::ChildStore;
 use dci::DciStore;
 use dci_notify::NotifyStore;
 use identity::IdentityStore;
@@ -101,6 +105,7 @@ pub(crate) trait Adapter:
     AreaStore
     + AuditStore
     + ChangeRequestStore
+    + ChildStore
     + registry::ChangeApplier
     + DciStore
     + NotifyStore
@@ -184,6 +189,12 @@ impl Store {
 
     /// Change requests to the registry. Reads take the reader's area scope.
     pub fn changes(&self) -> &dyn ChangeRequestStore {
+        &*self.adapter
+    }
+
+    /// Facts about children under six and their mothers from health systems, and the linkage
+    /// review queue. Reads take the reader's area scope.
+    pub fn children(&self) -> &dyn ChildStore {
         &*self.adapter
     }
 

@@ -497,6 +497,12 @@ pub(crate) const REGISTRY_INDEXES: &[RegistryIndex] = &[
         false,
     ),
     index(
+        "registry_people_birth_registration",
+        false,
+        "registry_people (birth_registration) WHERE birth_registration IS NOT NULL",
+        true,
+    ),
+    index(
         "registry_events_household",
         false,
         "registry_events (household_id, at)",

@@ -663,6 +663,7 @@ fn normalise(field: PersonField, v: &str) -> Result<String, String> {
             Name::parse(v).map_err(|x| e(&x))?.as_str().into()
         }
         PersonField::Role => v.parse::<MemberRole>().map_err(|x| e(&x))?.as_str().into(),
+        PersonField::BirthRegistration => v.trim().to_string(),
     })
 }
 

@@ -26,6 +26,8 @@ pub enum PersonField {
     FamilyName,
     /// Membership role (`head`, `spouse`, …).
     Role,
+    /// The birth registration number, as written.
+    BirthRegistration,
 }
 
 impl PersonField {
@@ -40,6 +42,7 @@ impl PersonField {
             PersonField::GivenName => "given_name",
             PersonField::FamilyName => "family_name",
             PersonField::Role => "role",
+            PersonField::BirthRegistration => "birth_registration",
         }
     }
 }

@@ -5,6 +5,7 @@
 mod areas;
 mod audit;
 mod changes;
+mod children;
 mod dci;
 mod dci_notify;
 mod identity;

@@ -1,0 +1,555 @@
+//! The SQL of [`crate::children::ChildStore`], written once and expanded for each backend: the
+//! statements are the same, only the connection and the timestamp encoding differ (the
+//! adapter module in scope provides `enc_ts`, `dec_ts` and `dec_ts_opt`).
+
+/// Implements `ChildStore` for `$adapter`: `$db` is the sqlx database, `$uow` the unit of
+/// work's connection accessor, `$read` the expression giving a read executor from `self`.
+macro_rules! children_impl {
+    ($adapter:ty, $db:ty, $uow:ident, |$s:ident| $read:expr) => {
+        use chrono::NaiveDate;
+        use inkingi_domain::identity::AreaScope;
+        use sqlx::types::Json;
+        use sqlx::{QueryBuilder, Row};
+        use uuid::Uuid;
+
+        use crate::children::{
+            ChildStore, Encounter, Immunization, LinkageReview, Measurement, MeasurementKind,
+            PersonFacts, Pregnancy, Provenance, SourcePerson, Subject, Written,
+        };
+        use crate::registry::push_scope;
+        use crate::{StoreError, StoreResult, UnitOfWork};
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        const SOURCE_PERSON_COLS: &str = "sp.id, sp.kind, sp.person_id, sp.link_method, \
+            sp.area_code, sp.given_name, sp.family_name, sp.sex, sp.birth_date, sp.identifiers, \
+            sp.related_to, sp.relationship, sp.source_system, sp.source_id, sp.received_at, \
+            sp.received_by";
+
+        fn provenance(r: &DbRow) -> StoreResult<Provenance> {
+            Ok(Provenance {
+                source_system: r.try_get("source_system")?,
+                source_id: r.try_get("source_id")?,
+                received_at: dec_ts(r, "received_at")?,
+                received_by: r.try_get("received_by")?,
+            })
+        }
+
+        fn subject(r: &DbRow) -> StoreResult<Subject> {
+            Ok(Subject {
+                person_id: r.try_get("person_id")?,
+                source_person_id: r.try_get("source_person_id")?,
+            })
+        }
+
+        fn source_person(r: &DbRow) -> StoreResult<SourcePerson> {
+            let ids: Json<serde_json::Value> = r.try_get("identifiers")?;
+            Ok(SourcePerson {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                person_id: r.try_get("person_id")?,
+                link_method: r.try_get("link_method")?,
+                area_code: r.try_get("area_code")?,
+                given_name: r.try_get("given_name")?,
+                family_name: r.try_get("family_name")?,
+                sex: r.try_get("sex")?,
+                birth_date: r.try_get("birth_date")?,
+                identifiers: ids.0,
+                related_to: r.try_get("related_to")?,
+                relationship: r.try_get("relationship")?,
+                provenance: provenance(r)?,
+            })
+        }
+
+        fn immunization(r: &DbRow) -> StoreResult<Immunization> {
+            let dose: Option<i32> = r.try_get("dose_number")?;
+            Ok(Immunization {
+                id: r.try_get("id")?,
+                subject: subject(r)?,
+                vaccine_system: r.try_get("vaccine_system")?,
+                vaccine_code: r.try_get("vaccine_code")?,
+                vaccine: r.try_get("vaccine")?,
+                needs_mapping: r.try_get("needs_mapping")?,
+                dose_number: dose.and_then(|d| u32::try_from(d).ok()),
+                occurred_on: r.try_get("occurred_on")?,
+                provenance: provenance(r)?,
+            })
+        }
+
+        fn measurement(r: &DbRow) -> StoreResult<Measurement> {
+            let kind: String = r.try_get("kind")?;
+            let z: Json<serde_json::Value> = r.try_get("zscores")?;
+            Ok(Measurement {
+                id: r.try_get("id")?,
+                subject: subject(r)?,
+                kind: MeasurementKind::parse(&kind).ok_or_else(|| {
+                    StoreError::Invalid(format!("child_measurements: kind '{kind}'"))
+                })?,
+                loinc: r.try_get("loinc")?,
+                value: r.try_get("value")?,
+                unit: r.try_get("unit")?,
+                measured_on: r.try_get("measured_on")?,
+                zscores: z.0,
+                provenance: provenance(r)?,
+            })
+        }
+
+        fn pregnancy(r: &DbRow) -> StoreResult<Pregnancy> {
+            Ok(Pregnancy {
+                id: r.try_get("id")?,
+                subject: subject(r)?,
+                lmp: r.try_get::<Option<NaiveDate>, _>("lmp")?,
+                edd: r.try_get::<Option<NaiveDate>, _>("edd")?,
+                outcome: r.try_get("outcome")?,
+                outcome_on: r.try_get::<Option<NaiveDate>, _>("outcome_on")?,
+                provenance: provenance(r)?,
+            })
+        }
+
+        fn encounter(r: &DbRow) -> StoreResult<Encounter> {
+            Ok(Encounter {
+                id: r.try_get("id")?,
+                subject: subject(r)?,
+                kind: r.try_get("kind")?,
+                pregnancy_id: r.try_get("pregnancy_id")?,
+                occurred_on: r.try_get("occurred_on")?,
+                provenance: provenance(r)?,
+            })
+        }
+
+        fn review(r: &DbRow) -> StoreResult<LinkageReview> {
+            let e: Json<serde_json::Value> = r.try_get("explanation")?;
+            Ok(LinkageReview {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                source_system: r.try_get("source_system")?,
+                source_id: r.try_get("source_id")?,
+                candidate_person_id: r.try_get("candidate_person_id")?,
+                weight: r.try_get("weight")?,
+                explanation: e.0,
+                status: r.try_get("status")?,
+                area_code: r.try_get("area_code")?,
+                created_at: dec_ts(r, "created_at")?,
+                decided_at: dec_ts_opt(r, "decided_at")?,
+                decided_by: r.try_get("decided_by")?,
+            })
+        }
+
+        /// The row already holding this source key, after an insert that did nothing.
+        async fn existing(
+            c: &mut <$db as sqlx::Database>::Connection,
+            table: &str,
+            system: &str,
+            id: &str,
+        ) -> StoreResult<Written> {
+            let q = format!("SELECT id FROM {table} WHERE source_system = $1 AND source_id = $2");
+            let row = sqlx::query(&q).bind(system).bind(id).fetch_one(&mut *c).await?;
+            Ok(Written::Existing(row.try_get("id")?))
+        }
+
+        fn written(done: u64, id: Uuid) -> Option<Written> {
+            (done == 1).then_some(Written::Created(id))
+        }
+
+        /// `table` rows of the given subject column, oldest first.
+        async fn rows_of(
+            $s: &$adapter,
+            table: &str,
+            column: &str,
+            date: &str,
+            ids: &[Uuid],
+        ) -> StoreResult<Vec<DbRow>> {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut qb: QueryBuilder<$db> =
+                QueryBuilder::new(format!("SELECT * FROM {table} WHERE {column} IN ("));
+            let mut sep = qb.separated(", ");
+            for id in ids {
+                sep.push_bind(*id);
+            }
+            qb.push(format!(") ORDER BY {date}, id"));
+            Ok(qb.build().fetch_all($read).await?)
+        }
+
+        async fn facts_where(
+            $s: &$adapter,
+            column: &str,
+            ids: &[Uuid],
+        ) -> StoreResult<PersonFacts> {
+            let mut all = PersonFacts::default();
+            for r in rows_of($s, "child_immunizations", column, "occurred_on", ids).await? {
+                all.immunizations.push(immunization(&r)?);
+            }
+            for r in rows_of($s, "child_measurements", column, "measured_on", ids).await? {
+                all.measurements.push(measurement(&r)?);
+            }
+            for r in rows_of($s, "child_pregnancies", column, "received_at", ids).await? {
+                all.pregnancies.push(pregnancy(&r)?);
+            }
+            for r in rows_of($s, "child_encounters", column, "occurred_on", ids).await? {
+                all.encounters.push(encounter(&r)?);
+            }
+            Ok(all)
+        }
+
+        fn split_by_person(ids: &[Uuid], all: PersonFacts) -> Vec<(Uuid, PersonFacts)> {
+            ids.iter()
+                .map(|id| {
+                    let mine = |s: &Subject| s.person_id == Some(*id);
+                    (
+                        *id,
+                        PersonFacts {
+                            immunizations: all
+                                .immunizations
+                                .iter()
+                                .filter(|f| mine(&f.subject))
+                                .cloned()
+                                .collect(),
+                            measurements: all
+                                .measurements
+                                .iter()
+                                .filter(|f| mine(&f.subject))
+                                .cloned()
+                                .collect(),
+                            pregnancies: all
+                                .pregnancies
+                                .iter()
+                                .filter(|f| mine(&f.subject))
+                                .cloned()
+                                .collect(),
+                            encounters: all
+                                .encounters
+                                .iter()
+                                .filter(|f| mine(&f.subject))
+                                .cloned()
+                                .collect(),
+                        },
+                    )
+                })
+                .collect()
+        }
+
+        #[async_trait::async_trait]
+        impl ChildStore for $adapter {
+            async fn put_source_person(
+                &self,
+                uow: &mut UnitOfWork,
+                p: &SourcePerson,
+            ) -> StoreResult<Written> {
+                let c = uow.$uow()?;
+                let done = sqlx::query(
+                    "INSERT INTO child_source_people (id, source_system, source_id, kind, \
+                     person_id, link_method, area_code, given_name, family_name, sex, \
+                     birth_date, identifiers, related_to, relationship, received_at, \
+                     received_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                     $13, $14, $15, $16) ON CONFLICT (source_system, source_id) DO NOTHING",
+                )
+                .bind(p.id)
+                .bind(&p.provenance.source_system)
+                .bind(&p.provenance.source_id)
+                .bind(&p.kind)
+                .bind(p.person_id)
+                .bind(&p.link_method)
+                .bind(&p.area_code)
+                .bind(&p.given_name)
+                .bind(&p.family_name)
+                .bind(&p.sex)
+                .bind(&p.birth_date)
+                .bind(Json(&p.identifiers))
+                .bind(p.related_to)
+                .bind(&p.relationship)
+                .bind(enc_ts(p.provenance.received_at))
+                .bind(&p.provenance.received_by)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+                match written(done, p.id) {
+                    Some(w) => Ok(w),
+                    None => {
+                        let pr = &p.provenance;
+                        existing(c, "child_source_people", &pr.source_system, &pr.source_id).await
+                    }
+                }
+            }
+
+            async fn put_immunization(
+                &self,
+                uow: &mut UnitOfWork,
+                f: &Immunization,
+            ) -> StoreResult<Written> {
+                let c = uow.$uow()?;
+                let done = sqlx::query(
+                    "INSERT INTO child_immunizations (id, person_id, source_person_id, \
+                     source_system, source_id, vaccine_system, vaccine_code, vaccine, \
+                     needs_mapping, dose_number, occurred_on, received_at, received_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ON CONFLICT (source_system, source_id) DO NOTHING",
+                )
+                .bind(f.id)
+                .bind(f.subject.person_id)
+                .bind(f.subject.source_person_id)
+                .bind(&f.provenance.source_system)
+                .bind(&f.provenance.source_id)
+                .bind(&f.vaccine_system)
+                .bind(&f.vaccine_code)
+                .bind(&f.vaccine)
+                .bind(f.needs_mapping)
+                .bind(f.dose_number.and_then(|d| i32::try_from(d).ok()))
+                .bind(f.occurred_on)
+                .bind(enc_ts(f.provenance.received_at))
+                .bind(&f.provenance.received_by)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+                match written(done, f.id) {
+                    Some(w) => Ok(w),
+                    None => {
+                        let pr = &f.provenance;
+                        existing(c, "child_immunizations", &pr.source_system, &pr.source_id).await
+                    }
+                }
+            }
+
+            async fn put_measurement(
+                &self,
+                uow: &mut UnitOfWork,
+                f: &Measurement,
+            ) -> StoreResult<Written> {
+                let c = uow.$uow()?;
+                let done = sqlx::query(
+                    "INSERT INTO child_measurements (id, person_id, source_person_id, \
+                     source_system, source_id, kind, loinc, value, unit, measured_on, zscores, \
+                     received_at, received_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ON CONFLICT (source_system, source_id) DO NOTHING",
+                )
+                .bind(f.id)
+                .bind(f.subject.person_id)
+                .bind(f.subject.source_person_id)
+                .bind(&f.provenance.source_system)
+                .bind(&f.provenance.source_id)
+                .bind(f.kind.as_str())
+                .bind(&f.loinc)
+                .bind(f.value)
+                .bind(&f.unit)
+                .bind(f.measured_on)
+                .bind(Json(&f.zscores))
+                .bind(enc_ts(f.provenance.received_at))
+                .bind(&f.provenance.received_by)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+                match written(done, f.id) {
+                    Some(w) => Ok(w),
+                    None => {
+                        let pr = &f.provenance;
+                        existing(c, "child_measurements", &pr.source_system, &pr.source_id).await
+                    }
+                }
+            }
+
+            async fn put_pregnancy(
+                &self,
+                uow: &mut UnitOfWork,
+                f: &Pregnancy,
+            ) -> StoreResult<Written> {
+                let c = uow.$uow()?;
+                let done = sqlx::query(
+                    "INSERT INTO child_pregnancies (id, person_id, source_person_id, \
+                     source_system, source_id, lmp, edd, outcome, outcome_on, received_at, \
+                     received_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (source_system, source_id) DO NOTHING",
+                )
+                .bind(f.id)
+                .bind(f.subject.person_id)
+                .bind(f.subject.source_person_id)
+                .bind(&f.provenance.source_system)
+                .bind(&f.provenance.source_id)
+                .bind(f.lmp)
+                .bind(f.edd)
+                .bind(&f.outcome)
+                .bind(f.outcome_on)
+                .bind(enc_ts(f.provenance.received_at))
+                .bind(&f.provenance.received_by)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+                match written(done, f.id) {
+                    Some(w) => Ok(w),
+                    None => {
+                        let pr = &f.provenance;
+                        existing(c, "child_pregnancies", &pr.source_system, &pr.source_id).await
+                    }
+                }
+            }
+
+            async fn put_encounter(
+                &self,
+                uow: &mut UnitOfWork,
+                f: &Encounter,
+            ) -> StoreResult<Written> {
+                let c = uow.$uow()?;
+                let done = sqlx::query(
+                    "INSERT INTO child_encounters (id, person_id, source_person_id, \
+                     source_system, source_id, kind, pregnancy_id, occurred_on, received_at, \
+                     received_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (source_system, source_id) DO NOTHING",
+                )
+                .bind(f.id)
+                .bind(f.subject.person_id)
+                .bind(f.subject.source_person_id)
+                .bind(&f.provenance.source_system)
+                .bind(&f.provenance.source_id)
+                .bind(&f.kind)
+                .bind(f.pregnancy_id)
+                .bind(f.occurred_on)
+                .bind(enc_ts(f.provenance.received_at))
+                .bind(&f.provenance.received_by)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+                match written(done, f.id) {
+                    Some(w) => Ok(w),
+                    None => {
+                        let pr = &f.provenance;
+                        existing(c, "child_encounters", &pr.source_system, &pr.source_id).await
+                    }
+                }
+            }
+
+            async fn add_review(&self, uow: &mut UnitOfWork, r: &LinkageReview) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO linkage_reviews (id, kind, source_system, source_id, \
+                     candidate_person_id, weight, explanation, status, area_code, created_at, \
+                     decided_at, decided_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                     $11, $12)",
+                )
+                .bind(r.id)
+                .bind(&r.kind)
+                .bind(&r.source_system)
+                .bind(&r.source_id)
+                .bind(r.candidate_person_id)
+                .bind(r.weight)
+                .bind(Json(&r.explanation))
+                .bind(&r.status)
+                .bind(&r.area_code)
+                .bind(enc_ts(r.created_at))
+                .bind(r.decided_at.map(enc_ts))
+                .bind(&r.decided_by)
+                .execute(uow.$uow()?)
+                .await?;
+                Ok(())
+            }
+
+            async fn source_person(
+                &self,
+                scope: &AreaScope,
+                source_system: &str,
+                source_id: &str,
+            ) -> StoreResult<Option<SourcePerson>> {
+                let $s = self;
+                let mut qb: QueryBuilder<$db> = QueryBuilder::new(format!(
+                    "SELECT {SOURCE_PERSON_COLS} FROM child_source_people sp \
+                     LEFT JOIN registry_people p ON p.id = sp.person_id \
+                     WHERE sp.source_system = "
+                ));
+                qb.push_bind(source_system.to_string())
+                    .push(" AND sp.source_id = ")
+                    .push_bind(source_id.to_string());
+                push_scope(&mut qb, "COALESCE(p.village_code, sp.area_code)", scope);
+                qb.build()
+                    .fetch_optional($read)
+                    .await?
+                    .map(|r| source_person(&r))
+                    .transpose()
+            }
+
+            async fn source_person_by_id(
+                &self,
+                scope: &AreaScope,
+                id: Uuid,
+            ) -> StoreResult<Option<SourcePerson>> {
+                let $s = self;
+                let mut qb: QueryBuilder<$db> = QueryBuilder::new(format!(
+                    "SELECT {SOURCE_PERSON_COLS} FROM child_source_people sp \
+                     LEFT JOIN registry_people p ON p.id = sp.person_id WHERE sp.id = "
+                ));
+                qb.push_bind(id);
+                push_scope(&mut qb, "COALESCE(p.village_code, sp.area_code)", scope);
+                qb.build()
+                    .fetch_optional($read)
+                    .await?
+                    .map(|r| source_person(&r))
+                    .transpose()
+            }
+
+            async fn facts_of_people(
+                &self,
+                scope: &AreaScope,
+                person_ids: &[Uuid],
+            ) -> StoreResult<Vec<(Uuid, PersonFacts)>> {
+                let $s = self;
+                if person_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Only the people visible in scope.
+                let mut qb: QueryBuilder<$db> =
+                    QueryBuilder::new("SELECT id FROM registry_people WHERE id IN (");
+                let mut sep = qb.separated(", ");
+                for id in person_ids {
+                    sep.push_bind(*id);
+                }
+                qb.push(")");
+                push_scope(&mut qb, "village_code", scope);
+                let rows = qb.build().fetch_all($read).await?;
+                let found = rows
+                    .iter()
+                    .map(|r| r.try_get("id"))
+                    .collect::<Result<std::collections::HashSet<Uuid>, _>>()?;
+                // In the caller's order.
+                let visible: Vec<Uuid> = person_ids
+                    .iter()
+                    .filter(|id| found.contains(id))
+                    .copied()
+                    .collect();
+                let mut out = Vec::with_capacity(visible.len());
+                // Bounded IN lists: a village worklist may ask about thousands of children.
+                for chunk in visible.chunks(500) {
+                    let facts = facts_where(self, "person_id", chunk).await?;
+                    out.extend(split_by_person(chunk, facts));
+                }
+                Ok(out)
+            }
+
+            async fn facts_of_source_person(
+                &self,
+                scope: &AreaScope,
+                id: Uuid,
+            ) -> StoreResult<PersonFacts> {
+                if self.source_person_by_id(scope, id).await?.is_none() {
+                    return Ok(PersonFacts::default());
+                }
+                facts_where(self, "source_person_id", &[id]).await
+            }
+
+            async fn open_reviews(
+                &self,
+                scope: &AreaScope,
+                kind: &str,
+                limit: u32,
+            ) -> StoreResult<Vec<LinkageReview>> {
+                let $s = self;
+                let mut qb: QueryBuilder<$db> = QueryBuilder::new(
+                    "SELECT * FROM linkage_reviews WHERE status = 'open' AND kind = ",
+                );
+                qb.push_bind(kind.to_string());
+                push_scope(&mut qb, "area_code", scope);
+                qb.push(" ORDER BY created_at, id LIMIT ")
+                    .push_bind(i64::from(limit));
+                let rows = qb.build().fetch_all($read).await?;
+                rows.iter().map(review).collect()
+            }
+        }
+    };
+}
