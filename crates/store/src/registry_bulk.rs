@@ -284,10 +284,17 @@ pub(crate) const SECONDARY_INDEXES: &[(&str, &str)] = &[
         "registry_people (phone) WHERE phone IS NOT NULL",
     ),
     (
-        "registry_people_family",
-        "registry_people (family_skel, given_skel)",
+        "registry_people_name_pair",
+        "registry_people (family_skel, given_skel, village_code)",
     ),
-    ("registry_people_given", "registry_people (given_skel)"),
+    (
+        "registry_people_family_area",
+        "registry_people (family_skel, village_code)",
+    ),
+    (
+        "registry_people_given_area",
+        "registry_people (given_skel, village_code)",
+    ),
     (
         "registry_people_mother",
         "registry_people (mother_id) WHERE mother_id IS NOT NULL",
