@@ -154,12 +154,22 @@ async fn a_phone_finds_its_person_whichever_phone_it_is() {
                 },
             )
             .await;
-            assert_eq!(names(&hits), ["Aline Uwase"], "[{}] {number}", db.kind.as_str());
+            assert_eq!(
+                names(&hits),
+                ["Aline Uwase"],
+                "[{}] {number}",
+                db.kind.as_str()
+            );
         }
 
         // Changing the phones changes what finds the person (the index follows every write).
         let id = hh[0].members[0].id;
-        let current = store.registry().person(&national, id).await.unwrap().unwrap();
+        let current = store
+            .registry()
+            .person(&national, id)
+            .await
+            .unwrap()
+            .unwrap();
         let mut input = current.person.data.clone();
         input.phones = vec![
             PhoneNumber::parse("0788000001").unwrap(),
@@ -348,7 +358,10 @@ async fn name_search_is_ranked_and_scoped_however_common_the_name() {
         )
         .await;
         assert_eq!(hits.len(), 50, "[{kind}]");
-        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "[{kind}]");
+        assert!(
+            hits.windows(2).all(|w| w[0].score >= w[1].score),
+            "[{kind}]"
+        );
         let distinct: std::collections::HashSet<Uuid> =
             hits.iter().map(|h| h.record.person.id).collect();
         assert_eq!(distinct.len(), 50, "[{kind}]");

@@ -556,7 +556,11 @@ async fn name_search<C: RegistryConn + ?Sized>(
     // A person changed between the two reads (renamed, moved out of scope) is left out.
     Ok(ranked
         .into_iter()
-        .filter_map(|(id, score)| records.remove(&id).map(|record| PersonHit { record, score }))
+        .filter_map(|(id, score)| {
+            records
+                .remove(&id)
+                .map(|record| PersonHit { record, score })
+        })
         .collect())
 }
 

@@ -119,7 +119,9 @@ pub(crate) fn push_candidates<'a, DB>(
             if n > 0 {
                 qb.push(" UNION ALL ");
             }
-            qb.push("SELECT * FROM (SELECT id, given_name, family_name FROM registry_people WHERE ");
+            qb.push(
+                "SELECT * FROM (SELECT id, given_name, family_name FROM registry_people WHERE ",
+            );
             match key {
                 NameKey::Pair { given, family } => {
                     qb.push("family_skel = ")
@@ -187,7 +189,12 @@ pub fn rank(query_tokens: &[String], candidates: &[NameCandidate]) -> Vec<(Uuid,
     let mut ranked: Vec<(Uuid, f64)> = candidates
         .iter()
         .filter(|c| seen.insert(c.id))
-        .map(|c| (c.id, name_score(query_tokens, &c.given_name, &c.family_name)))
+        .map(|c| {
+            (
+                c.id,
+                name_score(query_tokens, &c.given_name, &c.family_name),
+            )
+        })
         .filter(|(_, s)| *s >= MIN_NAME_SCORE)
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
