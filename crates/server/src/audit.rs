@@ -132,7 +132,8 @@ fn to_query(p: &AuditParams) -> ApiResult<AuditQuery> {
 
 /// Records that `principal` read `fields` of a subject (a person, a household…) lying in
 /// `area`, for `purpose` (from [`Principal::purpose`]). Handlers that return personal data call
-/// this before answering; if the entry cannot be written the read fails with 503.
+/// this before answering. The entry is queued, not waited for (see [`crate::audit_writer`]);
+/// while the log cannot be written the read fails with 503.
 pub async fn record_read(
     state: &AppState,
     principal: &Principal,
@@ -149,7 +150,7 @@ pub async fn record_read(
     rec.area = area;
     rec.fields = fields.iter().map(|f| f.to_string()).collect();
     rec.purpose = Some(purpose.to_string());
-    state.audit.append(vec![rec]).await
+    state.audit.record_reads(vec![rec]).await
 }
 
 /// Runs the query within the principal's scope and records that it was run.
@@ -160,12 +161,14 @@ async fn run(
 ) -> ApiResult<Vec<AuditEntry>> {
     principal.require(Permission::ReadAudit)?;
     let purpose = principal.purpose_or(Purpose::Audit, &state.auth.settings.purposes)?;
+    // Reads queued by earlier requests are part of what an auditor must see.
+    state.audit.flush().await?;
     let entries = state.store.audit().query(&principal.scope, q).await?;
     let mut rec = principal.audit_record("audit.read", "audit_log");
     rec.purpose = Some(purpose.to_string());
     rec.fields = describe(q);
     if state.auth.settings.audit_reads {
-        state.audit.append(vec![rec]).await?;
+        state.audit.record_reads(vec![rec]).await?;
     }
     Ok(entries)
 }

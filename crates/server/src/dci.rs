@@ -438,7 +438,7 @@ async fn run_search(
 
 pub(crate) async fn write_audit(state: &AppState, audit: Vec<AuditRecord>) -> ApiResult<()> {
     if state.auth.settings.audit_reads && !audit.is_empty() {
-        state.audit.append(audit).await?;
+        state.audit.record_reads(audit).await?;
     }
     Ok(())
 }

@@ -206,14 +206,21 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     out.into_response()
 }
 
-/// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests finish.
+/// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight requests finish
+/// and commits the audit entries still queued.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let audit = state.audit.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+        .await;
+    // Reads of the last requests may still be queued: commit them before the process ends.
+    if audit.flush().await.is_err() {
+        tracing::error!("the audit log could not be flushed at shutdown");
+    }
+    served
 }

@@ -355,6 +355,7 @@ async fn sync_search_by_id_predicate_and_expression_within_scope() {
         assert_eq!(item["pagination"]["total_count"], 0, "[{db:?}] {item}");
 
         // Every person returned was audited with the purpose.
+        app.audit.flush().await.unwrap();
         let entries = app
             .store
             .audit()

@@ -352,6 +352,7 @@ async fn another_district_gets_404_and_the_attempt_is_audited() {
             .await;
         assert!(list["households"].as_array().unwrap().is_empty());
 
+        app.audit.flush().await.unwrap();
         let entries = app
             .store
             .audit()

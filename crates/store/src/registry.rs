@@ -10,12 +10,11 @@ use inkingi_domain::areas::AreaCode;
 use inkingi_domain::identity::AreaScope;
 use inkingi_domain::registry::form::FormSchema;
 use inkingi_domain::registry::history::{Channel, Entity, HouseholdDoc, RegistryEvent};
-use inkingi_domain::registry::search::{jaro_winkler, skeletons};
+use inkingi_domain::registry::search::skeletons;
 use inkingi_domain::registry::{
     BirthDate, Gps, Household, HouseholdInput, HouseholdStatus, MemberRole, Name, NationalId,
     Person, PersonInput, PhoneNumber, RegistryNumber, Sex,
 };
-use inkingi_domain::text::search_key;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sqlx::QueryBuilder;
@@ -25,6 +24,7 @@ use crate::{StoreError, StoreResult, UnitOfWork};
 
 mod apply;
 mod logic;
+pub mod names;
 pub use apply::ChangeApplier;
 pub mod query;
 pub(crate) use logic::{
@@ -175,7 +175,9 @@ pub struct HouseholdQuery {
     pub limit: u32,
 }
 
-/// A people search: any combination; identifiers are matched exactly, the name fuzzily.
+/// A people search. Identifiers are matched exactly and combine as an intersection (people
+/// matching every identifier given); the name is matched fuzzily. With identifiers and a name,
+/// the result is the people matching the identifiers, ranked by the name.
 #[derive(Debug, Clone, Default)]
 pub struct PersonSearch {
     pub name: Option<String>,
@@ -185,7 +187,8 @@ pub struct PersonSearch {
     pub limit: u32,
 }
 
-/// One search result with its score (1 for an identifier match, Jaro–Winkler for names).
+/// One search result with its score: Jaro–Winkler name similarity when a name was given, else 1
+/// (an identifier match).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PersonHit {
     #[serde(flatten)]
@@ -193,9 +196,6 @@ pub struct PersonHit {
     pub score: f64,
 }
 
-/// Name candidates fetched from the skeleton indexes before ranking: enough for every spelling
-/// variant of a common name in a district, small enough to rank in microseconds.
-pub const NAME_CANDIDATES: u32 = 2000;
 /// Hits below this similarity are noise.
 pub const MIN_NAME_SCORE: f64 = 0.8;
 
@@ -420,50 +420,6 @@ pub(crate) fn new_event(
         before,
         after,
     }
-}
-
-/// Ranks name candidates: each query token scores its best Jaro–Winkler match among the
-/// person's name tokens (search keys); the score is the mean over query tokens, so
-/// "Uwase Aline" and "Aline Uwase" rank alike.
-pub fn rank_by_name(query: &str, candidates: Vec<PersonRecord>, limit: usize) -> Vec<PersonHit> {
-    let q_tokens = name_tokens(query);
-    if q_tokens.is_empty() {
-        return Vec::new();
-    }
-    let mut hits: Vec<PersonHit> = candidates
-        .into_iter()
-        .map(|record| {
-            let d = &record.person.data;
-            let tokens = name_tokens(&format!("{} {}", d.given_name, d.family_name));
-            let score = q_tokens
-                .iter()
-                .map(|q| {
-                    tokens
-                        .iter()
-                        .map(|t| jaro_winkler(q, t))
-                        .fold(0.0, f64::max)
-                })
-                .sum::<f64>()
-                / q_tokens.len() as f64;
-            PersonHit { record, score }
-        })
-        .filter(|h| h.score >= MIN_NAME_SCORE)
-        .collect();
-    hits.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| a.record.person.id.cmp(&b.record.person.id))
-    });
-    hits.truncate(limit);
-    hits
-}
-
-fn name_tokens(s: &str) -> Vec<String> {
-    search_key(s)
-        .split(|c: char| c.is_whitespace() || c == '-' || c == '\'')
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Appends `AND (<column> in one of the scope's area ranges)`; nothing for a national scope.

@@ -473,15 +473,21 @@ pub(crate) const REGISTRY_INDEXES: &[RegistryIndex] = &[
         true,
     ),
     index(
-        "registry_people_family",
+        "registry_people_name_pair",
         false,
-        "registry_people (family_skel, given_skel)",
+        "registry_people (family_skel, given_skel, village_code)",
         true,
     ),
     index(
-        "registry_people_given",
+        "registry_people_family_area",
         false,
-        "registry_people (given_skel)",
+        "registry_people (family_skel, village_code)",
+        true,
+    ),
+    index(
+        "registry_people_given_area",
+        false,
+        "registry_people (given_skel, village_code)",
         true,
     ),
     index(

@@ -132,6 +132,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub kind: BackendKind,
+    /// The server's audit writer: `flush` it before reading the log through `store`, since
+    /// reads of personal data are queued, not waited for.
+    pub audit: inkingi_server::audit_writer::AuditWriter,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -144,6 +147,7 @@ impl TestApp {
     pub async fn start_with(db: &TestDb, settings: ServerSettings) -> TestApp {
         let store = db.store().await;
         let state = AppState::new(store.clone(), settings).unwrap();
+        let audit = state.audit.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -158,6 +162,7 @@ impl TestApp {
             client,
             store,
             kind: db.kind,
+            audit,
             shutdown,
             handle,
         }

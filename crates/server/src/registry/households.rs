@@ -354,7 +354,7 @@ pub async fn list(
                 r
             })
             .collect();
-        state.audit.append(records).await?;
+        state.audit.record_reads(records).await?;
     }
     let next_cursor = (households.len() == q.limit as usize)
         .then(|| households.last())

@@ -139,7 +139,7 @@ pub async fn not_visible(
     rec.outcome = "denied".into();
     rec.subject_id = Some(id.to_string());
     rec.area = Some(area);
-    match state.audit.append(vec![rec]).await {
+    match state.audit.record_reads(vec![rec]).await {
         Ok(()) => missing,
         Err(e) => e,
     }

@@ -279,7 +279,7 @@ pub async fn search_for(
                 r
             })
             .collect();
-        state.audit.append(records).await?;
+        state.audit.record_reads(records).await?;
     }
     Ok(hits)
 }

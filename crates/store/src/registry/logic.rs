@@ -11,18 +11,17 @@ use inkingi_domain::identity::AreaScope;
 use inkingi_domain::registry::form::FormSchema;
 use inkingi_domain::registry::history::{diff, Entity, RegistryEvent};
 use inkingi_domain::registry::model::check_one_head;
-use inkingi_domain::registry::search::skeletons;
 use inkingi_domain::registry::{
     Household, HouseholdStatus, MemberRole, Membership, Person, PersonInput, RegistryNumber, Sex,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::names::{self, NameCandidate, NameKey};
 use super::{
-    household_fields, member_fields, new_event, rank_by_name, stale, EventMeta, FormRecord,
-    HouseholdChange, HouseholdQuery, NewHousehold, NewMember, PeoplePage, PeopleQuery,
-    PersonChange, PersonFilter, PersonHit, PersonRecord, PersonSearch, RegistryStore, Relatives,
-    NAME_CANDIDATES,
+    household_fields, member_fields, new_event, stale, EventMeta, FormRecord, HouseholdChange,
+    HouseholdQuery, NewHousehold, NewMember, PeoplePage, PeopleQuery, PersonChange, PersonFilter,
+    PersonHit, PersonRecord, PersonSearch, RegistryStore, Relatives,
 };
 use crate::{StoreError, StoreResult, UnitOfWork};
 
@@ -37,10 +36,13 @@ pub(crate) enum HouseholdFilter<'a> {
 pub(crate) enum PeopleFilter<'a> {
     Id(Uuid),
     Household(Uuid),
+    /// The current members of the household with this registry number.
+    RegistryNumber(&'a str),
     NationalId(&'a str),
+    /// Any of the person's phones (the first, or one of the others).
     Phone(&'a str),
-    /// People whose first given- or family-name skeleton is one of these; at most `limit`.
-    Skeletons(&'a [String], u32),
+    /// These people, in no particular order.
+    Ids(&'a [Uuid]),
 }
 
 /// The SQL primitives of one backend, on a connection (a pooled one for reads, the unit of
@@ -59,6 +61,14 @@ pub(crate) trait RegistryConn: Send {
     ) -> StoreResult<Vec<PersonRecord>>;
     /// Serialises structural changes to one household's members (a no-op on SQLite, whose
     /// single writer already does).
+    /// Name candidates under each key, at most `per_key` per key and scope area (see
+    /// [`super::names`]).
+    async fn name_candidates(
+        &mut self,
+        scope: &AreaScope,
+        keys: &[NameKey],
+        per_key: u32,
+    ) -> StoreResult<Vec<NameCandidate>>;
     async fn lock_household(&mut self, id: Uuid) -> StoreResult<()>;
     async fn insert_household(&mut self, h: &Household) -> StoreResult<()>;
     /// Writes `h` if the stored version is `expected`; false otherwise.
@@ -606,54 +616,115 @@ pub(super) async fn change_roles<C: RegistryConn + ?Sized>(
     Ok(out)
 }
 
+/// People matching every identifier given (registry number, national ID, phone); `None` when
+/// no identifier was given.
+async fn identifier_matches<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    q: &PersonSearch,
+) -> StoreResult<Option<Vec<PersonRecord>>> {
+    let mut found: Option<Vec<PersonRecord>> = None;
+    let mut narrow = |set: Vec<PersonRecord>| {
+        found = Some(match found.take() {
+            None => set,
+            Some(mut prev) => {
+                prev.retain(|p| set.iter().any(|s| s.person.id == p.person.id));
+                prev
+            }
+        });
+    };
+    if let Some(n) = &q.registry_number {
+        narrow(
+            c.people(scope, PeopleFilter::RegistryNumber(n.as_str()))
+                .await?,
+        );
+    }
+    if let Some(id) = &q.national_id {
+        narrow(
+            c.people(scope, PeopleFilter::NationalId(id.as_str()))
+                .await?,
+        );
+    }
+    if let Some(p) = &q.phone {
+        narrow(c.people(scope, PeopleFilter::Phone(p.as_str())).await?);
+    }
+    Ok(found)
+}
+
+/// Ranked name matches, reading a bounded number of candidates (see [`names`]).
+async fn name_search<C: RegistryConn + ?Sized>(
+    c: &mut C,
+    scope: &AreaScope,
+    name: &str,
+    limit: usize,
+) -> StoreResult<Vec<PersonHit>> {
+    let q_tokens = names::tokens(name);
+    let skels = names::key_skeletons(name);
+    let per_key = names::per_key(limit);
+    let mut candidates = Vec::new();
+    let mut ranked = Vec::new();
+    for keys in [names::pair_keys(&skels), names::single_keys(&skels)] {
+        if keys.is_empty() {
+            continue;
+        }
+        candidates.extend(c.name_candidates(scope, &keys, per_key).await?);
+        ranked = names::rank(&q_tokens, &candidates);
+        if ranked.len() >= limit {
+            break;
+        }
+    }
+    ranked.truncate(limit);
+    let ids: Vec<Uuid> = ranked.iter().map(|(id, _)| *id).collect();
+    let mut records: HashMap<Uuid, PersonRecord> = c
+        .people(scope, PeopleFilter::Ids(&ids))
+        .await?
+        .into_iter()
+        .map(|r| (r.person.id, r))
+        .collect();
+    // A person changed between the two reads (renamed, moved out of scope) is left out.
+    Ok(ranked
+        .into_iter()
+        .filter_map(|(id, score)| {
+            records
+                .remove(&id)
+                .map(|record| PersonHit { record, score })
+        })
+        .collect())
+}
+
 async fn search<C: RegistryConn + ?Sized>(
     c: &mut C,
     scope: &AreaScope,
     q: &PersonSearch,
 ) -> StoreResult<Vec<PersonHit>> {
     let limit = q.limit.clamp(1, 200) as usize;
-    let mut exact: Vec<PersonRecord> = Vec::new();
-    if let Some(n) = &q.registry_number {
-        if let Some(h) = c
-            .households(scope, HouseholdFilter::Number(n.as_str()))
-            .await?
-            .pop()
-        {
-            exact.extend(c.people(scope, PeopleFilter::Household(h.id)).await?);
+    let name = q.name.as_deref().filter(|n| !n.trim().is_empty());
+    let mut hits = match (identifier_matches(c, scope, q).await?, name) {
+        (Some(people), None) => people
+            .into_iter()
+            .map(|record| PersonHit { record, score: 1.0 })
+            .collect(),
+        // Identifiers choose the people; the name only orders them.
+        (Some(people), Some(name)) => {
+            let q_tokens = names::tokens(name);
+            people
+                .into_iter()
+                .map(|record| {
+                    let d = &record.person.data;
+                    let score =
+                        names::name_score(&q_tokens, d.given_name.as_str(), d.family_name.as_str());
+                    PersonHit { record, score }
+                })
+                .collect()
         }
-    }
-    if let Some(id) = &q.national_id {
-        exact.extend(
-            c.people(scope, PeopleFilter::NationalId(id.as_str()))
-                .await?,
-        );
-    }
-    if let Some(p) = &q.phone {
-        exact.extend(c.people(scope, PeopleFilter::Phone(p.as_str())).await?);
-    }
-    let mut hits: Vec<PersonHit> = exact
-        .into_iter()
-        .map(|record| PersonHit { record, score: 1.0 })
-        .collect();
-    if let Some(name) = q.name.as_deref().filter(|n| !n.trim().is_empty()) {
-        let mut skels = skeletons(name);
-        skels.sort();
-        skels.dedup();
-        if !skels.is_empty() {
-            let candidates = c
-                .people(scope, PeopleFilter::Skeletons(&skels, NAME_CANDIDATES))
-                .await?;
-            hits.extend(rank_by_name(name, candidates, limit));
-        }
-    }
-    // One hit per person, best score first.
+        (None, Some(name)) => return name_search(c, scope, name, limit).await,
+        (None, None) => Vec::new(),
+    };
     hits.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| a.record.person.id.cmp(&b.record.person.id))
     });
-    let mut seen = std::collections::HashSet::new();
-    hits.retain(|h| seen.insert(h.record.person.id));
     hits.truncate(limit);
     Ok(hits)
 }

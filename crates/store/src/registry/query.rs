@@ -10,7 +10,8 @@ use super::area_range;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PersonField {
     NationalId,
-    /// The first (indexed) phone number.
+    /// A phone number: `Eq`/`In` match any of the person's phones; order comparisons and
+    /// sorting use the first.
     Phone,
     /// The registry number of the person's current household.
     RegistryNumber,
@@ -185,6 +186,13 @@ where
                     .push_bind(hi)
                     .push(")");
             }
+        }
+        PersonField::Phone if matches!(c.op, CmpOp::Eq | CmpOp::In) => {
+            qb.push("(");
+            push_comparison(qb, "phone", c);
+            qb.push(" OR id IN (SELECT person_id FROM registry_people_phones WHERE ");
+            push_comparison(qb, "phone", c);
+            qb.push("))");
         }
         PersonField::RegistryNumber => {
             qb.push("household_id IN (SELECT id FROM registry_households WHERE ");

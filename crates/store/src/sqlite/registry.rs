@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::ts::{parse_ts, ts};
 use super::SqliteAdapter;
+use crate::registry::names::{push_candidates, NameCandidate, NameKey};
 use crate::registry::query::{push_filter, push_order};
 use crate::registry::{
     event_row_decode, name_conflict, name_skeletons, push_scope, split_phones, FormRecord,
@@ -30,6 +31,10 @@ const P_COLS: &str = "id, household_id, village_code, role, member_since, given_
                       birth_registration, refugee_id, passport, phone, other_phones, mother_id, \
                       father_id, guardian_id, answers, died_on, source_key, version, created_at, \
                       updated_at";
+
+/// Members of one household: head first, then spouse, then by birth date.
+const MEMBER_ORDER: &str =
+    " ORDER BY CASE role WHEN 'head' THEN 0 WHEN 'spouse' THEN 1 ELSE 2 END, birth_date, id";
 
 fn json_col(row: &SqliteRow, col: &str) -> StoreResult<Value> {
     let text: String = row.try_get(col)?;
@@ -190,33 +195,61 @@ impl RegistryConn for SqliteConnection {
             }
             PeopleFilter::Household(id) => {
                 qb.push(" AND household_id = ").push_bind(id);
+                qb.push(MEMBER_ORDER);
+            }
+            PeopleFilter::RegistryNumber(n) => {
                 qb.push(
-                    " ORDER BY CASE role WHEN 'head' THEN 0 WHEN 'spouse' THEN 1 ELSE 2 END, \
-                     birth_date, id",
-                );
+                    " AND household_id = (SELECT id FROM registry_households \
+                     WHERE registry_number = ",
+                )
+                .push_bind(n.to_string())
+                .push(")");
+                qb.push(MEMBER_ORDER);
             }
             PeopleFilter::NationalId(n) => {
                 qb.push(" AND national_id = ").push_bind(n.to_string());
             }
             PeopleFilter::Phone(p) => {
-                qb.push(" AND phone = ").push_bind(p.to_string());
+                qb.push(" AND (phone = ")
+                    .push_bind(p.to_string())
+                    .push(" OR id IN (SELECT person_id FROM registry_people_phones WHERE phone = ")
+                    .push_bind(p.to_string())
+                    .push("))");
             }
-            PeopleFilter::Skeletons(skels, limit) => {
-                qb.push(" AND (family_skel IN (");
+            PeopleFilter::Ids(ids) if ids.is_empty() => {
+                qb.push(" AND FALSE");
+            }
+            PeopleFilter::Ids(ids) => {
+                qb.push(" AND id IN (");
                 let mut s = qb.separated(", ");
-                for k in skels {
-                    s.push_bind(k.clone());
+                for id in ids {
+                    s.push_bind(*id);
                 }
-                qb.push(") OR given_skel IN (");
-                let mut s = qb.separated(", ");
-                for k in skels {
-                    s.push_bind(k.clone());
-                }
-                qb.push(")) LIMIT ").push_bind(i64::from(limit));
+                qb.push(")");
             }
         }
         let rows = qb.build().fetch_all(&mut *self).await?;
         rows.iter().map(person_from).collect()
+    }
+
+    async fn name_candidates(
+        &mut self,
+        scope: &AreaScope,
+        keys: &[NameKey],
+        per_key: u32,
+    ) -> StoreResult<Vec<NameCandidate>> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("");
+        push_candidates(&mut qb, scope, keys, per_key);
+        let rows = qb.build().fetch_all(&mut *self).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NameCandidate {
+                    id: r.try_get("id")?,
+                    given_name: r.try_get("given_name")?,
+                    family_name: r.try_get("family_name")?,
+                })
+            })
+            .collect()
     }
 
     async fn lock_household(&mut self, _id: Uuid) -> StoreResult<()> {
