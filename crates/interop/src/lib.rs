@@ -5,6 +5,6 @@ pub mod breaker;
 pub mod dci;
 pub mod probe;
 pub mod registry_io;
-pub mod targeting;
 pub mod simulate;
+pub mod targeting;
 pub mod worker;

@@ -626,7 +626,11 @@ const CHILDREN: &[Entry] = &[
 ];
 
 fn all_entries() -> impl Iterator<Item = &'static Entry> {
-    TABLE.iter().chain(REGISTRY).chain(PROGRAMMES).chain(CHILDREN)
+    TABLE
+        .iter()
+        .chain(REGISTRY)
+        .chain(PROGRAMMES)
+        .chain(CHILDREN)
 }
 
 /// Subtrees mounted from other contexts, all public reference data.

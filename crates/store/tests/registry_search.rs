@@ -12,7 +12,9 @@ use inkingi_domain::registry::{
     HouseholdInput, MemberRole, Name, NationalId, PersonInput, PhoneNumber, RegistryNumber, Sex,
 };
 use inkingi_store::registry::names::MIN_PER_KEY;
-use inkingi_store::registry::{EventMeta, NewHousehold, NewMember, PersonHit, PersonSearch};
+use inkingi_store::registry::{
+    EventMeta, NewHousehold, NewMember, PersonChange, PersonHit, PersonSearch,
+};
 use inkingi_store::Store;
 use inkingi_testkit::databases;
 use uuid::Uuid;
@@ -175,10 +177,14 @@ async fn a_phone_finds_its_person_whichever_phone_it_is() {
             PhoneNumber::parse("0788000001").unwrap(),
             PhoneNumber::parse("0788000009").unwrap(),
         ];
+        let change = PersonChange {
+            input,
+            relatives: current.relatives(),
+        };
         let mut uow = store.begin().await.unwrap();
         store
             .registry()
-            .update_person(&mut uow, &national, id, 1, &input, &meta())
+            .update_person(&mut uow, &national, id, 1, &change, &meta())
             .await
             .unwrap();
         uow.commit().await.unwrap();

@@ -9,8 +9,8 @@ mod jobs;
 mod matching;
 mod migrate;
 mod serve;
-mod targeting;
 mod simulate;
+mod targeting;
 mod tokens;
 pub mod users;
 

@@ -216,7 +216,7 @@ impl RegistryConn for PgConnection {
                     .push_bind(p.to_string())
                     .push("))");
             }
-            PeopleFilter::Ids(ids) if ids.is_empty() => {
+            PeopleFilter::Ids([]) => {
                 qb.push(" AND FALSE");
             }
             PeopleFilter::Ids(ids) => {
