@@ -118,6 +118,42 @@ pub enum SimulateCommand {
     /// A DCI subscriber that takes `notify` messages (sender_uri http://ADDR/dci) and counts
     /// them: GET /stats shows events taken, duplicates and events out of order.
     Subscriber(SubscriberArgs),
+    /// A national ID registry answering DCI `sync/search` by national ID (UIN) with the
+    /// people of a members CSV, or of a registry generated from the seed (the demo's is
+    /// `--households 20000 --seed 2026`); a share of them held with a discrepancy.
+    Id(IdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seeds the generated people (with --households), the discrepancies and the faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A members CSV (as `inkingi generate` or `inkingi export` writes) whose people the ID
+    /// registry holds.
+    #[arg(long, value_name = "FILE", conflicts_with = "households")]
+    pub people: Option<PathBuf>,
+    /// Generate this many households with the seed and hold their people.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub households: Option<u64>,
+    /// Share of people held with one discrepancy (0 to 1).
+    #[arg(long, default_value_t = 0.05, value_name = "SHARE", value_parser = parse_share)]
+    pub mismatch_share: f64,
+    /// Share of requests answered 500 (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub fail_share: f64,
+    /// Start an outage (every request answered 503) after this many requests.
+    #[arg(long, value_name = "N")]
+    pub outage_after: Option<u64>,
+    /// How long the outage lasts, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub outage_secs: u64,
+    /// Delay before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
 }
 
 #[derive(Debug, Args)]

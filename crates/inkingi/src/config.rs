@@ -34,6 +34,68 @@ pub struct Config {
     pub auth: crate::auth_config::AuthConfig,
     pub registry: RegistryConfig,
     pub dci: DciConfig,
+    pub connectors: ConnectorsConfig,
+}
+
+/// `[connectors]`: outside systems the worker calls.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorsConfig {
+    /// `[connectors.national_id]`: verify registry people against the national ID registry.
+    /// Absent: no verification runs.
+    pub national_id: Option<NationalIdConfig>,
+}
+
+/// `[connectors.national_id]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NationalIdConfig {
+    /// Base URL of the ID registry's DCI API (`…/registry`); `/sync/search` is appended.
+    pub url: String,
+    /// Our DCI sender id.
+    pub sender_id: String,
+    /// Timeout of one call, in milliseconds.
+    pub timeout_ms: u64,
+    /// People the sweep reads at a time.
+    pub window: u32,
+    /// Pause between two windows of the sweep, in milliseconds.
+    pub pause_ms: u64,
+    /// Rest after the whole registry was walked, before the next walk, in seconds.
+    pub rest_secs: u64,
+}
+
+impl Default for NationalIdConfig {
+    fn default() -> Self {
+        let c = inkingi_interop::national_id::IdConnector::new("");
+        NationalIdConfig {
+            url: String::new(),
+            sender_id: c.sender_id,
+            timeout_ms: c.timeout.as_millis() as u64,
+            window: c.window,
+            pause_ms: c.pause.as_millis() as u64,
+            rest_secs: c.rest.as_secs(),
+        }
+    }
+}
+
+impl NationalIdConfig {
+    /// The connector, or what is wrong with the settings, naming the key.
+    pub fn connector(&self) -> Result<inkingi_interop::national_id::IdConnector, String> {
+        if self.window == 0 {
+            return Err("connectors.national_id.window: must be at least 1".into());
+        }
+        let c = inkingi_interop::national_id::IdConnector {
+            url: self.url.trim().to_string(),
+            sender_id: self.sender_id.clone(),
+            timeout: std::time::Duration::from_millis(self.timeout_ms.max(1)),
+            window: self.window,
+            pause: std::time::Duration::from_millis(self.pause_ms),
+            rest: std::time::Duration::from_secs(self.rest_secs),
+        };
+        c.check()
+            .map_err(|e| format!("connectors.national_id.url: {e}"))?;
+        Ok(c)
+    }
 }
 
 /// `[dci]`: delivery of DCI event notifications.
@@ -152,6 +214,7 @@ impl Default for Config {
             auth: crate::auth_config::AuthConfig::default(),
             registry: RegistryConfig::default(),
             dci: DciConfig::default(),
+            connectors: ConnectorsConfig::default(),
         }
     }
 }
@@ -218,6 +281,9 @@ impl Config {
             );
         }
         self.registry.check().map_err(ConfigError::Invalid)?;
+        if let Some(id) = &self.connectors.national_id {
+            id.connector().map_err(ConfigError::Invalid)?;
+        }
         if self.db_max_connections == 0 {
             return bad("db_max_connections", "a whole number of at least 1");
         }

@@ -202,3 +202,83 @@ fn generate_writes_a_registry_without_a_database() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("duplicate share"), "{err}");
 }
+
+/// `simulate id --households N --seed S` holds the people `generate` writes with the same
+/// seed, and answers DCI searches for their national IDs.
+#[test]
+fn the_id_registry_simulator_holds_the_generated_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gen");
+    let (code, _, err) = run(inkingi(dir.path())
+        .args(["generate", "--households", "30", "--seed", "7", "--out"])
+        .arg(&out));
+    assert_eq!(code, 0, "{err}");
+    let mut members = csv::Reader::from_path(out.join("members.csv")).unwrap();
+    let headers = members.headers().unwrap().clone();
+    let col = |n: &str| headers.iter().position(|h| h == n).unwrap();
+    let (nid, given) = (col("national_id"), col("given_name"));
+    let adult = members
+        .records()
+        .map(|r| r.unwrap())
+        .find(|r| !r[nid].is_empty())
+        .expect("an adult with a national ID");
+
+    let mut child = inkingi(dir.path())
+        .args(["simulate", "id", "--households", "30", "--seed", "7"])
+        .args(["--mismatch-share", "0", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").unwrap();
+    let addr = first.rsplit("http://").next().unwrap().to_string();
+    assert!(first.contains("holding"), "{first}");
+
+    let search = |value: &str| {
+        serde_json::json!({
+            "header": {"message_id": "m1", "message_ts": "2026-11-22T10:00:00.000Z",
+                "action": "search", "sender_id": "test", "total_count": 1},
+            "message": {"transaction_id": "t1", "search_request": [{"reference_id": "r1",
+                "search_criteria": {"query_type": "idtype-value",
+                    "query": {"type": "UIN", "value": value}}}]}
+        })
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ask = |value: &str| -> serde_json::Value {
+        rt.block_on(async {
+            reqwest::Client::new()
+                .post(format!("http://{addr}/registry/sync/search"))
+                .json(&search(value))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    };
+    let found = ask(&adult[nid]);
+    let record = &found["message"]["search_response"][0]["data"]["reg_records"][0];
+    assert_eq!(record["name"]["given_name"], adult[given], "{found}");
+    let unknown = ask("1199970000000000");
+    assert_eq!(
+        unknown["message"]["search_response"][0]["data"]["reg_records"],
+        serde_json::json!([]),
+        "{unknown}"
+    );
+
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("2 request(s): 1 found, 1 not found")),
+        "{rest:?}"
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod dci;
+pub mod national_id;
 pub mod probe;
 pub mod registry_io;
 pub mod simulate;

@@ -107,7 +107,9 @@ where
 }
 
 fn all() -> Vec<Route> {
-    use crate::registry::{changes, forms, households, imports, memberships, pages, people};
+    use crate::registry::{
+        changes, forms, households, id_checks, imports, memberships, pages, people,
+    };
     use crate::{
         audit, auth, children, dci, dci_events, health, metrics, openapi, programmes, targeting,
         web,
@@ -149,6 +151,12 @@ fn all() -> Vec<Route> {
         get_route("/api/v1/individuals/search", READ, people::search),
         get_route("/api/v1/individuals/{id}", READ, people::get_one),
         patch_route("/api/v1/individuals/{id}", WRITE, people::patch),
+        get_route(
+            "/api/v1/individuals/{id}/id-checks",
+            READ,
+            id_checks::for_person,
+        ),
+        get_route("/api/v1/id-checks", READ, id_checks::worklist),
         patch_route(
             "/api/v1/memberships/{person_id}",
             WRITE,

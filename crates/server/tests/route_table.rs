@@ -256,6 +256,20 @@ const REGISTRY: &[Entry] = &[
         Role::DistrictOfficer,
     ),
     api(
+        "GET",
+        "/api/v1/individuals/{id}/id-checks",
+        "/api/v1/individuals/{person}/id-checks",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/id-checks",
+        "/api/v1/id-checks",
+        Foreign::Filtered,
+        Role::DistrictOfficer,
+    ),
+    api(
         "PATCH",
         "/api/v1/memberships/{person_id}",
         "/api/v1/memberships/{person}",

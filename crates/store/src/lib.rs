@@ -18,6 +18,7 @@ mod children_sql;
 pub mod dci;
 pub mod dci_notify;
 mod error;
+pub mod id_checks;
 pub mod identity;
 pub mod jobs;
 mod postgres;

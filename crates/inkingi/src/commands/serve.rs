@@ -79,7 +79,8 @@ pub async fn worker_only(config: &Config, args: &WorkerArgs) -> anyhow::Result<(
     worked
 }
 
-/// The worker and, beside it, the dispatcher of DCI event notifications.
+/// The worker and, beside it, the dispatcher of DCI event notifications and, when a national
+/// ID registry is configured, the sweep that queues verifications.
 async fn run_worker(
     store: Store,
     config: Config,
@@ -100,10 +101,31 @@ async fn run_worker(
         dispatch,
         shutdown.clone(),
     ));
-    let worked =
-        inkingi_interop::worker::run(store, worker_settings(&config), shutdown.clone()).await;
+    let mut handlers = inkingi_interop::worker::Registry::with_builtins();
+    let mut sweeper = None;
+    if let Some(id) = &config.connectors.national_id {
+        let connector = id.connector().map_err(anyhow::Error::msg)?;
+        handlers = handlers.register(inkingi_interop::national_id::IdVerifyHandler::new(
+            connector.clone(),
+        )?);
+        sweeper = Some(tokio::spawn(inkingi_interop::national_id::run_sweeper(
+            store.clone(),
+            connector,
+            shutdown.clone(),
+        )));
+    }
+    let worked = inkingi_interop::worker::run_with(
+        store,
+        worker_settings(&config),
+        handlers,
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     dispatcher.await.context("notification dispatcher task")?;
+    if let Some(s) = sweeper {
+        s.await.context("national ID sweep task")?;
+    }
     worked
 }
 

@@ -2,13 +2,17 @@
 
 use std::time::Duration;
 
-use inkingi_interop::simulate::subscriber::{FaultPlan, Subscriber};
+use anyhow::Context;
+use inkingi_interop::simulate::faults::FaultPlan;
+use inkingi_interop::simulate::national_id::{load_people, IdPlan, IdRegistry};
+use inkingi_interop::simulate::subscriber::Subscriber;
 
-use crate::cli::{SimulateCommand, SubscriberArgs};
+use crate::cli::{IdArgs, SimulateCommand, SubscriberArgs};
 
 pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
     match cmd {
         SimulateCommand::Subscriber(args) => subscriber(args).await,
+        SimulateCommand::Id(args) => national_id(args).await,
     }
 }
 
@@ -32,4 +36,52 @@ async fn subscriber(args: SubscriberArgs) -> anyhow::Result<()> {
         s.requests, s.effects, s.duplicates, s.out_of_order
     );
     Ok(())
+}
+
+async fn national_id(args: IdArgs) -> anyhow::Result<()> {
+    let people = match (&args.people, args.households) {
+        (Some(path), _) => load_people(path).map_err(anyhow::Error::msg)?,
+        (None, Some(n)) => generated_people(n, args.seed).await?,
+        (None, None) => anyhow::bail!("give --people FILE or --households N"),
+    };
+    let plan = IdPlan {
+        faults: FaultPlan {
+            seed: args.seed,
+            fail_share: args.fail_share,
+            outage_after: args.outage_after,
+            outage: Duration::from_secs(args.outage_secs),
+            latency: Duration::from_millis(args.latency_ms),
+            lost_ack_share: 0.0,
+        },
+        mismatch_share: args.mismatch_share,
+    };
+    let sim = IdRegistry::start(args.listen, plan, people).await?;
+    println!(
+        "national ID registry simulator holding {} people, listening on http://{}",
+        sim.people(),
+        sim.addr()
+    );
+    println!("connectors.national_id.url = \"{}\"", sim.url());
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    let s = sim.stats();
+    println!(
+        "{} request(s): {} found, {} not found, {} failed by injection, {} refused in outage",
+        s.requests, s.found, s.not_found, s.injected_failures, s.outage_refusals
+    );
+    Ok(())
+}
+
+/// The people of a registry generated as `inkingi generate --households N --seed S` would.
+async fn generated_people(
+    households: u64,
+    seed: u64,
+) -> anyhow::Result<Vec<inkingi_interop::simulate::national_id::IdPerson>> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let out = dir.path().to_path_buf();
+    let config = inkingi_synth::GenerateConfig::new(households, seed);
+    tokio::task::spawn_blocking(move || inkingi_synth::generate(&config, &out, &|_| {}))
+        .await
+        .context("generator thread")??;
+    load_people(&dir.path().join("members.csv")).map_err(anyhow::Error::msg)
 }

@@ -13,62 +13,19 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Which faults to inject.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FaultPlan {
-    pub seed: u64,
-    /// Share of notify requests answered 500 without taking them, 0 to 1.
-    pub fail_share: f64,
-    /// After this many notify requests, an outage starts: every request gets 503.
-    pub outage_after: Option<u64>,
-    pub outage: Duration,
-    /// Added before each answer.
-    pub latency: Duration,
-    /// Share of notify requests taken, then answered 503 as if the answer was lost.
-    pub lost_ack_share: f64,
-}
-
-impl Default for FaultPlan {
-    fn default() -> Self {
-        FaultPlan {
-            seed: 1,
-            fail_share: 0.0,
-            outage_after: None,
-            outage: Duration::ZERO,
-            latency: Duration::ZERO,
-            lost_ack_share: 0.0,
-        }
-    }
-}
-
-impl FaultPlan {
-    /// Refuses shares outside 0–1, naming the setting.
-    pub fn check(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("fail share", self.fail_share),
-            ("lost-ack share", self.lost_ack_share),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(format!("{name} {v}: expected a number from 0 to 1"));
-            }
-        }
-        Ok(())
-    }
-}
+pub use super::faults::FaultPlan;
+use super::faults::{Fault, FaultState};
 
 /// What the subscriber has seen so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -95,12 +52,10 @@ pub struct Stats {
 
 #[derive(Debug)]
 struct Inner {
-    plan: FaultPlan,
-    rng: StdRng,
+    faults: FaultState,
     stats: Stats,
     taken: HashSet<String>,
     last_seq: HashMap<String, i64>,
-    outage_until: Option<Instant>,
     callbacks: Vec<Value>,
     /// Event ids taken, in the order taken.
     order: Vec<String>,
@@ -117,17 +72,14 @@ pub struct Subscriber {
 impl Subscriber {
     /// Listens on `listen` (port 0 picks one) and serves until [`Subscriber::stop`].
     pub async fn start(listen: SocketAddr, plan: FaultPlan) -> std::io::Result<Subscriber> {
-        plan.check()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let faults = FaultState::new(plan)?;
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Mutex::new(Inner {
-            rng: StdRng::seed_from_u64(plan.seed),
-            plan,
+            faults,
             stats: Stats::default(),
             taken: HashSet::new(),
             last_seq: HashMap::new(),
-            outage_until: None,
             callbacks: Vec::new(),
             order: Vec::new(),
         }));
@@ -192,20 +144,12 @@ async fn stats(State(inner): State<Arc<Mutex<Inner>>>) -> Response {
     }
 }
 
-/// What to answer a notify request, decided before looking at it.
-enum Fault {
-    None,
-    Outage,
-    Fail,
-    LoseAck,
-}
-
 async fn receive(
     State(inner): State<Arc<Mutex<Inner>>>,
     Path(path): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let latency = inner.lock().map(|i| i.plan.latency).unwrap_or_default();
+    let latency = inner.lock().map(|i| i.faults.latency()).unwrap_or_default();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -225,7 +169,8 @@ async fn receive(
         return ack();
     }
     i.stats.requests += 1;
-    match i.fault() {
+    let requests = i.stats.requests;
+    match i.faults.next(requests) {
         Fault::Outage => {
             i.stats.outage_refusals += 1;
             return (StatusCode::SERVICE_UNAVAILABLE, "outage").into_response();
@@ -260,29 +205,6 @@ fn ack() -> Response {
 }
 
 impl Inner {
-    fn fault(&mut self) -> Fault {
-        let now = Instant::now();
-        if let (Some(after), None) = (self.plan.outage_after, self.outage_until) {
-            if self.stats.requests > after {
-                self.outage_until = Some(now + self.plan.outage);
-                tracing::info!(
-                    secs = self.plan.outage.as_secs_f64(),
-                    "simulated outage starts"
-                );
-            }
-        }
-        if self.outage_until.is_some_and(|until| now < until) {
-            return Fault::Outage;
-        }
-        if self.plan.fail_share > 0.0 && self.rng.random_bool(self.plan.fail_share) {
-            return Fault::Fail;
-        }
-        if self.plan.lost_ack_share > 0.0 && self.rng.random_bool(self.plan.lost_ack_share) {
-            return Fault::LoseAck;
-        }
-        Fault::None
-    }
-
     /// Takes every event of a notify message once; false when it holds none that can be read.
     fn take(&mut self, body: &Value) -> bool {
         let Some(events) = body["message"]["notify_event"].as_array() else {

@@ -8,6 +8,7 @@
 pub mod changes;
 pub mod forms;
 pub mod households;
+pub mod id_checks;
 pub mod imports;
 pub mod input;
 pub mod memberships;
@@ -44,6 +45,8 @@ pub const FORM_ID: &str = "rw-socioeconomic";
         people::get_one,
         people::patch,
         people::search,
+        id_checks::for_person,
+        id_checks::worklist,
         memberships::add,
         memberships::end,
         memberships::change_role,
@@ -60,7 +63,7 @@ pub const FORM_ID: &str = "rw-socioeconomic";
     ),
     components(schemas(crate::error::FieldError, input::MemberFields, input::HouseholdFields,
         households::CreateHousehold, changes::ChangeView, changes::ChangePage,
-        changes::Decision, imports::ImportView)),
+        changes::Decision, imports::ImportView, id_checks::PersonChecks, id_checks::Worklist)),
     tags((name = "registry", description = "Households, individuals, memberships, history and the questionnaire"))
 )]
 struct RegistryApi;
