@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod dci;
 pub mod probe;
+pub mod programmes;
 pub mod registry_io;
 pub mod simulate;
 pub mod targeting;
