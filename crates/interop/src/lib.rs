@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod dci;
 pub mod national_id;
 pub mod probe;
+pub mod programmes;
 pub mod registry_io;
 pub mod simulate;
 pub mod targeting;

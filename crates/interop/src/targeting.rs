@@ -1,8 +1,13 @@
 //! `targeting.rescore`: recomputes a household's score with the current scoring model after
 //! its data changed. Every registry event enqueues one in the event's transaction; running it
 //! twice only writes the same score again.
+//!
+//! A household with open enrolments then gets a `programmes.recertify` job (see
+//! [`crate::programmes`]): it runs after the new score is stored, so the programmes' rules are
+//! re-evaluated on the score the change produced.
 
-use inkingi_store::jobs::Job;
+use inkingi_store::jobs::{Job, NewJob};
+use inkingi_store::recertification::RecertifyJob;
 use inkingi_store::targeting::RescoreJob;
 
 use crate::worker::{JobContext, JobError, JobHandler};
@@ -27,6 +32,23 @@ impl JobHandler for RescoreHandler {
             .rescore(job.household_id)
             .await
             .map_err(JobError::retry)?;
+        let open = ctx
+            .store
+            .programmes()
+            .open_enrolments_of(job.household_id)
+            .await
+            .map_err(JobError::retry)?;
+        if !open.is_empty() {
+            let next = NewJob::of(&RecertifyJob {
+                household_id: job.household_id,
+            })
+            .map_err(JobError::permanent)?;
+            ctx.store
+                .jobs()
+                .enqueue_now(next)
+                .await
+                .map_err(JobError::retry)?;
+        }
         Ok(())
     }
 }

@@ -115,13 +115,15 @@ impl Registry {
     }
 
     /// The handlers every worker has: the `system.probe` self-test, the import of files
-    /// uploaded through the API, rescoring households whose data changed, DCI callbacks and
-    /// DCI event notifications.
+    /// uploaded through the API, rescoring households whose data changed, re-certifying their
+    /// enrolments, notifications to beneficiaries, DCI callbacks and DCI event notifications.
     pub fn with_builtins() -> Registry {
         let reg = Registry::new()
             .register(ProbeHandler)
             .register(crate::registry_io::upload_job::ImportUploadHandler)
-            .register(crate::targeting::RescoreHandler);
+            .register(crate::targeting::RescoreHandler)
+            .register(crate::programmes::RecertifyHandler)
+            .register(crate::programmes::NotifyBeneficiaryHandler);
         let reg = match crate::dci::callback::CallbackHandler::new() {
             Ok(h) => reg.register(h),
             Err(e) => {

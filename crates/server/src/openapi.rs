@@ -33,6 +33,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::registry::api());
     doc.merge(crate::targeting::api());
     doc.merge(crate::programmes::api());
+    doc.merge(crate::recertifications::api());
+    doc.merge(crate::cycles::api());
     doc.merge(crate::dci::api());
     doc.merge(crate::children::api());
     doc.merge(crate::auth::login::api());

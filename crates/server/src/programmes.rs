@@ -14,9 +14,9 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use inkingi_domain::identity::{Permission, Purpose};
 use inkingi_domain::programmes::{Agency, EnrolmentStatus, Programme};
-use inkingi_domain::targeting::rules::Subject;
 use inkingi_store::programmes::{
-    Enrolment, EnrolmentEvent, EnrolmentQuery, NewEnrolment, StoredProgramme,
+    Enrolment, EnrolmentEvent, EnrolmentQuery, Evaluation, NewEnrolment, NotEvaluated,
+    StoredProgramme,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -138,15 +138,6 @@ pub struct EnrolRequest {
     pub reason: Option<String>,
 }
 
-/// The eligibility decision for a subject, with its benefit amount.
-struct Assessment {
-    eligible: bool,
-    explanation: String,
-    score: Option<f64>,
-    amount: u64,
-    village: String,
-}
-
 /// Evaluates `p`'s rule on the household (and person) as the registry holds them now.
 async fn assess(
     state: &AppState,
@@ -154,7 +145,7 @@ async fn assess(
     p: &Programme,
     household: Uuid,
     person: Option<Uuid>,
-) -> ApiResult<Assessment> {
+) -> ApiResult<Evaluation> {
     let field = |f: &str, r: String| {
         ApiError::validation(vec![FieldError {
             field: f.into(),
@@ -174,80 +165,34 @@ async fn assess(
             format!("programme {} enrols whole households", p.code),
         ));
     }
-    let Some(h) = state
+    if state
         .store
         .registry()
         .household(&principal.scope, household)
         .await?
-    else {
+        .is_none()
+    {
         return Err(not_visible(state, principal, "household", household).await);
-    };
-    let input = state
-        .store
-        .targeting()
-        .scoring_input(household)
-        .await?
-        .ok_or_else(|| field("household", format!("household {household} is not active")))?;
-    let on = Utc::now().date_naive();
-    let facts = input.facts(on);
-    // Facts list living members in the input's order.
-    let living: Vec<Uuid> = input
-        .members
-        .iter()
-        .filter(|m| m.died_on.is_none_or(|d| d > on))
-        .map(|m| m.person_id)
-        .collect();
-    let person_facts = match person {
-        None => None,
-        Some(pid) => {
-            let i = living.iter().position(|x| *x == pid).ok_or_else(|| {
-                field(
-                    "person",
-                    format!("person {pid} is not a living member of household {household}"),
-                )
-            })?;
-            facts.members.get(i)
-        }
-    };
-    let score = state
-        .store
-        .targeting()
-        .score(&principal.scope, household)
-        .await?;
-    let enrolled: Vec<String> = state
+    }
+    match state
         .store
         .programmes()
-        .enrolments(
-            &principal.scope,
-            &EnrolmentQuery {
-                household: Some(household),
-                status: Some(EnrolmentStatus::Enrolled),
-                limit: 100,
-                ..Default::default()
-            },
-        )
+        .evaluate(p, household, person, false)
         .await?
-        .into_iter()
-        .map(|e| e.programme)
-        .collect();
-    let rule = p
-        .rule()
-        .map_err(|e| ApiError::internal(format!("stored rule of {}: {e}", p.code)))?;
-    let subject = Subject {
-        household: &facts,
-        person: person_facts,
-        score: score.as_ref().map(|s| s.score),
-        category: score.as_ref().map(|s| s.category.as_str()),
-        enrolments: &enrolled,
-    };
-    let decision = rule.explain(&subject);
-    Ok(Assessment {
-        eligible: decision.eligible,
-        explanation: decision.to_string(),
-        score: score.map(|s| s.score),
-        amount: p.benefit.amount(facts.size),
-        village: h.village.as_str().to_string(),
-    })
+    {
+        Ok(e) => Ok(e),
+        Err(NotEvaluated::HouseholdInactive) => Err(field(
+            "household",
+            format!("household {household} is not active"),
+        )),
+        Err(NotEvaluated::NotALivingMember) => Err(field(
+            "person",
+            format!(
+                "person {} is not a living member of household {household}",
+                person.unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 /// Enrol a household (or a member, for individual programmes). The eligibility rule decides;

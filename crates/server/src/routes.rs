@@ -111,8 +111,8 @@ fn all() -> Vec<Route> {
         changes, forms, households, id_checks, imports, memberships, pages, people,
     };
     use crate::{
-        audit, auth, children, dci, dci_events, health, metrics, openapi, programmes, targeting,
-        web,
+        audit, auth, children, cycles, dci, dci_events, health, metrics, openapi, programmes,
+        recertifications, targeting, web,
     };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
@@ -398,6 +398,60 @@ fn all() -> Vec<Route> {
             PROGRAMMES,
             programmes::transition,
         ),
+        // Re-certification decisions (within the caller's scope).
+        get_route(
+            "/api/v1/programmes/{code}/recertifications",
+            PROGRAMMES,
+            recertifications::list,
+        ),
+        post_route(
+            "/api/v1/recertifications/{id}/decision",
+            PROGRAMMES,
+            recertifications::decide,
+        ),
+        // Payment cycles: steps need national scope (checked by the handlers); entitlements,
+        // the payment list and statuses are within the caller's scope.
+        get_route(
+            "/api/v1/programmes/{code}/cycles",
+            PROGRAMMES,
+            cycles::list_cycles,
+        ),
+        post_route(
+            "/api/v1/programmes/{code}/cycles",
+            PROGRAMMES,
+            cycles::create_cycle,
+        ),
+        get_route("/api/v1/cycles/{id}", PROGRAMMES, cycles::get_cycle),
+        post_route("/api/v1/cycles/{id}/steps", PROGRAMMES, cycles::take_step),
+        get_route(
+            "/api/v1/cycles/{id}/entitlements",
+            PROGRAMMES,
+            cycles::list_entitlements,
+        ),
+        get_route(
+            "/api/v1/cycles/{id}/payments.csv",
+            PROGRAMMES,
+            cycles::export_payments,
+        ),
+        post_route(
+            "/api/v1/cycles/{id}/payments/{reference}/status",
+            PROGRAMMES,
+            cycles::record_status,
+        ),
+        // A status file for a national cycle can be large: 64 MiB.
+        upload_route(
+            "/api/v1/cycles/{id}/payment-statuses",
+            PROGRAMMES,
+            64 * 1024 * 1024,
+            cycles::upload_statuses,
+        ),
+        get_route("/programmes/{code}/cycles", PROGRAMMES, cycles::cycles_page),
+        post_route(
+            "/programmes/{code}/cycles",
+            PROGRAMMES,
+            cycles::create_cycle_page,
+        ),
+        post_route("/cycles/{id}/steps", PROGRAMMES, cycles::step_page),
         // The consolidated beneficiary registry.
         get_route("/api/v1/beneficiaries", READ, programmes::beneficiaries),
         // Web pages over public reference data, and their static assets.

@@ -7,55 +7,13 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::programmes::{drain_jobs, Client};
 use common::{add_user, token};
 use inkingi_domain::identity::Role;
-use inkingi_domain::jobs::RetryPolicy;
 use inkingi_domain::targeting::ScoringModel;
-use inkingi_interop::worker::{run_with, Registry, WorkerSettings};
 use inkingi_store::jobs::JobFilter;
 use inkingi_testkit::{databases, TestApp};
-use reqwest::Method;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-
-const VILLAGE: &str = "11010102";
-
-struct Client<'a> {
-    app: &'a TestApp,
-    token: String,
-    purpose: &'static str,
-}
-
-impl Client<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .app
-            .client
-            .request(method, self.app.url(path))
-            .bearer_auth(&self.token)
-            .header("x-purpose-of-use", self.purpose);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(Method::POST, path, Some(body)).await
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(Method::GET, path, None).await
-    }
-}
 
 async fn manager(app: &TestApp) -> Client<'_> {
     add_user(app, "prog.manager", Role::ProgrammeManager, "national").await;
@@ -67,83 +25,9 @@ async fn manager(app: &TestApp) -> Client<'_> {
     }
 }
 
-/// Registers a household of `members` adults (the first the head) aged 30, with `rooms`.
+/// Registers a household of `members` adults in the test village, as the district officer.
 async fn household(app: &TestApp, members: usize, rooms: u32) -> (String, Vec<String>) {
-    let t = token(app, "district.officer", &["write"]).await;
-    let people: Vec<Value> = (0..members)
-        .map(|i| {
-            json!({"given_name": format!("Member{i}"), "family_name": "Uwase", "sex": "F",
-                   "birth_date": "1995-01-01", "role": if i == 0 { "head" } else { "other_relative" }})
-        })
-        .collect();
-    let body = json!({
-        "village": VILLAGE,
-        "answers": {"tenure": "owner", "wall": "mud_bricks", "roof": "grass_or_leaves",
-            "floor": "earth", "rooms": rooms, "water_source": "public_tap",
-            "toilet": "pit_latrine_slab", "lighting": "solar", "cooking_fuel": "firewood",
-            "owns_land": false, "owns_livestock": false, "income_sources": ["farming"],
-            "meals_per_day": 1},
-        "members": people,
-        "reason": "registration"
-    });
-    let res = app
-        .client
-        .post(app.url("/api/v1/households"))
-        .bearer_auth(&t)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let h: Value = res.json().await.unwrap();
-    assert_eq!(status, 201, "{h}");
-    let ids = h["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
-    (h["id"].as_str().unwrap().to_string(), ids)
-}
-
-/// Runs the worker until no job is queued or running.
-async fn drain_jobs(app: &TestApp) {
-    let shutdown = CancellationToken::new();
-    let settings = WorkerSettings {
-        concurrency: 2,
-        poll_interval: Duration::from_millis(20),
-        lease: Duration::from_secs(30),
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base: Duration::from_millis(20),
-            cap: Duration::from_millis(100),
-        },
-        retain_succeeded: None,
-    };
-    let worker = tokio::spawn(run_with(
-        app.store.clone(),
-        settings,
-        Registry::with_builtins(),
-        shutdown.clone(),
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let stats = app.store.jobs().stats().await.unwrap();
-        let busy = stats
-            .counts
-            .iter()
-            .any(|c| matches!(c.status.as_str(), "queued" | "running"));
-        if !busy {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "jobs still pending: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    shutdown.cancel();
-    let _ = worker.await;
+    common::programmes::household(app, "district.officer", members, rooms).await
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ pub mod areas;
 pub mod audit;
 pub mod changes;
 pub mod children;
+pub mod cycles;
 #[macro_use]
 mod children_sql;
 pub mod dci;
@@ -21,8 +22,10 @@ mod error;
 pub mod id_checks;
 pub mod identity;
 pub mod jobs;
+pub mod notifications;
 mod postgres;
 pub mod programmes;
+pub mod recertification;
 pub mod reference;
 pub mod registry;
 pub mod registry_bulk;
@@ -233,6 +236,22 @@ impl Store {
     /// Agencies, programmes and enrolments. Reads of enrolments take the reader's area scope.
     pub fn programmes(&self) -> programmes::Programmes<'_> {
         programmes::Programmes { store: self }
+    }
+
+    /// Payment cycles and their frozen entitlements. Reads of entitlements take the reader's
+    /// area scope.
+    pub fn cycles(&self) -> cycles::Cycles<'_> {
+        cycles::Cycles { store: self }
+    }
+
+    /// Re-certification decisions opened when a beneficiary's data changed.
+    pub fn recertifications(&self) -> recertification::Recertifications<'_> {
+        recertification::Recertifications { store: self }
+    }
+
+    /// The outbox of messages to beneficiaries, written by `notify.*` jobs.
+    pub fn notifications(&self) -> notifications::Notifications<'_> {
+        notifications::Notifications { store: self }
     }
 
     /// DCI event subscriptions, the notification outbox and its dispatcher's cursor.

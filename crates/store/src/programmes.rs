@@ -13,6 +13,7 @@ use sqlx::types::Json;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use crate::notifications::NotifyJob;
 use crate::registry::push_scope;
 use crate::shared_sql::{on_read, on_uow, Pools};
 use crate::{BackendKind, Store, StoreError, StoreResult, UnitOfWork};
@@ -314,12 +315,13 @@ impl Programmes<'_> {
         from: Option<EnrolmentStatus>,
         actor: &str,
     ) -> StoreResult<()> {
+        let event_id = Uuid::now_v7();
         on_uow!(uow, |c| {
             sqlx::query(
                 "INSERT INTO programme_enrolment_events (id, enrolment_id, programme_code, \
                  from_status, to_status, reason, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
-            .bind(Uuid::now_v7())
+            .bind(event_id)
             .bind(e.id)
             .bind(&e.programme)
             .bind(from.map(|s| s.as_str()))
@@ -330,6 +332,21 @@ impl Programmes<'_> {
             .execute(&mut *c)
             .await?;
         });
+        // The beneficiary hears of every settled move; `eligible` lasts only until the same
+        // transaction enrols or queues them.
+        if e.status != EnrolmentStatus::Eligible {
+            let job = NotifyJob {
+                key: format!("enrolment-event:{event_id}"),
+                template: format!("enrolment.{}", e.status),
+                household_id: e.household_id,
+                person_id: e.person_id,
+                village: e.village.clone(),
+                params: serde_json::json!({
+                    "programme": e.programme, "status": e.status, "reason": e.reason,
+                }),
+            };
+            self.store.notifications().enqueue(uow, &job).await?;
+        }
         Ok(())
     }
 
@@ -653,4 +670,108 @@ pub async fn load_catalogue(
         }
     }
     Ok(out)
+}
+
+/// A programme's rule evaluated on a household (and member) as the registry holds them today.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub eligible: bool,
+    /// The decision explained, e.g. `eligible: score 31 < 40 and …`.
+    pub explanation: String,
+    pub score: Option<f64>,
+    /// The benefit per cycle for the household's size today.
+    pub amount: u64,
+    pub village: String,
+}
+
+/// Why a rule could not be evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotEvaluated {
+    /// The household is not active (merged, dissolved) or does not exist.
+    HouseholdInactive,
+    /// The person named is not a living member of the household.
+    NotALivingMember,
+}
+
+impl Programmes<'_> {
+    /// Evaluates `p`'s rule on the household (and `person`, for individual programmes) with its
+    /// current score and enrolments. Not scoped: callers check the household's scope first (the
+    /// API) or act for the system (re-certification jobs). With `reassessing`, the programme's
+    /// own enrolment is left out of `enrolled(…)`, so a rule such as `not enrolled("x")` does
+    /// not turn a beneficiary of `x` ineligible for `x` itself.
+    pub async fn evaluate(
+        &self,
+        p: &Programme,
+        household: Uuid,
+        person: Option<Uuid>,
+        reassessing: bool,
+    ) -> StoreResult<Result<Evaluation, NotEvaluated>> {
+        let targeting = self.store.targeting();
+        let Some(input) = targeting.scoring_input(household).await? else {
+            return Ok(Err(NotEvaluated::HouseholdInactive));
+        };
+        let on = Utc::now().date_naive();
+        let facts = input.facts(on);
+        // Facts list living members in the input's order.
+        let living: Vec<Uuid> = input
+            .members
+            .iter()
+            .filter(|m| m.died_on.is_none_or(|d| d > on))
+            .map(|m| m.person_id)
+            .collect();
+        let person_facts = match person {
+            None => None,
+            Some(pid) => match living.iter().position(|x| *x == pid) {
+                Some(i) => facts.members.get(i),
+                None => return Ok(Err(NotEvaluated::NotALivingMember)),
+            },
+        };
+        let score = targeting.score(&AreaScope::national(), household).await?;
+        let enrolled: Vec<String> = on_read!(self.pools(), |pool| {
+            sqlx::query_scalar(
+                "SELECT programme_code FROM programme_enrolments \
+                 WHERE household_id = $1 AND status = 'enrolled'",
+            )
+            .bind(household)
+            .fetch_all(pool)
+            .await?
+        });
+        let enrolled: Vec<String> = enrolled
+            .into_iter()
+            .filter(|c| !(reassessing && *c == p.code))
+            .collect();
+        let rule = p
+            .rule()
+            .map_err(|e| bad(format!("stored rule of programme {}: {e}", p.code)))?;
+        let subject = inkingi_domain::targeting::rules::Subject {
+            household: &facts,
+            person: person_facts,
+            score: score.as_ref().map(|s| s.score),
+            category: score.as_ref().map(|s| s.category.as_str()),
+            enrolments: &enrolled,
+        };
+        let decision = rule.explain(&subject);
+        Ok(Ok(Evaluation {
+            eligible: decision.eligible,
+            explanation: decision.to_string(),
+            score: score.map(|s| s.score),
+            amount: p.benefit.amount(facts.size),
+            village: input.village.as_str().to_string(),
+        }))
+    }
+
+    /// Open enrolments (waiting, enrolled, suspended) of a household and its members, in any
+    /// programme. Not scoped: for system jobs.
+    pub async fn open_enrolments_of(&self, household: Uuid) -> StoreResult<Vec<Enrolment>> {
+        let rows: Vec<EnrolmentRow> = on_read!(self.pools(), |p| {
+            sqlx::query_as(&format!(
+                "SELECT {ENROLMENT_COLS} FROM programme_enrolments WHERE household_id = $1 \
+                 AND status IN ('waiting', 'enrolled', 'suspended') ORDER BY created_at, id"
+            ))
+            .bind(household)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter().map(enrolment_from).collect()
+    }
 }

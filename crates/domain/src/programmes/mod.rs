@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::targeting::rules::{Rule, RuleError, Target};
 
+pub mod cycle;
 pub mod enrolment;
 
 pub use enrolment::{EnrolmentStatus, TransitionError};

@@ -9,6 +9,8 @@ use inkingi_server::auth::{Argon2Settings, Passwords};
 use inkingi_testkit::TestApp;
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod programmes;
+
 pub const PASSWORD: &str = "a long enough password";
 
 pub fn passwords() -> Passwords {
