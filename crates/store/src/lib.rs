@@ -20,6 +20,9 @@ pub mod dci_notify;
 mod error;
 pub mod identity;
 pub mod jobs;
+pub mod linkage;
+#[macro_use]
+mod linkage_sql;
 mod postgres;
 pub mod programmes;
 pub mod reference;
@@ -46,6 +49,7 @@ use dci::DciStore;
 use dci_notify::NotifyStore;
 use identity::IdentityStore;
 use jobs::JobStore;
+use linkage::LinkageReviewStore;
 use registry::RegistryStore;
 use registry_bulk::RegistryBulk;
 use system::SystemStore;
@@ -106,6 +110,7 @@ pub(crate) trait Adapter:
     + AuditStore
     + ChangeRequestStore
     + ChildStore
+    + LinkageReviewStore
     + registry::ChangeApplier
     + DciStore
     + NotifyStore
@@ -195,6 +200,11 @@ impl Store {
     /// Facts about children under six and their mothers from health systems, and the linkage
     /// review queue. Reads take the reader's area scope.
     pub fn children(&self) -> &dyn ChildStore {
+        &*self.adapter
+    }
+
+    /// The linkage review queue and its decisions. Reads take the reader's area scope.
+    pub fn linkage(&self) -> &dyn LinkageReviewStore {
         &*self.adapter
     }
 
