@@ -276,6 +276,10 @@ pub struct RegistryMatchArgs {
     /// generator's truth.csv); a person without one keeps their id.
     #[arg(long, value_enum, default_value_t = RegistryId::Person)]
     pub id: RegistryId,
+    /// Only write the files: do not put the pairs for review into the review queue (for
+    /// benchmark runs).
+    #[arg(long)]
+    pub no_queue: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

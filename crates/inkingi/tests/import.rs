@@ -344,6 +344,7 @@ async fn match_run_finds_the_duplicates_of_an_imported_registry() {
         let clusters = std::fs::read_to_string(dir.path().join("m/clusters.csv")).unwrap();
         let people = clusters.lines().count() - 1;
         assert!(text.contains(&format!("{people} records")), "{text}");
+        review_queue_is_filled_once(&db, &dir.path().join("m"), &text).await;
         let (code, eval) = run(inkingi(&db)
             .args(["match", "evaluate", "--truth"])
             .arg(gen.join("truth.csv"))
@@ -386,4 +387,98 @@ async fn match_run_finds_the_duplicates_of_an_imported_registry() {
         assert_ne!(code, 0);
         assert!(text.contains("no column \"surname\""), "{text}");
     }
+}
+
+/// Every pair `match run` wrote is in the review queue once; a second run adds nothing and
+/// leaves a dismissed review dismissed.
+async fn review_queue_is_filled_once(db: &TestDb, out: &Path, first_run: &str) {
+    use inkingi_domain::identity::AreaScope;
+    use inkingi_store::linkage::{ReviewDecision, ReviewQuery, REGISTRY_DUPLICATE};
+    let pairs = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
+    let written = (pairs.lines().count() - 1) as u64;
+    let store = db.store().await;
+    let q = |status: Option<&str>| ReviewQuery {
+        status: status.map(str::to_string),
+        kind: Some(REGISTRY_DUPLICATE.into()),
+        limit: 5,
+        ..Default::default()
+    };
+    let (some, total) = store
+        .linkage()
+        .reviews(&AreaScope::national(), &q(None))
+        .await
+        .unwrap();
+    assert!(
+        written > 0 && total == written,
+        "{total} queued, {written} written"
+    );
+    // Pairs above the auto-link threshold are queued like the others, marked, not merged.
+    let linked = pairs
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(4) == Some("linked"))
+        .count();
+    assert!(
+        first_run.contains(&format!(
+            "review queue: {written} pairs queued ({linked} above the auto-link threshold)"
+        )),
+        "{first_run}"
+    );
+    assert!(some
+        .iter()
+        .all(|r| r.review.status == "open" && r.review.weight.is_some()));
+    assert!(
+        some[0].review.explanation["fields"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 5
+    );
+    let dismissed = some[0].review.id;
+    let mut uow = store.begin().await.unwrap();
+    let decision = ReviewDecision {
+        status: "dismissed",
+        by: "test",
+        at: chrono::Utc::now(),
+        reason: Some("not the same person"),
+        change_request_id: None,
+    };
+    assert!(store
+        .linkage()
+        .decide_review(&mut uow, dismissed, &decision)
+        .await
+        .unwrap());
+    uow.commit().await.unwrap();
+    store.close().await;
+
+    let (code, text) = run(inkingi(db)
+        .args(["match", "run", "--out"])
+        .arg(out.with_extension("again")));
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("review queue: 0 pairs queued (0 above the auto-link threshold), {written} already there")),
+        "{text}"
+    );
+    let store = db.store().await;
+    let (_, total) = store
+        .linkage()
+        .reviews(&AreaScope::national(), &q(None))
+        .await
+        .unwrap();
+    let (_, open) = store
+        .linkage()
+        .reviews(&AreaScope::national(), &q(Some("open")))
+        .await
+        .unwrap();
+    let still = store
+        .linkage()
+        .review(&AreaScope::national(), dismissed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (total, open, still.review.status.as_str()),
+        (written, written - 1, "dismissed")
+    );
+    store.close().await;
 }

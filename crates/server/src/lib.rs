@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 mod jobs_metrics;
+pub mod linkage;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

@@ -111,8 +111,8 @@ fn all() -> Vec<Route> {
         changes, forms, households, id_checks, imports, memberships, pages, people,
     };
     use crate::{
-        audit, auth, children, cycles, dci, dci_events, health, metrics, openapi, programmes,
-        recertifications, targeting, web,
+        audit, auth, children, cycles, dci, dci_events, health, linkage, metrics, openapi,
+        programmes, recertifications, targeting, web,
     };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
@@ -211,6 +211,45 @@ fn all() -> Vec<Route> {
             "/change-requests/{id}/decision",
             Requires(Permission::ApproveChanges),
             changes::decide_page,
+        ),
+        // The linkage review queue: read within the reader's scope, decided by approvers
+        // (a confirmed registry duplicate becomes a merge request for another approver).
+        get_route("/api/v1/linkage/reviews", READ, linkage::list),
+        get_route("/api/v1/linkage/reviews/{id}", READ, linkage::get_one),
+        post_route(
+            "/api/v1/linkage/reviews/{id}/confirm",
+            Requires(Permission::ApproveChanges),
+            linkage::confirm,
+        ),
+        post_route(
+            "/api/v1/linkage/reviews/{id}/dismiss",
+            Requires(Permission::ApproveChanges),
+            linkage::dismiss,
+        ),
+        post_route(
+            "/api/v1/linkage/reviews/{id}/unlink",
+            Requires(Permission::ApproveChanges),
+            linkage::unlink,
+        ),
+        get_route(
+            "/linkage/reviews",
+            Requires(Permission::ApproveChanges),
+            linkage::pages::queue_page,
+        ),
+        get_route(
+            "/linkage/reviews/{id}",
+            Requires(Permission::ApproveChanges),
+            linkage::pages::review_page,
+        ),
+        post_route(
+            "/linkage/reviews/{id}/confirm",
+            Requires(Permission::ApproveChanges),
+            linkage::pages::confirm_page,
+        ),
+        post_route(
+            "/linkage/reviews/{id}/dismiss",
+            Requires(Permission::ApproveChanges),
+            linkage::pages::dismiss_page,
         ),
         // DCI Social Registry API: searches read personal data within the caller's scope.
         post_route(

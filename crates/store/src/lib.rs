@@ -23,6 +23,9 @@ pub mod id_checks;
 pub mod identity;
 pub mod jobs;
 pub mod notifications;
+pub mod linkage;
+#[macro_use]
+mod linkage_sql;
 mod postgres;
 pub mod programmes;
 pub mod recertification;
@@ -50,6 +53,7 @@ use dci::DciStore;
 use dci_notify::NotifyStore;
 use identity::IdentityStore;
 use jobs::JobStore;
+use linkage::LinkageReviewStore;
 use registry::RegistryStore;
 use registry_bulk::RegistryBulk;
 use system::SystemStore;
@@ -110,6 +114,7 @@ pub(crate) trait Adapter:
     + AuditStore
     + ChangeRequestStore
     + ChildStore
+    + LinkageReviewStore
     + registry::ChangeApplier
     + DciStore
     + NotifyStore
@@ -199,6 +204,11 @@ impl Store {
     /// Facts about children under six and their mothers from health systems, and the linkage
     /// review queue. Reads take the reader's area scope.
     pub fn children(&self) -> &dyn ChildStore {
+        &*self.adapter
+    }
+
+    /// The linkage review queue and its decisions. Reads take the reader's area scope.
+    pub fn linkage(&self) -> &dyn LinkageReviewStore {
         &*self.adapter
     }
 

@@ -24,6 +24,7 @@ use crate::{StoreError, StoreResult, UnitOfWork};
 
 mod apply;
 mod logic;
+mod merge;
 pub mod names;
 pub use apply::ChangeApplier;
 pub mod query;
@@ -423,6 +424,10 @@ pub(crate) fn new_event(
 }
 
 /// Appends `AND (<column> in one of the scope's area ranges)`; nothing for a national scope.
+/// Keeps people merged into another out of lists and searches (their record stays readable by
+/// id, for history and unmerge).
+pub(crate) const MERGED_OUT: &str = " AND merged_into IS NULL";
+
 pub(crate) fn push_scope<'a, DB>(qb: &mut QueryBuilder<'a, DB>, column: &str, scope: &AreaScope)
 where
     DB: sqlx::Database,

@@ -80,6 +80,17 @@ pub enum ChangeKind {
         #[serde(default)]
         new_head_id: Option<Uuid>,
     },
+    /// Two registry records are one person (a confirmed linkage review): the duplicate is
+    /// marked merged into the survivor, its record kept, and leaves its household.
+    MergePeople {
+        survivor_id: Uuid,
+        duplicate_id: Uuid,
+    },
+    /// Undoes a merge of these two records, restoring the duplicate as it was.
+    UnmergePeople {
+        survivor_id: Uuid,
+        duplicate_id: Uuid,
+    },
 }
 
 impl ChangeKind {
@@ -95,6 +106,8 @@ impl ChangeKind {
             ChangeKind::CorrectData { .. } => "correct_data",
             ChangeKind::RecordBirth { .. } => "record_birth",
             ChangeKind::RecordDeath { .. } => "record_death",
+            ChangeKind::MergePeople { .. } => "merge_people",
+            ChangeKind::UnmergePeople { .. } => "unmerge_people",
         }
     }
 
@@ -127,6 +140,14 @@ impl ChangeKind {
             } => vec![*into_household_id, *from_household_id],
             ChangeKind::UpdateIdentity { person_id, .. }
             | ChangeKind::RecordDeath { person_id, .. } => vec![*person_id],
+            ChangeKind::MergePeople {
+                survivor_id,
+                duplicate_id,
+            }
+            | ChangeKind::UnmergePeople {
+                survivor_id,
+                duplicate_id,
+            } => vec![*survivor_id, *duplicate_id],
         }
     }
 }

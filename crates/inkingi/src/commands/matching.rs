@@ -91,14 +91,41 @@ pub async fn run_registry(
     let progress = bar();
     progress.set_message("reading registry");
     let mut data = Dataset::new(&lc);
-    let ids = read_registry(&store, &area, &lc, &mut data, &progress, args.id).await;
-    store.close().await;
-    let ids = ids?;
-    let out = run(&lc, &data, model, &Bar(progress.clone())).context("linkage")?;
+    let read = read_registry(&store, &area, &lc, &mut data, &progress, args.id).await;
+    let (ids, people) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
+    let out = match run(&lc, &data, model, &Bar(progress.clone())).context("linkage") {
+        Ok(out) => out,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    write_outputs(&args.out, &data, &out, &ids, &[], None)?;
+    let written = write_outputs(&args.out, &data, &out, &ids, &[], None);
+    let queued = match (&written, args.no_queue) {
+        (Ok(()), false) => {
+            progress.set_message("queueing reviews");
+            Some(super::review_queue::queue(&store, &lc, &data, &out, &people).await)
+        }
+        _ => None,
+    };
+    store.close().await;
+    written?;
     progress.finish_and_clear();
     summarise(&data, &out, None, started);
+    if let Some(q) = queued {
+        let q = q?;
+        println!(
+            "review queue: {} pairs queued ({} above the auto-link threshold), {} already there",
+            q.created, q.auto_link, q.existing
+        );
+    }
     Ok(())
 }
 
@@ -146,7 +173,7 @@ async fn read_registry(
     data: &mut Dataset,
     bar: &ProgressBar,
     id: RegistryId,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<(Vec<String>, Vec<super::review_queue::RegistryPerson>)> {
     if let Some(f) = config
         .fields
         .iter()
@@ -161,6 +188,7 @@ async fn read_registry(
     }
     let bulk = store.registry_bulk();
     let mut ids = Vec::new();
+    let mut people = Vec::new();
     let mut after = None;
     loop {
         let households = bulk.export_households(area, after.clone(), PAGE).await?;
@@ -185,9 +213,19 @@ async fn read_registry(
             .collect();
         data.push_rows(config, &rows, ids.len())?;
         ids.extend(members.iter().map(|m| record_id(m, id)));
+        people.extend(members.iter().map(|m| {
+            super::review_queue::RegistryPerson {
+                id: m.id,
+                village: villages
+                    .get(&m.household_id)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
+            }
+        }));
         bar.inc(rows.len() as u64);
     }
-    Ok(ids)
+    Ok((ids, people))
 }
 
 fn load_config(path: &Path) -> anyhow::Result<LinkageConfig> {

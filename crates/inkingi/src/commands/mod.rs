@@ -8,6 +8,7 @@ mod import;
 mod jobs;
 mod matching;
 mod migrate;
+mod review_queue;
 mod serve;
 mod simulate;
 mod targeting;

@@ -48,6 +48,10 @@ pub fn default_tiers() -> BTreeMap<String, u32> {
         ("correct_data", 1),
         ("record_birth", 1),
         ("record_death", 2),
+        // A merge is already a second look: the reviewer confirmed the pair, another approver
+        // decides the request.
+        ("merge_people", 1),
+        ("unmerge_people", 1),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -130,6 +134,20 @@ pub enum ChangeBody {
         #[serde(flatten)]
         common: Common,
     },
+    /// Usually submitted by confirming a linkage review.
+    MergePeople {
+        survivor_id: Uuid,
+        duplicate_id: Uuid,
+        #[serde(flatten)]
+        common: Common,
+    },
+    /// Restores a merged duplicate exactly as it was.
+    UnmergePeople {
+        survivor_id: Uuid,
+        duplicate_id: Uuid,
+        #[serde(flatten)]
+        common: Common,
+    },
 }
 
 /// Fields every request may carry.
@@ -153,7 +171,9 @@ impl ChangeBody {
             | ChangeBody::UpdateIdentity { common, .. }
             | ChangeBody::CorrectData { common, .. }
             | ChangeBody::RecordBirth { common, .. }
-            | ChangeBody::RecordDeath { common, .. } => common,
+            | ChangeBody::RecordDeath { common, .. }
+            | ChangeBody::MergePeople { common, .. }
+            | ChangeBody::UnmergePeople { common, .. } => common,
         }
     }
 }
@@ -334,6 +354,22 @@ async fn to_change(state: &AppState, body: ChangeBody) -> ApiResult<ChangeKind> 
                 None
             }
         },
+        ChangeBody::MergePeople {
+            survivor_id,
+            duplicate_id,
+            ..
+        } => Some(ChangeKind::MergePeople {
+            survivor_id,
+            duplicate_id,
+        }),
+        ChangeBody::UnmergePeople {
+            survivor_id,
+            duplicate_id,
+            ..
+        } => Some(ChangeKind::UnmergePeople {
+            survivor_id,
+            duplicate_id,
+        }),
     };
     e.into_result()?;
     change.ok_or_else(|| ApiError::internal("validated change missing"))

@@ -24,6 +24,8 @@ pub enum Section {
     Changes,
     /// Search, households and their forms.
     Registry,
+    /// The record-linkage review queue.
+    Linkage,
     /// The sign-in page and the signed-in user's own pages.
     Account,
     /// Error pages belong to no section.
@@ -164,6 +166,14 @@ impl PageCtx {
         }
         if self.viewer.as_ref().is_some_and(|v| v.may_approve) {
             nav.push(("/change-requests", &t.nav_changes, Section::Changes));
+        }
+        // Reviewers are those who may approve changes: a confirmed duplicate becomes one.
+        if self
+            .viewer
+            .as_ref()
+            .is_some_and(|v| v.may_approve && v.may_read_registry)
+        {
+            nav.push(("/linkage/reviews", &t.nav_linkage, Section::Linkage));
         }
         Chrome {
             change_password_notice: section != Section::Account

@@ -17,3 +17,5 @@ fn dec_ts_opt(r: &sqlx::postgres::PgRow, col: &str) -> crate::StoreResult<Option
 }
 
 children_impl!(PgAdapter, sqlx::Postgres, postgres, |s| &s.pool);
+
+linkage_impl!(PgAdapter, sqlx::Postgres, postgres, |s| &s.pool);

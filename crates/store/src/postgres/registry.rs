@@ -18,7 +18,7 @@ use crate::registry::query::{push_filter, push_order};
 use crate::registry::{
     event_row_decode, name_conflict, name_skeletons, push_scope, split_phones, FormRecord,
     HouseholdFilter, HouseholdRow, PeopleFilter, PeoplePage, PeopleQuery, PersonFilter,
-    PersonRecord, PersonRow, RegistryBackend, RegistryConn,
+    PersonRecord, PersonRow, RegistryBackend, RegistryConn, MERGED_OUT,
 };
 use crate::{Adapter, StoreError, StoreResult, UnitOfWork};
 
@@ -207,10 +207,11 @@ impl RegistryConn for PgConnection {
                 qb.push(MEMBER_ORDER);
             }
             PeopleFilter::NationalId(n) => {
-                qb.push(" AND national_id = ").push_bind(n.to_string());
+                qb.push(" AND merged_into IS NULL AND national_id = ")
+                    .push_bind(n.to_string());
             }
             PeopleFilter::Phone(p) => {
-                qb.push(" AND (phone = ")
+                qb.push(" AND merged_into IS NULL AND (phone = ")
                     .push_bind(p.to_string())
                     .push(" OR id IN (SELECT person_id FROM registry_people_phones WHERE phone = ")
                     .push_bind(p.to_string())
@@ -453,11 +454,13 @@ impl RegistryConn for PgConnection {
         let mut count: QueryBuilder<Postgres> =
             QueryBuilder::new("SELECT COUNT(*) FROM registry_people WHERE TRUE");
         push_scope(&mut count, "village_code", scope);
+        count.push(MERGED_OUT);
         push_filter(&mut count, &q.filter);
         let total: i64 = count.build_query_scalar().fetch_one(&mut *self).await?;
         let mut qb: QueryBuilder<Postgres> =
             QueryBuilder::new(format!("SELECT {P_COLS} FROM registry_people WHERE TRUE"));
         push_scope(&mut qb, "village_code", scope);
+        qb.push(MERGED_OUT);
         push_filter(&mut qb, &q.filter);
         push_order(&mut qb, &q.sort);
         qb.push(" LIMIT ")
@@ -483,6 +486,7 @@ impl RegistryConn for PgConnection {
              WHERE household_id IS NOT NULL",
         );
         push_scope(&mut qb, "village_code", scope);
+        qb.push(MERGED_OUT);
         push_filter(&mut qb, filter);
         qb.push(" GROUP BY household_id ORDER BY household_id LIMIT ")
             .push_bind(i64::from(limit))
@@ -502,6 +506,7 @@ impl RegistryConn for PgConnection {
                  WHERE household_id IS NOT NULL",
             );
             push_scope(&mut c, "village_code", scope);
+            c.push(MERGED_OUT);
             push_filter(&mut c, filter);
             total = c.build_query_scalar().fetch_one(&mut *self).await?;
         }

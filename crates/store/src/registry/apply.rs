@@ -59,12 +59,31 @@ impl<T: RegistryBackend> ChangeApplier for T {
         today: NaiveDate,
         meta: &EventMeta,
     ) -> StoreResult<()> {
-        let c = self.tx_conn(uow)?;
         let mut meta = meta.clone();
         meta.change_request_id = Some(cr.id);
         if meta.reason.is_none() {
             meta.reason = cr.reason.clone();
         }
+        // Merges keep their own record next to the registry's tables, written with the
+        // unit of work itself.
+        match &cr.change {
+            ChangeKind::MergePeople {
+                survivor_id,
+                duplicate_id,
+            } => {
+                let pair = (*survivor_id, *duplicate_id);
+                return super::merge::merge(self, uow, scope, pair, today, &meta).await;
+            }
+            ChangeKind::UnmergePeople {
+                survivor_id,
+                duplicate_id,
+            } => {
+                let pair = (*survivor_id, *duplicate_id);
+                return super::merge::unmerge(self, uow, scope, pair, &meta).await;
+            }
+            _ => {}
+        }
+        let c = self.tx_conn(uow)?;
         apply(c, scope, &cr.change, today, &meta).await
     }
 }
@@ -211,6 +230,9 @@ async fn apply<C: RegistryConn + ?Sized>(
             died_on,
             new_head_id,
         } => record_death(c, scope, *person_id, *died_on, *new_head_id, meta).await,
+        ChangeKind::MergePeople { .. } | ChangeKind::UnmergePeople { .. } => Err(
+            StoreError::Invalid("merges are applied with their unit of work".into()),
+        ),
     }
 }
 

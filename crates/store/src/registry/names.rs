@@ -142,6 +142,7 @@ pub(crate) fn push_candidates<'a, DB>(
                     .push(" AND village_code < ")
                     .push_bind(hi.clone());
             }
+            qb.push(super::MERGED_OUT);
             qb.push(" LIMIT ")
                 .push_bind(i64::from(per_key))
                 .push(format!(") AS k{n}"));

@@ -21,3 +21,5 @@ fn dec_ts_opt(r: &sqlx::sqlite::SqliteRow, col: &str) -> crate::StoreResult<Opti
 }
 
 children_impl!(SqliteAdapter, sqlx::Sqlite, sqlite, |s| &s.read);
+
+linkage_impl!(SqliteAdapter, sqlx::Sqlite, sqlite, |s| &s.read);
