@@ -107,7 +107,9 @@ where
 }
 
 fn all() -> Vec<Route> {
-    use crate::registry::{changes, forms, households, imports, memberships, pages, people};
+    use crate::registry::{
+        changes, forms, households, imports, matching, memberships, pages, people,
+    };
     use crate::{
         audit, auth, children, dci, dci_events, health, metrics, openapi, programmes, targeting,
         web,
@@ -147,6 +149,13 @@ fn all() -> Vec<Route> {
         get_route("/api/v1/households/{id}/history", READ, households::history),
         post_route("/api/v1/households/{id}/members", WRITE, memberships::add),
         get_route("/api/v1/individuals/search", READ, people::search),
+        post_route("/api/v1/individuals/match", READ, matching::match_person),
+        // The index's size and position only; no personal data.
+        get_route(
+            "/api/v1/individuals/match/status",
+            SignedIn,
+            matching::status,
+        ),
         get_route("/api/v1/individuals/{id}", READ, people::get_one),
         patch_route("/api/v1/individuals/{id}", WRITE, people::patch),
         patch_route(

@@ -20,6 +20,7 @@ pub mod dci_notify;
 mod error;
 pub mod identity;
 pub mod jobs;
+pub mod lookup;
 mod postgres;
 pub mod programmes;
 pub mod reference;
@@ -232,6 +233,11 @@ impl Store {
     /// Agencies, programmes and enrolments. Reads of enrolments take the reader's area scope.
     pub fn programmes(&self) -> programmes::Programmes<'_> {
         programmes::Programmes { store: self }
+    }
+
+    /// What the registration-time lookup index reads: current people and registry events.
+    pub fn lookup_feed(&self) -> lookup::LookupFeed<'_> {
+        lookup::LookupFeed { store: self }
     }
 
     /// DCI event subscriptions, the notification outbox and its dispatcher's cursor.

@@ -10,6 +10,7 @@ pub mod forms;
 pub mod households;
 pub mod imports;
 pub mod input;
+pub mod matching;
 pub mod memberships;
 pub mod pages;
 pub mod people;
@@ -44,6 +45,8 @@ pub const FORM_ID: &str = "rw-socioeconomic";
         people::get_one,
         people::patch,
         people::search,
+        matching::match_person,
+        matching::status,
         memberships::add,
         memberships::end,
         memberships::change_role,
@@ -60,7 +63,8 @@ pub const FORM_ID: &str = "rw-socioeconomic";
     ),
     components(schemas(crate::error::FieldError, input::MemberFields, input::HouseholdFields,
         households::CreateHousehold, changes::ChangeView, changes::ChangePage,
-        changes::Decision, imports::ImportView)),
+        changes::Decision, imports::ImportView, matching::MatchRequest, matching::MatchResponse,
+        matching::MatchCandidate, matching::OutsideScope, crate::lookup::LookupStatus)),
     tags((name = "registry", description = "Households, individuals, memberships, history and the questionnaire"))
 )]
 struct RegistryApi;
