@@ -258,6 +258,23 @@ pub enum MatchCommand {
     /// same person; writes the same files as dedupe, record ids being person ids. --config is
     /// the linkage configuration (default: the built-in registry configuration).
     Run(RegistryMatchArgs),
+    /// Benchmark of registration-time lookups: builds the lookup index the server keeps over
+    /// the members of generated registry files (households.csv, members.csv) and times
+    /// lookups of noisy copies of people drawn from them.
+    LookupBench(LookupBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LookupBenchArgs {
+    /// Directory with households.csv and members.csv (as `inkingi generate` writes them).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Lookups to time.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub queries: u32,
+    /// Seed of the choice of people and of their noise.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

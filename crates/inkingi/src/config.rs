@@ -35,6 +35,33 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub dci: DciConfig,
     pub connectors: ConnectorsConfig,
+    pub lookup: LookupConfig,
+}
+
+/// `[lookup]`: the in-memory index `serve` keeps for registration-time duplicate lookups.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LookupConfig {
+    /// Build the index when `serve` starts (else on the first lookup).
+    pub build_at_start: bool,
+    /// How often the index reads new registry events, in milliseconds.
+    pub poll_ms: u64,
+    /// A `model.json` written by `inkingi match run` on this registry; without one the index
+    /// scores with provisional priors.
+    pub model: Option<PathBuf>,
+    /// Without a model: the share of registrations believed to be people already registered.
+    pub duplicate_share: f64,
+}
+
+impl Default for LookupConfig {
+    fn default() -> Self {
+        LookupConfig {
+            build_at_start: true,
+            poll_ms: 1000,
+            model: None,
+            duplicate_share: 0.05,
+        }
+    }
 }
 
 /// `[connectors]`: outside systems the worker calls.
@@ -215,6 +242,7 @@ impl Default for Config {
             registry: RegistryConfig::default(),
             dci: DciConfig::default(),
             connectors: ConnectorsConfig::default(),
+            lookup: LookupConfig::default(),
         }
     }
 }

@@ -129,6 +129,34 @@ impl Blocker {
         Ok(b)
     }
 
+    /// The compiled rules alone, without computing or planning any record's keys (for the
+    /// lookup index, which keeps its own per-key lists).
+    pub fn rules_only(data: &Dataset, rules: &[BlockingRule]) -> Result<Blocker, LinkageError> {
+        let parts = rules
+            .iter()
+            .map(|r| compile(data, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Blocker {
+            names: rules
+                .iter()
+                .map(|r| r.name.clone().unwrap_or_else(|| r.on.join(" & ")))
+                .collect(),
+            parts,
+            keys: Vec::new(),
+            order: Vec::new(),
+            oversized: Vec::new(),
+            units: Vec::new(),
+            report: BlockingReport::default(),
+            link: data.is_link(),
+            left_len: data.left_len,
+        })
+    }
+
+    /// One record's key under one rule (0: in no block of the rule).
+    pub(crate) fn rule_key(&self, data: &Dataset, rule: usize, record: usize) -> u64 {
+        key(data, &self.parts[rule], record)
+    }
+
     fn plan_rule(&mut self, data: &Dataset, rule: usize, cap: u64) {
         let keys = std::mem::take(&mut self.keys[rule]);
         let mut order: Vec<u32> = (0..keys.len() as u32)

@@ -46,6 +46,20 @@ impl Vocab {
         self.ends.is_empty()
     }
 
+    /// Bytes of heap held (containers' capacities; the hash tables' control bytes included).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity()
+            + self.ends.capacity() * 4
+            + self.counts.capacity() * 4
+            + self.variant.capacity() * 4
+            + self.lookup.capacity() * 5
+            + self
+                .variant_lookup
+                .keys()
+                .map(|k| k.len() + 24)
+                .sum::<usize>()
+    }
+
     /// The standardised value of an id.
     pub fn get(&self, id: u32) -> &[u8] {
         let i = id as usize;

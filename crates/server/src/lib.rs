@@ -16,6 +16,7 @@ pub mod extract;
 pub mod health;
 mod jobs_metrics;
 pub mod linkage;
+pub mod lookup;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -62,6 +63,8 @@ pub struct ServerSettings {
     pub approval_tiers: std::collections::BTreeMap<String, u32>,
     /// The DCI registry API.
     pub dci: dci::DciSettings,
+    /// The registration-time lookup index.
+    pub lookup: lookup::LookupSettings,
 }
 
 impl Default for ServerSettings {
@@ -72,6 +75,7 @@ impl Default for ServerSettings {
             auth: auth::AuthSettings::default(),
             approval_tiers: registry::changes::default_tiers(),
             dci: dci::DciSettings::default(),
+            lookup: lookup::LookupSettings::default(),
         }
     }
 }
@@ -85,6 +89,9 @@ pub struct AppState {
     pub auth: Arc<auth::AuthState>,
     /// Appends audit entries with group commit; use it from request handlers.
     pub audit: audit_writer::AuditWriter,
+    /// This node's in-memory index of registry people for registration-time lookups; built
+    /// when `serve` starts it or on first use.
+    pub lookup: lookup::LookupService,
 }
 
 impl AppState {
@@ -97,6 +104,7 @@ impl AppState {
         let auth = auth::AuthState::new(settings.auth.clone())?;
         Ok(AppState {
             audit: audit_writer::AuditWriter::start(store.clone()),
+            lookup: lookup::LookupService::new(settings.lookup.clone()),
             store,
             metrics: crate::metrics::handle(),
             settings: Arc::new(settings),

@@ -108,7 +108,7 @@ where
 
 fn all() -> Vec<Route> {
     use crate::registry::{
-        changes, forms, households, id_checks, imports, memberships, pages, people,
+        changes, forms, households, id_checks, imports, matching, memberships, pages, people,
     };
     use crate::{
         audit, auth, children, cycles, dci, dci_events, health, linkage, metrics, openapi,
@@ -149,6 +149,13 @@ fn all() -> Vec<Route> {
         get_route("/api/v1/households/{id}/history", READ, households::history),
         post_route("/api/v1/households/{id}/members", WRITE, memberships::add),
         get_route("/api/v1/individuals/search", READ, people::search),
+        post_route("/api/v1/individuals/match", READ, matching::match_person),
+        // The index's size and position only; no personal data.
+        get_route(
+            "/api/v1/individuals/match/status",
+            SignedIn,
+            matching::status,
+        ),
         get_route("/api/v1/individuals/{id}", READ, people::get_one),
         patch_route("/api/v1/individuals/{id}", WRITE, people::patch),
         get_route(

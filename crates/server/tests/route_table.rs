@@ -241,6 +241,23 @@ const REGISTRY: &[Entry] = &[
         Foreign::Filtered,
         Role::DistrictOfficer,
     ),
+    // Scoping of candidates is tested in `people_match.rs` (an empty form body is a 422 here).
+    api(
+        "POST",
+        "/api/v1/individuals/match",
+        "/api/v1/individuals/match",
+        Foreign::NotApplicable,
+        Role::DistrictOfficer,
+    ),
+    // The index's size and position: any signed-in user, no personal data.
+    Entry {
+        method: "GET",
+        path: "/api/v1/individuals/match/status",
+        call: "/api/v1/individuals/match/status",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
     api(
         "GET",
         "/api/v1/individuals/{id}",

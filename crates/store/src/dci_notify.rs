@@ -50,6 +50,13 @@ pub struct EventPos {
     pub(crate) b: i64,
 }
 
+impl EventPos {
+    /// The two numbers, for display and comparison by callers that report progress.
+    pub fn parts(&self) -> (i64, i64) {
+        (self.a, self.b)
+    }
+}
+
 /// A registry event read from the outbox, with the village of its household now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEvent {

@@ -26,6 +26,7 @@ pub mod notifications;
 pub mod linkage;
 #[macro_use]
 mod linkage_sql;
+pub mod lookup;
 mod postgres;
 pub mod programmes;
 pub mod recertification;
@@ -262,6 +263,11 @@ impl Store {
     /// The outbox of messages to beneficiaries, written by `notify.*` jobs.
     pub fn notifications(&self) -> notifications::Notifications<'_> {
         notifications::Notifications { store: self }
+    }
+
+    /// What the registration-time lookup index reads: current people and registry events.
+    pub fn lookup_feed(&self) -> lookup::LookupFeed<'_> {
+        lookup::LookupFeed { store: self }
     }
 
     /// DCI event subscriptions, the notification outbox and its dispatcher's cursor.

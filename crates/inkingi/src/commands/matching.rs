@@ -50,6 +50,7 @@ pub fn run_command(cmd: MatchCommand, config: Option<&Path>) -> anyhow::Result<(
         }
         MatchCommand::Evaluate(args) => evaluate_files(&args),
         MatchCommand::Run(_) => bail!("match run needs the database: it runs asynchronously"),
+        MatchCommand::LookupBench(args) => super::lookup_bench::run(&args),
     }
 }
 

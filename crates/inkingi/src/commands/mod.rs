@@ -6,6 +6,7 @@ mod export;
 mod generate;
 mod import;
 mod jobs;
+mod lookup_bench;
 mod matching;
 mod migrate;
 mod review_queue;

@@ -34,7 +34,10 @@ pub async fn serve_store(
     let shutdown = shutdown_on_signal();
     let worker = (!args.no_worker)
         .then(|| tokio::spawn(run_worker(store.clone(), config.clone(), shutdown.clone())));
-    let state = AppState::new(store.clone(), server_settings(config))?;
+    let state = AppState::new(store.clone(), server_settings(config)?)?;
+    if config.lookup.build_at_start {
+        state.lookup.start(&store);
+    }
     inkingi_server::serve(listener, state, shutdown.clone()).await?;
     if let Some(w) = worker {
         w.await.context("worker task")??;
@@ -59,7 +62,7 @@ pub async fn worker_only(config: &Config, args: &WorkerArgs) -> anyhow::Result<(
             println!("inkingi worker listening on http://{addr}");
             // Built before the worker starts: it installs the metrics recorder the worker's
             // job metrics go to.
-            let state = AppState::new(store.clone(), server_settings(config))?;
+            let state = AppState::new(store.clone(), server_settings(config)?)?;
             Some(tokio::spawn(inkingi_server::ops::serve(
                 listener,
                 state,
@@ -129,14 +132,37 @@ async fn run_worker(
     worked
 }
 
-pub(crate) fn server_settings(config: &Config) -> ServerSettings {
-    ServerSettings {
+pub(crate) fn server_settings(config: &Config) -> anyhow::Result<ServerSettings> {
+    let l = &config.lookup;
+    if !(l.duplicate_share > 0.0 && l.duplicate_share < 1.0) {
+        anyhow::bail!(
+            "lookup.duplicate_share: {} is not a share between 0 and 1",
+            l.duplicate_share
+        );
+    }
+    let model = match &l.model {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("lookup.model: reading {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("lookup.model: {}", path.display()))?,
+            )
+        }
+    };
+    Ok(ServerSettings {
         body_limit: config.body_limit_bytes,
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         auth: config.auth.settings(),
         approval_tiers: config.registry.approval_tiers.clone(),
         dci: Default::default(),
-    }
+        lookup: inkingi_server::lookup::LookupSettings {
+            poll_interval: Duration::from_millis(l.poll_ms.max(10)),
+            model,
+            duplicate_share: l.duplicate_share,
+        },
+    })
 }
 
 fn worker_settings(config: &Config) -> inkingi_interop::worker::WorkerSettings {

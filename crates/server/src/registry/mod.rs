@@ -11,6 +11,7 @@ pub mod households;
 pub mod id_checks;
 pub mod imports;
 pub mod input;
+pub mod matching;
 pub mod memberships;
 pub mod pages;
 pub mod people;
@@ -47,6 +48,8 @@ pub const FORM_ID: &str = "rw-socioeconomic";
         people::search,
         id_checks::for_person,
         id_checks::worklist,
+        matching::match_person,
+        matching::status,
         memberships::add,
         memberships::end,
         memberships::change_role,
@@ -63,7 +66,9 @@ pub const FORM_ID: &str = "rw-socioeconomic";
     ),
     components(schemas(crate::error::FieldError, input::MemberFields, input::HouseholdFields,
         households::CreateHousehold, changes::ChangeView, changes::ChangePage,
-        changes::Decision, imports::ImportView, id_checks::PersonChecks, id_checks::Worklist)),
+        changes::Decision, imports::ImportView, id_checks::PersonChecks, id_checks::Worklist,
+        matching::MatchRequest, matching::MatchResponse,
+        matching::MatchCandidate, matching::OutsideScope, crate::lookup::LookupStatus)),
     tags((name = "registry", description = "Households, individuals, memberships, history and the questionnaire"))
 )]
 struct RegistryApi;
