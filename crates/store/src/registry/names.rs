@@ -244,9 +244,10 @@ mod tests {
             qb.sql(),
             "SELECT * FROM (SELECT id, given_name, family_name FROM registry_people WHERE \
              family_skel = $1 AND given_skel = $2 AND village_code >= $3 AND village_code < $4 \
-             LIMIT $5) AS k0 UNION ALL SELECT * FROM (SELECT id, given_name, family_name FROM \
-             registry_people WHERE family_skel = $6 AND given_skel = $7 AND village_code >= $8 \
-             AND village_code < $9 LIMIT $10) AS k1"
+             AND merged_into IS NULL LIMIT $5) AS k0 UNION ALL SELECT * FROM (SELECT id, \
+             given_name, family_name FROM registry_people WHERE family_skel = $6 AND \
+             given_skel = $7 AND village_code >= $8 AND village_code < $9 AND merged_into IS \
+             NULL LIMIT $10) AS k1"
         );
     }
 
