@@ -257,17 +257,78 @@ impl Blocker {
         F: Fn(&mut T, u32, u32) + Sync + Send,
         R: Fn(T, T) -> T + Sync + Send,
     {
+        let fold = |acc: &mut T, _rule: usize, a: u32, b: u32| fold(acc, a, b);
+        self.fold_units(&|_| true, init, fold, reduce, tick)
+    }
+
+    /// Like [`Blocker::fold_pairs`], over a seeded random `share` of the work units: every
+    /// candidate pair is in the sample with the same probability, so pattern counts from it
+    /// estimate those of all pairs (training needs the shares, not every pair). `fold` is also
+    /// told the rule that produced the pair.
+    pub fn fold_sample<T, I, F, R>(
+        &self,
+        share: f64,
+        seed: u64,
+        init: I,
+        fold: F,
+        reduce: R,
+        tick: &(dyn Fn(u64) + Sync),
+    ) -> T
+    where
+        T: Send,
+        I: Fn() -> T + Sync + Send,
+        F: Fn(&mut T, usize, u32, u32) + Sync + Send,
+        R: Fn(T, T) -> T + Sync + Send,
+    {
+        // A unit is kept when its hash, read as a fraction of 2^64, is below the share.
+        let limit = (share.max(0.0) * u64::MAX as f64) as u64;
+        let keep = |unit: usize| share >= 1.0 || mix(seed ^ mix(unit as u64 + 1)) < limit;
+        self.fold_units(&keep, init, fold, reduce, tick)
+    }
+
+    fn fold_units<T, I, F, R>(
+        &self,
+        keep: &(dyn Fn(usize) -> bool + Sync),
+        init: I,
+        fold: F,
+        reduce: R,
+        tick: &(dyn Fn(u64) + Sync),
+    ) -> T
+    where
+        T: Send,
+        I: Fn() -> T + Sync + Send,
+        F: Fn(&mut T, usize, u32, u32) + Sync + Send,
+        R: Fn(T, T) -> T + Sync + Send,
+    {
         self.units
             .par_iter()
-            .fold(&init, |mut acc, u| {
-                let n = self.run_unit(u, &mut acc, &fold);
+            .enumerate()
+            .fold(&init, |mut acc, (i, u)| {
+                let n = if keep(i) {
+                    self.run_unit(u, &mut acc, &fold)
+                } else {
+                    self.unit_pairs(u)
+                };
                 tick(n);
                 acc
             })
             .reduce(&init, reduce)
     }
 
-    fn run_unit<T, F: Fn(&mut T, u32, u32)>(&self, u: &Unit, acc: &mut T, fold: &F) -> u64 {
+    /// Pairs a unit walks (before removing those an earlier rule produced).
+    fn unit_pairs(&self, u: &Unit) -> u64 {
+        let rows = u64::from(u.to - u.from);
+        if self.link {
+            rows * u64::from(u.len - u.split)
+        } else {
+            // Row i pairs with the len - 1 - i rows after it.
+            let first = u64::from(u.len - 1 - u.from);
+            let last = u64::from(u.len - u.to);
+            rows * (first + last) / 2
+        }
+    }
+
+    fn run_unit<T, F: Fn(&mut T, usize, u32, u32)>(&self, u: &Unit, acc: &mut T, fold: &F) -> u64 {
         let rule = u.rule as usize;
         let block = &self.order[rule][u.start as usize..(u.start + u.len) as usize];
         let mut n = 0u64;
@@ -283,7 +344,7 @@ impl Blocker {
                 if (0..rule).any(|r| self.in_live_block(r, a as usize, b as usize)) {
                     continue;
                 }
-                fold(acc, a, b);
+                fold(acc, rule, a, b);
             }
         }
         n
@@ -301,6 +362,11 @@ impl Blocker {
 
     pub(crate) fn keys_for(&self, data: &Dataset, record: usize) -> Vec<u64> {
         self.parts.iter().map(|p| key(data, p, record)).collect()
+    }
+
+    /// The fields (column indexes) a rule's keys are made of.
+    pub fn rule_columns(&self, rule: usize) -> Vec<usize> {
+        self.parts[rule].iter().map(|p| p.column).collect()
     }
 
     pub fn rule_count(&self) -> usize {

@@ -120,6 +120,10 @@ pub struct ModelConfig {
     pub em_tolerance: f64,
     /// A block with more candidate pairs than this is skipped and reported.
     pub max_block_pairs: u64,
+    /// EM reads the comparison patterns of at most about this many candidate pairs, a seeded
+    /// random sample when blocking makes more: the shares of patterns are what EM needs, and
+    /// past tens of millions of pairs more of them change nothing but the time.
+    pub em_sample_pairs: u64,
 }
 
 impl Default for ModelConfig {
@@ -132,6 +136,7 @@ impl Default for ModelConfig {
             em_max_iterations: 100,
             em_tolerance: 1e-6,
             max_block_pairs: 5_000_000,
+            em_sample_pairs: 20_000_000,
         }
     }
 }
@@ -220,9 +225,10 @@ impl LinkageConfig {
         if !(m.deterministic_recall > 0.0 && m.deterministic_recall <= 1.0) {
             return bad("model.deterministic_recall must be in (0, 1]".into());
         }
-        if m.u_sample_pairs == 0 || m.max_block_pairs == 0 {
+        if m.u_sample_pairs == 0 || m.max_block_pairs == 0 || m.em_sample_pairs == 0 {
             return bad(
-                "model.u_sample_pairs and model.max_block_pairs must be more than 0".into(),
+                "model.u_sample_pairs, model.max_block_pairs and model.em_sample_pairs must be more than 0"
+                    .into(),
             );
         }
         if let Some(t) = &self.constraints.twins {

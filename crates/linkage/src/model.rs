@@ -56,6 +56,10 @@ pub struct TrainingSummary {
     pub u_sample_pairs: u64,
     pub deterministic_pairs: u64,
     pub candidate_pairs: u64,
+    /// Candidate pairs whose patterns EM read (all of them, or a seeded sample when there are
+    /// more than `model.em_sample_pairs`).
+    #[serde(default)]
+    pub em_pairs: u64,
     pub distinct_patterns: u64,
     pub em_iterations: u32,
     pub em_converged: bool,

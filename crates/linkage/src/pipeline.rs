@@ -60,7 +60,8 @@ pub fn run(
     let codec = PatternCodec::new(&comparisons)?;
     progress.stage("blocking", 0);
     let blocker = Blocker::new(data, &config.blocking, config.model.max_block_pairs)?;
-    let model = match model {
+    let trained = model.is_none();
+    let mut model = match model {
         Some(m) => TrainedModel::from_json(&m.to_json(), &comparisons)?,
         None => train(config, data, &comparisons, &codec, &blocker, progress)?,
     };
@@ -86,6 +87,9 @@ pub fn run(
         },
         &|n| progress.advance(n),
     );
+    if trained {
+        model.training.candidate_pairs = candidate_pairs;
+    }
     progress.stage("clustering", 0);
     let auto_link_weight = model::weight_of(config.clustering.auto_link);
     let constraints = Constraints::new(config, data);
@@ -113,10 +117,14 @@ fn train(
     let mc = &config.model;
     progress.stage("estimating u", 0);
     let (u, sampled) = model::estimate_u(comparisons, data, mc.u_sample_pairs, mc.seed);
-    progress.stage("comparison patterns", blocker.planned_pairs());
-    let patterns: HashMap<u64, u64> = blocker.fold_pairs(
+    let planned = blocker.planned_pairs();
+    let share = mc.em_sample_pairs as f64 / planned.max(1) as f64;
+    progress.stage("comparison patterns", planned);
+    let patterns: HashMap<u64, u64> = blocker.fold_sample(
+        share,
+        mc.seed,
         HashMap::new,
-        |m, a, b| {
+        |m, _rule, a, b| {
             *m.entry(codec.encode(comparisons, data, a as usize, b as usize))
                 .or_insert(0) += 1
         },
@@ -128,7 +136,8 @@ fn train(
         },
         &|n| progress.advance(n),
     );
-    let candidate_pairs: u64 = patterns.values().sum();
+    // Pairs EM reads; all candidate pairs when the sample is the whole.
+    let em_pairs: u64 = patterns.values().sum();
     progress.stage("EM", 0);
     let em = model::expectation_maximisation(
         codec,
@@ -139,28 +148,37 @@ fn train(
         mc.em_tolerance,
     );
     let total = total_pairs(data);
-    let (lambda, deterministic_pairs) = if mc.deterministic.is_empty() {
-        // Without deterministic rules, λ is EM's share of matches among candidates spread over
-        // all pairs: blocking is assumed to find nearly every match.
-        let share = em_match_share(codec, &patterns, &em.m, &u);
-        (
-            (share * candidate_pairs as f64 / total.max(1) as f64).clamp(1e-12, 0.5),
-            0,
-        )
+    let deterministic = if mc.deterministic.is_empty() {
+        None
     } else {
         progress.stage("deterministic rules", 0);
         let det = Blocker::new(data, &mc.deterministic, mc.max_block_pairs)?;
         let found = det.count_distinct();
-        (
+        Some((
             model::estimate_lambda(found, mc.deterministic_recall, total),
             found,
-        )
+        ))
+    };
+    let (lambda, deterministic_pairs) = match deterministic {
+        Some(d) => d,
+        None => {
+            // Without deterministic rules, λ is EM's share of matches among candidates spread
+            // over all pairs: blocking is assumed to find nearly every match.
+            let matched = em_match_share(codec, &patterns, &em.m, &u);
+            let candidate_pairs = em_pairs as f64 / share.min(1.0);
+            (
+                (matched * candidate_pairs / total.max(1) as f64).clamp(1e-12, 0.5),
+                0,
+            )
+        }
     };
     let training = TrainingSummary {
         records: data.len() as u64,
         u_sample_pairs: sampled,
         deterministic_pairs,
-        candidate_pairs,
+        // Set once scoring has counted every candidate pair.
+        candidate_pairs: em_pairs,
+        em_pairs,
         distinct_patterns: patterns.len() as u64,
         em_iterations: em.iterations,
         em_converged: em.converged,

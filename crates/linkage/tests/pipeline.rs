@@ -390,3 +390,27 @@ fn bad_rows_and_configs_say_where() {
     let data = dataset(&config, &people(10, 6).0);
     assert!(run(&bad, &data, None, &Silent).is_err());
 }
+
+#[test]
+fn the_training_sample_is_seeded_and_whole_at_a_share_of_one() {
+    let config = config();
+    let (rows, _) = people(2_000, 5);
+    let data = dataset(&config, &rows);
+    let blocker = Blocker::new(&data, &config.blocking, u64::MAX).unwrap();
+    let count = |share: f64, seed: u64| {
+        blocker.fold_sample(
+            share,
+            seed,
+            || 0u64,
+            |n, _, _, _| *n += 1,
+            |a, b| a + b,
+            &|_| {},
+        )
+    };
+    let all = blocker.count_distinct();
+    assert_eq!(count(1.0, 7), all);
+    assert_eq!(count(0.3, 7), count(0.3, 7), "same seed, same sample");
+    let part = count(0.3, 7);
+    assert!(part > 0 && part < all, "{part} of {all}");
+    assert_eq!(count(0.0, 7), 0);
+}
