@@ -17,7 +17,7 @@
 //! 503 with `Retry-After`. A person is findable while they belong to a household and have no
 //! date of death (see `inkingi_store::lookup`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -191,12 +191,13 @@ impl LookupService {
         }
     }
 
-    /// Starts building and following in the background, once; later calls do nothing. The
-    /// task ends when every clone of the service is dropped.
+    /// Starts building and following in the background, once; later calls do nothing, except
+    /// after a failed build, which they try again. The task ends when every clone of the
+    /// service is dropped.
     pub fn start(&self, store: &Store) {
         {
             let mut phase = self.inner.lock_phase();
-            if !matches!(*phase, Phase::Idle) {
+            if !matches!(*phase, Phase::Idle | Phase::Failed(_)) {
                 return;
             }
             *phase = Phase::Building { people: 0 };
@@ -454,9 +455,10 @@ impl Inner {
                 .map(|p| (p.id, p.current.then(|| self.row_of(p))))
                 .collect();
             // A person named by an event but no longer in the table is removed too.
+            let read: HashSet<Uuid> = now.iter().map(|p| p.id).collect();
             let gone: Vec<Uuid> = people
                 .iter()
-                .filter(|id| !now.iter().any(|p| p.id == **id))
+                .filter(|id| !read.contains(id))
                 .copied()
                 .collect();
             let mut phase = self.lock_phase();

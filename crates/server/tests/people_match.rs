@@ -424,3 +424,53 @@ async fn bad_lookups_are_refused_naming_each_field() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn registering_someone_already_registered_warns_but_registers() {
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        let officer = user(&app, "district11", Role::DistrictOfficer, "11").await;
+        wait_status(&officer, "ready", |s| s["state"] == "ready").await;
+        let first = officer
+            .call(
+                Method::POST,
+                "/api/v1/households",
+                Some(
+                    json!({"village": VILLAGE, "answers": answers(), "members": [
+                    {"given_name": "Aline", "family_name": "Uwase", "sex": "F",
+                     "birth_date": "1990-02-01", "role": "head"}]}),
+                ),
+                201,
+            )
+            .await;
+        assert!(first.get("possible_duplicates").is_none(), "{first}");
+        let aline_id = first["members"][0]["id"].as_str().unwrap().to_string();
+        caught_up(&officer).await;
+        // The same woman registered again in another household of the village, with her
+        // birth known only to the year, and a child nobody has seen.
+        let again = officer
+            .call(
+                Method::POST,
+                "/api/v1/households",
+                Some(
+                    json!({"village": VILLAGE, "answers": answers(), "members": [
+                    {"given_name": "Kalisa", "family_name": "Mugabo", "sex": "M",
+                     "birth_date": "1985-05-05", "role": "head"},
+                    {"given_name": "Aline", "family_name": "Uwase", "sex": "F",
+                     "birth_date": "1990", "role": "spouse"}]}),
+                ),
+                201,
+            )
+            .await;
+        let warnings = again["possible_duplicates"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{again}");
+        assert_eq!(warnings[0]["member"], 1);
+        assert_eq!(warnings[0]["candidates"][0]["person_id"], aline_id.as_str());
+        assert_eq!(
+            again["members"].as_array().unwrap().len(),
+            2,
+            "registered anyway"
+        );
+        app.stop().await;
+    }
+}

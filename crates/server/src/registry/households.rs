@@ -235,7 +235,7 @@ fn with_etag(status: StatusCode, version: i64, body: impl Serialize) -> Response
     params(("X-Change-Reason" = Option<String>, Header, description = "Why, when the body has no reason")),
     security(("bearer" = []), ("session" = [])),
     responses(
-        (status = 201, description = "Registered; ETag is its version", body = Object),
+        (status = 201, description = "Registered; ETag is its version. `possible_duplicates` lists members who may already be registered (a warning: the household is registered anyway)", body = Object),
         (status = 409, description = "A national ID is already registered (the problem names the field)"),
         (status = 422, description = "Field errors, each with its path", body = crate::error::ProblemBody)))]
 pub async fn create(
@@ -248,6 +248,9 @@ pub async fn create(
     let body: CreateHousehold = input::parse_body(&body)?;
     let form = current_form(&state).await?;
     let (hh, members) = validate_new(&state, &principal, &body, &form).await?;
+    // Looked up before writing, so the new members are not their own duplicates.
+    let warnings =
+        super::matching::duplicate_warnings(&state, &principal, &hh.village, &members).await;
     let meta = event_meta(
         &principal,
         Channel::Api,
@@ -256,7 +259,17 @@ pub async fn create(
     let h = register(&state, &principal, hh, members, &form, &meta).await?;
     let version = h.version;
     let v = view(&state, &principal, h).await?;
-    Ok(with_etag(StatusCode::CREATED, version, v))
+    if warnings.is_empty() {
+        return Ok(with_etag(StatusCode::CREATED, version, v));
+    }
+    let mut body = serde_json::to_value(&v).map_err(ApiError::internal)?;
+    if let Some(o) = body.as_object_mut() {
+        o.insert(
+            "possible_duplicates".into(),
+            serde_json::to_value(&warnings).map_err(ApiError::internal)?,
+        );
+    }
+    Ok(with_etag(StatusCode::CREATED, version, body))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

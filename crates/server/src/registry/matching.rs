@@ -12,9 +12,10 @@ use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use inkingi_domain::areas::AreaCode;
+use inkingi_domain::registry::PersonInput;
 use inkingi_domain::registry::{BirthDate, NationalId, PhoneNumber};
 use inkingi_linkage::model::FieldContribution;
-use inkingi_store::registry::PersonRecord;
+use inkingi_store::registry::{NewMember, PersonRecord};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -286,4 +287,140 @@ fn probe(state: &AppState, req: &MatchRequest) -> ApiResult<(Vec<String>, Vec<St
         .collect();
     let given = values.iter().map(|(f, _)| f.to_string()).collect();
     Ok((row, given))
+}
+
+/// A likely earlier registration of one member of a household being registered.
+#[derive(Debug, Serialize)]
+pub struct DuplicateWarning {
+    /// The member's position in the request's `members`.
+    pub member: usize,
+    pub candidates: Vec<WarnedCandidate>,
+    pub outside_scope: OutsideScope,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WarnedCandidate {
+    pub person_id: Uuid,
+    pub band: &'static str,
+    pub weight: f64,
+    pub given_name: String,
+    pub family_name: String,
+}
+
+/// Registration's duplicate check: each new member looked up before the household is written.
+/// A warning, never a block: when the index is not ready or a lookup fails, the registration
+/// goes ahead without warnings (and the failure is logged). Candidates are shown (and their
+/// reads audited) only to a caller who may read personal data with a declared purpose; to
+/// others, and for candidates outside the caller's scope, they are counted.
+pub async fn duplicate_warnings(
+    state: &AppState,
+    principal: &Principal,
+    village: &AreaCode,
+    members: &[NewMember],
+) -> Vec<DuplicateWarning> {
+    let shown = reader(state, principal).ok();
+    let mut out = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        match warn_one(state, principal, village, &m.person, shown).await {
+            Ok(Some(w)) => out.push(DuplicateWarning { member: i, ..w }),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "duplicate check skipped");
+                return out;
+            }
+        }
+    }
+    out
+}
+
+async fn warn_one(
+    state: &AppState,
+    principal: &Principal,
+    village: &AreaCode,
+    p: &PersonInput,
+    shown: Option<inkingi_domain::identity::Purpose>,
+) -> Result<Option<DuplicateWarning>, String> {
+    let value = |name: &str| -> String {
+        match name {
+            "given_name" => p.given_name.as_str().to_string(),
+            "family_name" => p.family_name.as_str().to_string(),
+            "sex" => p.sex.as_str().to_string(),
+            "birth_date" => p.birth_date.map(|b| b.to_string()).unwrap_or_default(),
+            "national_id" => p
+                .national_id
+                .as_ref()
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
+            "phone" => p
+                .phones
+                .first()
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
+            "village" => village.as_str().to_string(),
+            _ => String::new(),
+        }
+    };
+    let row = state
+        .lookup
+        .fields()
+        .iter()
+        .map(|(name, _)| value(name))
+        .collect();
+    let found = match state.lookup.lookup(&state.store, row).await {
+        Ok(f) => f,
+        Err(LookupError::NotReady(_)) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let (_, auto_link_weight) = state.lookup.thresholds();
+    let mut w = DuplicateWarning {
+        member: 0,
+        candidates: Vec::new(),
+        outside_scope: OutsideScope::default(),
+    };
+    for f in found.into_iter().take(10) {
+        let band = if f.candidate.weight >= auto_link_weight {
+            "auto_link"
+        } else {
+            "review"
+        };
+        let person = match shown {
+            Some(_) => visible(state, principal, &f)
+                .await
+                .map_err(|e| e.to_string())?,
+            None => None,
+        };
+        match person {
+            Some(rec) => w.candidates.push(WarnedCandidate {
+                person_id: f.person_id,
+                band,
+                weight: f.candidate.weight,
+                given_name: rec.person.data.given_name.as_str().to_string(),
+                family_name: rec.person.data.family_name.as_str().to_string(),
+            }),
+            None if band == "auto_link" => w.outside_scope.auto_link += 1,
+            None => w.outside_scope.review += 1,
+        }
+    }
+    if let Some(purpose) = shown.filter(|_| !w.candidates.is_empty()) {
+        let records = w
+            .candidates
+            .iter()
+            .map(|c| {
+                let mut r = principal.audit_record("person.match", "person");
+                r.subject_id = Some(c.person_id.to_string());
+                r.fields = vec!["given_name".into(), "family_name".into()];
+                r.purpose = Some(purpose.to_string());
+                r
+            })
+            .collect();
+        if state.auth.settings.audit_reads {
+            state
+                .audit
+                .record_reads(records)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let any = !w.candidates.is_empty() || w.outside_scope.auto_link + w.outside_scope.review > 0;
+    Ok(any.then_some(w))
 }
