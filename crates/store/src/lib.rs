@@ -22,8 +22,8 @@ mod error;
 pub mod id_checks;
 pub mod identity;
 pub mod jobs;
-pub mod notifications;
 pub mod linkage;
+pub mod notifications;
 #[macro_use]
 mod linkage_sql;
 pub mod lookup;
