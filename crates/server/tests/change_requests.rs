@@ -6,53 +6,13 @@
 
 mod common;
 
-use common::{add_user, token};
+use common::{add_user, token, Client};
 use inkingi_domain::identity::Role;
 use inkingi_testkit::{databases, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const VILLAGE: &str = "11010102"; // Nyarugenge district (11), Gitega sector (1101)
-
-struct Client<'a> {
-    app: &'a TestApp,
-    token: String,
-}
-
-impl Client<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>, status: u16) -> Value {
-        let mut req = self
-            .app
-            .client
-            .request(method.clone(), self.app.url(path))
-            .bearer_auth(&self.token)
-            .header("x-purpose-of-use", "registration");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let got = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        assert_eq!(
-            got,
-            status,
-            "[{}] {method} {path} -> {got}: {text}",
-            self.app.kind.as_str()
-        );
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    async fn decide(&self, id: &str, decision: &str, status: u16) -> Value {
-        let path = format!("/api/v1/change-requests/{id}/decision");
-        self.call(
-            Method::POST,
-            &path,
-            Some(json!({"decision": decision})),
-            status,
-        )
-        .await
-    }
-}
 
 async fn user<'a>(app: &'a TestApp, name: &str, role: Role, scope: &str) -> Client<'a> {
     add_user(app, name, role, scope).await;

@@ -8,55 +8,17 @@
 mod common;
 
 use chrono::Utc;
-use common::{add_user, hidden, session, token};
+use common::{add_user, hidden, session, token, Client};
 use inkingi_domain::areas::AreaCode;
 use inkingi_domain::identity::{AreaScope, Role};
 use inkingi_store::children::LinkageReview;
 use inkingi_store::linkage::{common_area, ReviewQuery, REGISTRY_DUPLICATE, REGISTRY_SOURCE};
 use inkingi_testkit::{databases, TestApp};
-use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 const VILLAGE: &str = "11010102";
 const FOREIGN_VILLAGE: &str = "12010101";
-
-struct Client<'a> {
-    app: &'a TestApp,
-    token: String,
-}
-
-impl Client<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>, status: u16) -> Value {
-        let mut req = self
-            .app
-            .client
-            .request(method.clone(), self.app.url(path))
-            .bearer_auth(&self.token)
-            .header("x-purpose-of-use", "registration");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let got = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        assert_eq!(
-            got,
-            status,
-            "[{}] {method} {path} -> {got}: {text}",
-            self.app.kind.as_str()
-        );
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    async fn get(&self, path: &str, status: u16) -> Value {
-        self.call(Method::GET, path, None, status).await
-    }
-
-    async fn post(&self, path: &str, body: Value, status: u16) -> Value {
-        self.call(Method::POST, path, Some(body), status).await
-    }
-}
 
 async fn user<'a>(app: &'a TestApp, name: &str, role: Role, scope: &str) -> Client<'a> {
     add_user(app, name, role, scope).await;

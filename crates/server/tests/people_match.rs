@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{add_user, token};
+use common::{add_user, token, Client};
 use inkingi_domain::identity::Role;
 use inkingi_store::audit::AuditQuery;
 use inkingi_testkit::{databases, TestApp};
@@ -25,48 +25,11 @@ use serde_json::{json, Value};
 const VILLAGE: &str = "11010102"; // Nyarugenge district (11), Gitega sector (1101)
 const WAIT: Duration = Duration::from_secs(60);
 
-struct Client<'a> {
-    app: &'a TestApp,
-    token: String,
-}
-
+/// Lookups through the API.
 impl Client<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>, status: u16) -> Value {
-        let mut req = self
-            .app
-            .client
-            .request(method.clone(), self.app.url(path))
-            .bearer_auth(&self.token)
-            .header("x-purpose-of-use", "registration");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let got = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        assert_eq!(
-            got,
-            status,
-            "[{}] {method} {path} -> {got}: {text}",
-            self.app.kind.as_str()
-        );
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
     async fn lookup(&self, person: Value) -> Value {
         self.call(Method::POST, "/api/v1/individuals/match", Some(person), 200)
             .await
-    }
-
-    async fn decide(&self, id: &str, decision: &str) {
-        let path = format!("/api/v1/change-requests/{id}/decision");
-        self.call(
-            Method::POST,
-            &path,
-            Some(json!({"decision": decision})),
-            200,
-        )
-        .await;
     }
 }
 
@@ -273,8 +236,8 @@ async fn people_are_found_after_registration_and_renaming_and_not_once_dead_or_r
             .call(Method::POST, "/api/v1/change-requests", Some(death), 201)
             .await;
         let id = cr["id"].as_str().unwrap().to_string();
-        sector2.decide(&id, "approve").await;
-        officer.decide(&id, "approve").await;
+        sector2.decide(&id, "approve", 200).await;
+        officer.decide(&id, "approve", 200).await;
         caught_up(&officer).await;
         let dead = officer.lookup(aline()).await;
         assert!(!ids(&dead).contains(&aline_id), "{dead}");

@@ -171,3 +171,62 @@ pub async fn problem(res: reqwest::Response, status: u16) -> serde_json::Value {
     assert!(ct.starts_with("application/problem+json"), "{ct}: {body}");
     serde_json::from_str(&body).unwrap()
 }
+
+/// An API caller with a bearer token, reading personal data for `registration`.
+pub struct Client<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+}
+
+impl Client<'_> {
+    /// Sends a request and asserts its status; the body as JSON (`Null` when it is not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        status: u16,
+    ) -> serde_json::Value {
+        let mut req = self
+            .app
+            .client
+            .request(method.clone(), self.app.url(path))
+            .bearer_auth(&self.token)
+            .header("x-purpose-of-use", "registration");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let got = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        assert_eq!(
+            got,
+            status,
+            "[{}] {method} {path} -> {got}: {text}",
+            self.app.kind.as_str()
+        );
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub async fn get(&self, path: &str, status: u16) -> serde_json::Value {
+        self.call(reqwest::Method::GET, path, None, status).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        status: u16,
+    ) -> serde_json::Value {
+        self.call(reqwest::Method::POST, path, Some(body), status)
+            .await
+    }
+
+    /// Decides a change request (`approve` or `reject`).
+    pub async fn decide(&self, id: &str, decision: &str, status: u16) -> serde_json::Value {
+        let path = format!("/api/v1/change-requests/{id}/decision");
+        let body = serde_json::json!({ "decision": decision });
+        self.call(reqwest::Method::POST, &path, Some(body), status)
+            .await
+    }
+}
