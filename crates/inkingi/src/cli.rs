@@ -91,6 +91,28 @@ pub enum Command {
     /// Needs no database.
     #[command(subcommand)]
     Simulate(SimulateCommand),
+    /// Ed25519 keys that sign DCI access tokens and messages. Needs no database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new private key (a JWK, readable by its owner only) for dci.signing_key_file,
+    /// and print its public JWK Set for partners.
+    Generate {
+        /// The key id partners see in tokens and signatures, e.g. the month it was made.
+        #[arg(long)]
+        kid: String,
+        /// Where to write the private key; must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public JWK Set of a private key file.
+    Public {
+        /// The private key file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

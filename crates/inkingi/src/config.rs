@@ -135,6 +135,22 @@ pub struct DciConfig {
     pub breaker_failures: u32,
     /// How long an open circuit holds calls back before one probe goes, in milliseconds.
     pub breaker_open_ms: u64,
+    /// This registry's `sender_id` in DCI messages, and the issuer of its access tokens.
+    pub registry_id: String,
+    /// A private Ed25519 JWK (`inkingi keys generate`) that signs access tokens and outgoing
+    /// DCI messages; give every node the same file. Without one, each process draws its own
+    /// key for access tokens and messages go unsigned.
+    pub signing_key_file: Option<PathBuf>,
+    /// Public JWK or JWK Set files of earlier signing keys: still published and accepted, so
+    /// a key can be rotated without cutting off the access tokens it issued.
+    pub previous_key_files: Vec<PathBuf>,
+    /// Lifetime of an access token, in seconds.
+    pub token_ttl_secs: u64,
+    /// Refuse DCI messages that are not signed by a key listed in `sender_keys`.
+    pub require_signatures: bool,
+    /// Partners' published keys, `sender_id = "FILE"` (a JWK Set or one JWK): their signed
+    /// messages are verified.
+    pub sender_keys: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl Default for DciConfig {
@@ -143,6 +159,12 @@ impl Default for DciConfig {
             notify_poll_ms: 500,
             breaker_failures: 5,
             breaker_open_ms: 30_000,
+            registry_id: "inkingi".into(),
+            signing_key_file: None,
+            previous_key_files: Vec::new(),
+            token_ttl_secs: 900,
+            require_signatures: false,
+            sender_keys: Default::default(),
         }
     }
 }
@@ -351,6 +373,12 @@ impl Config {
                 "dci.notify_poll_ms",
                 "a whole number of milliseconds, at least 1",
             );
+        }
+        if self.dci.token_ttl_secs == 0 || self.dci.token_ttl_secs > 86_400 {
+            return bad("dci.token_ttl_secs", "a number of seconds from 1 to 86400");
+        }
+        if self.dci.registry_id.trim().is_empty() {
+            return bad("dci.registry_id", "a non-empty sender id");
         }
         if self.dci.breaker_failures == 0 {
             return bad("dci.breaker_failures", "a whole number of at least 1");

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod children;
 pub mod cycles;
 pub mod dci;
+pub mod dci_auth;
 pub mod dci_events;
 pub mod error;
 pub mod extract;

@@ -111,8 +111,8 @@ fn all() -> Vec<Route> {
         changes, forms, households, id_checks, imports, matching, memberships, pages, people,
     };
     use crate::{
-        audit, auth, children, cycles, dci, dci_events, health, linkage, metrics, openapi,
-        programmes, recertifications, targeting, web,
+        audit, auth, children, cycles, dci, dci_auth, dci_events, health, linkage, metrics,
+        openapi, programmes, recertifications, targeting, web,
     };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
@@ -258,6 +258,10 @@ fn all() -> Vec<Route> {
             Requires(Permission::ApproveChanges),
             linkage::pages::dismiss_page,
         ),
+        // DCI authorisation: partner systems exchange their API token for an access token
+        // (the token endpoint authenticates the client itself) and fetch the public keys.
+        post_route("/dci/oauth2/client/token", Public, dci_auth::token),
+        get_route("/dci/.well-known/jwks.json", Public, dci_auth::jwks_json),
         // DCI Social Registry API: searches read personal data within the caller's scope.
         post_route(
             "/dci/registry/sync/search",

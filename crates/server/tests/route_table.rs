@@ -66,6 +66,9 @@ const TABLE: &[Entry] = &[
     public("GET", "/", 200),
     public("GET", "/areas", 200),
     public("GET", "/api/docs", 200),
+    // Without a form: grant_type is missing.
+    public("POST", "/dci/oauth2/client/token", 400),
+    public("GET", "/dci/.well-known/jwks.json", 200),
     Entry {
         call: "/assets/app.css",
         ..public("GET", "/assets/{*path}", 200)

@@ -96,6 +96,7 @@ async fn run_worker(
         },
     );
     let dispatch = inkingi_interop::dci::notify::DispatchSettings {
+        registry_id: config.dci.registry_id.clone(),
         poll_interval: Duration::from_millis(config.dci.notify_poll_ms),
         ..Default::default()
     };
@@ -105,6 +106,13 @@ async fn run_worker(
         shutdown.clone(),
     ));
     let mut handlers = inkingi_interop::worker::Registry::with_builtins();
+    if let Some(signer) = super::keys::message_signer(&config)? {
+        use inkingi_interop::dci::{callback::CallbackHandler, notify::NotifyHandler};
+        // Replace the unsigned built-ins of the same kinds.
+        handlers = handlers
+            .register(CallbackHandler::new()?.signed_by(Some(signer.clone())))
+            .register(NotifyHandler::new()?.signed_by(Some(signer)));
+    }
     let mut sweeper = None;
     if let Some(id) = &config.connectors.national_id {
         let connector = id.connector().map_err(anyhow::Error::msg)?;
@@ -156,7 +164,7 @@ pub(crate) fn server_settings(config: &Config) -> anyhow::Result<ServerSettings>
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         auth: config.auth.settings(),
         approval_tiers: config.registry.approval_tiers.clone(),
-        dci: Default::default(),
+        dci: super::keys::dci_settings(config)?,
         lookup: inkingi_server::lookup::LookupSettings {
             poll_interval: Duration::from_millis(l.poll_ms.max(10)),
             model,
