@@ -123,6 +123,57 @@ pub enum TargetingCommand {
         #[arg(long, value_name = "MODEL")]
         model: Option<String>,
     },
+    /// Simulate a model and eligibility rules over the registry without enrolling anyone:
+    /// counts, cost per cycle, coverage, enrolment errors and overlaps by area, as CSV.
+    Simulate(Box<SimulateArgs>),
+    /// For benchmarks: write a synthetic registry of N households straight in SQL into an
+    /// empty database (with the illustrative programmes; one in ten enrolled in vup_ds).
+    #[command(hide = true)]
+    SeedSynthetic {
+        #[arg(long, default_value_t = 3_200_000)]
+        households: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A request as JSON (the body of `POST /api/v1/targeting/simulations`); the options
+    /// below add to it.
+    #[arg(long, value_name = "FILE")]
+    pub request: Option<PathBuf>,
+    /// province, district (default) or sector.
+    #[arg(long, value_name = "LEVEL")]
+    pub by: Option<String>,
+    /// A programme to simulate (repeat); every programme by default.
+    #[arg(long = "programme", value_name = "CODE")]
+    pub programmes: Vec<String>,
+    /// ID or ID:VERSION of a saved model; the current model by default.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Apply a saved rule set version to a programme: CODE=RULE_SET:VERSION (repeat).
+    #[arg(long = "rule-set", value_name = "CODE=ID:VERSION")]
+    pub rule_sets: Vec<String>,
+    /// Apply a draft rule to a programme: CODE=RULE (repeat).
+    #[arg(long = "rule", value_name = "CODE=RULE")]
+    pub rules: Vec<String>,
+    /// Compare with this model (ID or ID:VERSION).
+    #[arg(long, value_name = "MODEL")]
+    pub compare_model: Option<String>,
+    /// Compare with this rule set version for a programme: CODE=ID:VERSION (repeat).
+    #[arg(long = "compare-rule-set", value_name = "CODE=ID:VERSION")]
+    pub compare_rule_sets: Vec<String>,
+    /// Compare with this draft rule for a programme: CODE=RULE (repeat).
+    #[arg(long = "compare-rule", value_name = "CODE=RULE")]
+    pub compare_rules: Vec<String>,
+    /// Area codes to limit the simulation to (comma-separated); the whole registry by default.
+    #[arg(long, value_name = "AREAS")]
+    pub scope: Option<String>,
+    /// Write JSON instead of CSV.
+    #[arg(long)]
+    pub json: bool,
+    /// Write to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -406,6 +406,12 @@ fn all() -> Vec<Route> {
             PROGRAMMES,
             targeting::check_rule,
         ),
+        // Aggregates only: counts and costs by area within the caller's scope.
+        post_route(
+            "/api/v1/targeting/simulations",
+            PROGRAMMES,
+            targeting::simulate,
+        ),
         get_route(
             "/api/v1/households/{id}/score",
             READ,

@@ -558,6 +558,13 @@ const PROGRAMMES: &[Entry] = &[
         Role::ProgrammeManager,
     ),
     api(
+        "POST",
+        "/api/v1/targeting/simulations",
+        "/api/v1/targeting/simulations",
+        Foreign::Filtered,
+        Role::ProgrammeManager,
+    ),
+    api(
         "GET",
         "/api/v1/households/{id}/score",
         "/api/v1/households/{hh}/score",
