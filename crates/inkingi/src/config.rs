@@ -487,4 +487,30 @@ mod tests {
         let c = Config::load(Some(&p), &Overrides::default()).unwrap();
         assert_eq!(c.worker.retain_succeeded_hours, 0);
     }
+
+    #[test]
+    fn crvs_connector_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[connectors.crvs]\nurl = \"http://crvs.example/registry\"\n\
+             callback_url = \"https://inkingi.example/dci/crvs\"\nresubscribe_secs = 30\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p), &Overrides::default()).unwrap();
+        let crvs = c.connectors.crvs.unwrap().connector().unwrap();
+        assert_eq!(crvs.resubscribe.as_secs(), 30);
+        assert_eq!(crvs.callback_url, "https://inkingi.example/dci/crvs");
+
+        std::fs::write(
+            &p,
+            "[connectors.crvs]\nurl = \"http://crvs.example/registry\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connectors.crvs.callback_url"), "{e}");
+    }
 }

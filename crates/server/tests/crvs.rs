@@ -29,7 +29,9 @@ use inkingi_interop::simulate::faults::FaultPlan;
 use inkingi_interop::simulate::national_id::IdPerson;
 use inkingi_interop::worker::{run_with, Registry, WorkerSettings};
 use inkingi_server::crvs::{CrvsSettings, ProcessHandler};
+use inkingi_store::changes::ChangeQuery;
 use inkingi_store::crvs::{CrvsEvent, EventStatus};
+use inkingi_store::linkage::ReviewQuery;
 use inkingi_store::programmes::{EnrolmentQuery, NewEnrolment};
 use inkingi_store::registry::{EventMeta, NewHousehold, NewMember};
 use inkingi_store::Store;
@@ -424,6 +426,48 @@ async fn vital_events_are_processed_once_in_order_into_requests_and_reviews() {
         assert_eq!(ids.len(), emitted.len(), "[{db_name}]");
         let deaths = check_outcomes(&store, &known, &emitted, &db_name).await;
         assert!(!deaths.is_empty(), "[{db_name}] some deaths were certain");
+        // Nothing was processed twice: one request per processed event, one review per review.
+        let requests = store
+            .changes()
+            .list_changes(
+                &AreaScope::national(),
+                &ChangeQuery {
+                    submitted_by: Some("crvs:crvs-simulator".into()),
+                    limit: 200,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let with_request = evs
+            .iter()
+            .filter(|e| {
+                e.outcome
+                    .as_ref()
+                    .is_some_and(|o| o["change_request_id"].is_string())
+            })
+            .count();
+        assert_eq!(requests.len(), with_request, "[{db_name}]");
+        let (reviews, _) = store
+            .linkage()
+            .reviews(
+                &AreaScope::national(),
+                &ReviewQuery {
+                    limit: 200,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let in_review = evs
+            .iter()
+            .filter(|e| e.status == EventStatus::Review)
+            .count();
+        let crvs_reviews = reviews
+            .iter()
+            .filter(|r| r.review.kind.starts_with("crvs_"))
+            .count();
+        assert_eq!(crvs_reviews, in_review, "[{db_name}]");
 
         // A person's events were processed in the CRVS's order.
         let by_id = by_event(&evs);
