@@ -195,6 +195,59 @@ pub enum SimulateCommand {
     /// people of a members CSV, or of a registry generated from the seed (the demo's is
     /// `--households 20000 --seed 2026`); a share of them held with a discrepancy.
     Id(IdArgs),
+    /// A civil registration (CRVS) registry speaking DCI: takes subscriptions, notifies live
+    /// births and deaths of mothers and deceased drawn from its people (on demand with
+    /// `POST /admin/emit {"births": N, "deaths": N}`, or every `--every-secs`), answers
+    /// `sync/search` by UIN, BRN or DRN, and injects faults.
+    Crvs(CrvsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrvsArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seeds the generated people (with --households), the events and the faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A members CSV (as `inkingi generate` or `inkingi export` writes) whose people the
+    /// events name, so they match registry persons.
+    #[arg(long, value_name = "FILE", conflicts_with = "households")]
+    pub people: Option<PathBuf>,
+    /// Generate this many households with the seed and draw from their people.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub households: Option<u64>,
+    /// The API token the simulator sends to Inkingi with its callbacks (or set
+    /// INKINGI_CRVS_TOKEN).
+    #[arg(long, env = "INKINGI_CRVS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Emit one event (births and deaths in turn) every this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub every_secs: Option<u64>,
+    /// Share of events naming their person by a noisy name without ID (0 to 1).
+    #[arg(long, default_value_t = 0.2, value_name = "SHARE", value_parser = parse_share)]
+    pub noisy_share: f64,
+    /// Share of events naming a person the registry does not hold (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_name = "SHARE", value_parser = parse_share)]
+    pub unknown_share: f64,
+    /// Share of deliveries sent twice (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub duplicate_share: f64,
+    /// Share of deliveries swapped with the next one (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub reorder_share: f64,
+    /// Share of DCI requests answered 500 (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub fail_share: f64,
+    /// Start a downtime (every DCI request answered 503) after this many requests.
+    #[arg(long, value_name = "N")]
+    pub outage_after: Option<u64>,
+    /// How long the downtime lasts, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub outage_secs: u64,
+    /// Delay before each DCI answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
 }
 
 #[derive(Debug, Args)]

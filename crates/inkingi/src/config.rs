@@ -71,6 +71,57 @@ pub struct ConnectorsConfig {
     /// `[connectors.national_id]`: verify registry people against the national ID registry.
     /// Absent: no verification runs.
     pub national_id: Option<NationalIdConfig>,
+    /// `[connectors.crvs]`: subscribe to civil registration's live births and deaths.
+    /// Absent: no subscription (events posted to `/dci/crvs/notify` are still processed).
+    pub crvs: Option<CrvsConfig>,
+}
+
+/// `[connectors.crvs]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrvsConfig {
+    /// Base URL of the CRVS's DCI API (`…/registry`); `/subscribe` is appended.
+    pub url: String,
+    /// Our DCI sender id.
+    pub sender_id: String,
+    /// Inkingi's public address of its CRVS callbacks (`https://HOST/dci/crvs`); the CRVS
+    /// appends `/notify` and `/on-subscribe`.
+    pub callback_url: String,
+    /// Timeout of one call, in milliseconds.
+    pub timeout_ms: u64,
+    /// How often the subscription is renewed, in seconds (a lost one returns within this).
+    pub resubscribe_secs: u64,
+    /// How long an event waits for an earlier event of the same person, in seconds.
+    pub order_hold_secs: u64,
+}
+
+impl Default for CrvsConfig {
+    fn default() -> Self {
+        let c = inkingi_interop::crvs::CrvsConnector::new("", "");
+        CrvsConfig {
+            url: String::new(),
+            sender_id: c.sender_id,
+            callback_url: String::new(),
+            timeout_ms: c.timeout.as_millis() as u64,
+            resubscribe_secs: c.resubscribe.as_secs(),
+            order_hold_secs: 600,
+        }
+    }
+}
+
+impl CrvsConfig {
+    /// The connector, or what is wrong with the settings, naming the key.
+    pub fn connector(&self) -> Result<inkingi_interop::crvs::CrvsConnector, String> {
+        let c = inkingi_interop::crvs::CrvsConnector {
+            url: self.url.trim().to_string(),
+            sender_id: self.sender_id.clone(),
+            callback_url: self.callback_url.trim().to_string(),
+            timeout: std::time::Duration::from_millis(self.timeout_ms.max(1)),
+            resubscribe: std::time::Duration::from_secs(self.resubscribe_secs),
+        };
+        c.check().map_err(|e| format!("connectors.crvs.{e}"))?;
+        Ok(c)
+    }
 }
 
 /// `[connectors.national_id]`.
@@ -334,6 +385,9 @@ impl Config {
         if let Some(id) = &self.connectors.national_id {
             id.connector().map_err(ConfigError::Invalid)?;
         }
+        if let Some(c) = &self.connectors.crvs {
+            c.connector().map_err(ConfigError::Invalid)?;
+        }
         if self.db_max_connections == 0 {
             return bad("db_max_connections", "a whole number of at least 1");
         }
@@ -460,5 +514,31 @@ mod tests {
         std::fs::write(&p, "[worker]\nretain_succeeded_hours = 0\n").unwrap();
         let c = Config::load(Some(&p), &Overrides::default()).unwrap();
         assert_eq!(c.worker.retain_succeeded_hours, 0);
+    }
+
+    #[test]
+    fn crvs_connector_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[connectors.crvs]\nurl = \"http://crvs.example/registry\"\n\
+             callback_url = \"https://inkingi.example/dci/crvs\"\nresubscribe_secs = 30\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p), &Overrides::default()).unwrap();
+        let crvs = c.connectors.crvs.unwrap().connector().unwrap();
+        assert_eq!(crvs.resubscribe.as_secs(), 30);
+        assert_eq!(crvs.callback_url, "https://inkingi.example/dci/crvs");
+
+        std::fs::write(
+            &p,
+            "[connectors.crvs]\nurl = \"http://crvs.example/registry\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connectors.crvs.callback_url"), "{e}");
     }
 }

@@ -353,3 +353,73 @@ fn the_id_registry_simulator_holds_the_generated_people() {
         "{rest:?}"
     );
 }
+
+/// `simulate crvs --people FILE` registers births and deaths of the file's people on demand,
+/// answers DCI searches for the births it registered, and sums up on SIGINT.
+#[test]
+fn the_crvs_simulator_emits_events_of_the_given_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gen");
+    let (code, _, err) = run(inkingi(dir.path())
+        .args(["generate", "--households", "30", "--seed", "7", "--out"])
+        .arg(&out));
+    assert_eq!(code, 0, "{err}");
+    let mut child = inkingi(dir.path())
+        .args(["simulate", "crvs", "--seed", "7", "--listen", "127.0.0.1:0"])
+        .arg("--people")
+        .arg(out.join("members.csv"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").unwrap();
+    let addr = first.rsplit("http://").next().unwrap().to_string();
+    assert!(first.contains("CRVS simulator"), "{first}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let post = |path: &str, body: serde_json::Value| -> (u16, serde_json::Value) {
+        rt.block_on(async {
+            let res = reqwest::Client::new()
+                .post(format!("http://{addr}{path}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(text.into()))
+        })
+    };
+    let (s, emitted) = post("/admin/emit", serde_json::json!({"births": 3, "deaths": 2}));
+    assert_eq!(s, 200, "{emitted}");
+    let events = emitted["events"].as_array().unwrap();
+    assert_eq!(events.len(), 5, "{emitted}");
+    let birth = &events[0]["item"]["data"]["reg_records"][0];
+    let brn = birth["identifier"][0]["identifier_value"].as_str().unwrap();
+    let (s, found) = post(
+        "/registry/sync/search",
+        serde_json::json!({
+            "header": {"message_id": "m1", "message_ts": "2026-11-22T10:00:00.000Z",
+                "action": "search", "sender_id": "test", "total_count": 1},
+            "message": {"transaction_id": "t1", "search_request": [{"reference_id": "r1",
+                "search_criteria": {"query_type": "idtype-value",
+                    "query": {"type": "BRN", "value": brn}}}]}
+        }),
+    );
+    assert_eq!(s, 200, "{found}");
+    let record = &found["message"]["search_response"][0]["data"]["reg_records"][0];
+    assert_eq!(record["name"], birth["name"], "{found}");
+    let (s, _) = post("/admin/emit", serde_json::json!({"births": "many"}));
+    assert_eq!(s, 400);
+
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(rest.iter().any(|l| l.starts_with("5 event(s)")), "{rest:?}");
+}

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod audit_writer;
 pub mod auth;
 pub mod children;
+pub mod crvs;
 pub mod cycles;
 pub mod dci;
 pub mod dci_auth;

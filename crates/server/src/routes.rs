@@ -111,7 +111,7 @@ fn all() -> Vec<Route> {
         changes, forms, households, id_checks, imports, matching, memberships, pages, people,
     };
     use crate::{
-        audit, auth, children, cycles, dci, dci_auth, dci_events, health, linkage, metrics,
+        audit, auth, children, crvs, cycles, dci, dci_auth, dci_events, health, linkage, metrics,
         openapi, programmes, recertifications, targeting, web,
     };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
@@ -295,6 +295,19 @@ fn all() -> Vec<Route> {
             Requires(Permission::ReadPersonalData),
             dci_events::unsubscribe,
         ),
+        // Civil registration events: the CRVS delivers them as a national-scope client that
+        // may submit change requests; officers list them within their area.
+        post_route(
+            "/dci/crvs/notify",
+            Requires(Permission::SubmitChangeRequests),
+            crvs::notify,
+        ),
+        post_route(
+            "/dci/crvs/on-subscribe",
+            Requires(Permission::SubmitChangeRequests),
+            crvs::on_subscribe,
+        ),
+        get_route("/api/v1/crvs/events", READ, crvs::list_events),
         // FHIR R4 for the child record: health roles write, health readers read (the
         // CapabilityStatement is public, as FHIR expects).
         get_route("/fhir/R4/metadata", Public, children::fhir::metadata),

@@ -173,6 +173,24 @@ const TABLE: &[Entry] = &[
         foreign: Foreign::NotApplicable,
         role: None,
     },
+    // Civil registration events: a national-scope client delivers them (tested in
+    // `crvs.rs`, which also checks a district-scoped caller is refused).
+    Entry {
+        method: "POST",
+        path: "/dci/crvs/notify",
+        call: "/dci/crvs/notify",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "POST",
+        path: "/dci/crvs/on-subscribe",
+        call: "/dci/crvs/on-subscribe",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
 ];
 
 const fn api(
@@ -286,6 +304,13 @@ const REGISTRY: &[Entry] = &[
         "GET",
         "/api/v1/id-checks",
         "/api/v1/id-checks",
+        Foreign::Filtered,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/crvs/events",
+        "/api/v1/crvs/events",
         Foreign::Filtered,
         Role::DistrictOfficer,
     ),

@@ -114,6 +114,30 @@ async fn run_worker(
             .register(NotifyHandler::new()?.signed_by(Some(signer)));
     }
     let mut sweeper = None;
+    let hold = config
+        .connectors
+        .crvs
+        .as_ref()
+        .map_or(600, |c| c.order_hold_secs);
+    handlers = handlers.register(inkingi_server::crvs::ProcessHandler::new(
+        inkingi_server::crvs::CrvsSettings {
+            approval_tiers: config.registry.approval_tiers.clone(),
+            order_hold: Duration::from_secs(hold),
+            ..Default::default()
+        },
+    ));
+    let mut subscriber = None;
+    if let Some(c) = &config.connectors.crvs {
+        let connector = c.connector().map_err(anyhow::Error::msg)?;
+        handlers = handlers.register(inkingi_interop::crvs::CrvsSubscribeHandler::new(
+            connector.clone(),
+        )?);
+        subscriber = Some(tokio::spawn(inkingi_interop::crvs::run_subscriber(
+            store.clone(),
+            connector,
+            shutdown.clone(),
+        )));
+    }
     if let Some(id) = &config.connectors.national_id {
         let connector = id.connector().map_err(anyhow::Error::msg)?;
         handlers = handlers.register(inkingi_interop::national_id::IdVerifyHandler::new(
@@ -136,6 +160,9 @@ async fn run_worker(
     dispatcher.await.context("notification dispatcher task")?;
     if let Some(s) = sweeper {
         s.await.context("national ID sweep task")?;
+    }
+    if let Some(s) = subscriber {
+        s.await.context("CRVS subscription task")?;
     }
     worked
 }

@@ -7,13 +7,59 @@ use inkingi_interop::simulate::faults::FaultPlan;
 use inkingi_interop::simulate::national_id::{load_people, IdPlan, IdRegistry};
 use inkingi_interop::simulate::subscriber::Subscriber;
 
-use crate::cli::{IdArgs, SimulateCommand, SubscriberArgs};
+use crate::cli::{CrvsArgs, IdArgs, SimulateCommand, SubscriberArgs};
 
 pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
     match cmd {
         SimulateCommand::Subscriber(args) => subscriber(args).await,
         SimulateCommand::Id(args) => national_id(args).await,
+        SimulateCommand::Crvs(args) => crvs(args).await,
     }
+}
+
+async fn crvs(args: CrvsArgs) -> anyhow::Result<()> {
+    use inkingi_interop::simulate::crvs::{CrvsPlan, CrvsRegistry};
+    let people = match (&args.people, args.households) {
+        (Some(path), _) => load_people(path).map_err(anyhow::Error::msg)?,
+        (None, Some(n)) => generated_people(n, args.seed).await?,
+        (None, None) => anyhow::bail!("give --people FILE or --households N"),
+    };
+    let plan = CrvsPlan {
+        faults: FaultPlan {
+            seed: args.seed,
+            fail_share: args.fail_share,
+            outage_after: args.outage_after,
+            outage: Duration::from_secs(args.outage_secs),
+            latency: Duration::from_millis(args.latency_ms),
+            lost_ack_share: 0.0,
+        },
+        duplicate_share: args.duplicate_share,
+        reorder_share: args.reorder_share,
+        noisy_share: args.noisy_share,
+        unknown_share: args.unknown_share,
+        token: args.token,
+        every: args.every_secs.map(|s| Duration::from_secs(s.max(1))),
+        ..Default::default()
+    };
+    let sim = CrvsRegistry::start(args.listen, plan, people).await?;
+    println!(
+        "CRVS simulator drawing from {} people, listening on http://{}",
+        sim.people(),
+        sim.addr()
+    );
+    println!("connectors.crvs.url = \"{}\"", sim.url());
+    println!(
+        "emit events: POST http://{}/admin/emit {{\"births\": 5, \"deaths\": 2}}",
+        sim.addr()
+    );
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    let s = sim.stats();
+    println!(
+        "{} event(s), {} delivered in {} attempt(s), {} duplicate(s) and {} swap(s) injected, {} given up",
+        s.events, s.delivered, s.attempts, s.duplicates_sent, s.reordered, s.given_up
+    );
+    Ok(())
 }
 
 async fn subscriber(args: SubscriberArgs) -> anyhow::Result<()> {
