@@ -13,6 +13,7 @@ pub mod areas;
 pub mod audit;
 pub mod changes;
 pub mod children;
+pub mod connectors;
 pub mod cycles;
 #[macro_use]
 mod children_sql;
