@@ -220,9 +220,10 @@ impl Dhis2Sync {
                 .and_then(|c| parse_stamp(&c.position))
                 .map(|t| format_stamp(t - chrono::Duration::milliseconds(1)));
             let page_no = cur.as_ref().map_or(1, |c| c.page);
-            let mut uow = store.begin().await?;
+            // The page (and the persons its events name that were never stored) is read
+            // before the unit of work begins: no call to DHIS2 holds the database's writer.
             let mut ingest = Ingest::on(store, self.principal.clone(), CONNECTOR);
-            let (taken, latest) = match kind {
+            let (mut uow, taken, latest) = match kind {
                 Kind::TrackedEntities => {
                     let page = self
                         .call(
@@ -230,28 +231,31 @@ impl Dhis2Sync {
                                 .tracked_entities(&program.uid, after.as_deref(), page_no),
                         )
                         .await?;
+                    let mut uow = store.begin().await?;
                     for te in &page.items {
                         sum.tracked_entities += 1;
                         self.tracked_entity(&mut ingest, &mut uow, te, program, sum)
                             .await?;
                     }
-                    (
-                        page.items.len(),
-                        newest(page.items.iter().map(|t| &t.updated_at)),
-                    )
+                    let latest = newest(page.items.iter().map(|t| &t.updated_at));
+                    (uow, page.items.len(), latest)
                 }
                 Kind::Events => {
                     let page = self
                         .call(self.client.events(&program.uid, after.as_deref(), page_no))
                         .await?;
+                    let people = self.unseen_people(store, &page.items, program).await?;
+                    let mut uow = store.begin().await?;
+                    for te in &people {
+                        self.tracked_entity(&mut ingest, &mut uow, te, program, sum)
+                            .await?;
+                    }
                     for ev in &page.items {
                         sum.events += 1;
-                        self.event(&mut ingest, &mut uow, ev, program, sum).await?;
+                        self.event(&mut ingest, &mut uow, ev, sum).await?;
                     }
-                    (
-                        page.items.len(),
-                        newest(page.items.iter().map(|e| &e.updated_at)),
-                    )
+                    let latest = newest(page.items.iter().map(|e| &e.updated_at));
+                    (uow, page.items.len(), latest)
                 }
             };
             sum.pages += 1;
@@ -434,7 +438,6 @@ impl Dhis2Sync {
         ingest: &mut Ingest<'_>,
         uow: &mut UnitOfWork,
         ev: &Event,
-        program: &Program,
         sum: &mut SyncSummary,
     ) -> Result<(), SyncError> {
         let done = !matches!(
@@ -455,21 +458,9 @@ impl Dhis2Sync {
         };
         let patient = format!("Patient/{te}");
         if !self.known(ingest, te).await? {
-            // A person first seen through this event: take it now, in this page.
-            match self
-                .call(self.client.tracked_entity(te, &program.uid))
-                .await?
-            {
-                Some(t) => self.tracked_entity(ingest, uow, &t, program, sum).await?,
-                None => {
-                    sum.skipped += 1;
-                    return Ok(());
-                }
-            }
-            if !self.known(ingest, te).await? {
-                sum.skipped += 1;
-                return Ok(());
-            }
+            // DHIS2 no longer has the person (see `unseen_people`).
+            sum.skipped += 1;
+            return Ok(());
         }
         self.place(ingest, ev.org_unit.as_deref(), false);
         let value = |de: &str| {
@@ -536,6 +527,40 @@ impl Dhis2Sync {
             self.put(ingest, uow, inc, sum).await?;
         }
         Ok(())
+    }
+
+    /// The tracked entities named by `events` that were never stored (changed after their
+    /// stream was read), as DHIS2 has them now; those it no longer has are left out.
+    async fn unseen_people(
+        &self,
+        store: &Store,
+        events: &[Event],
+        program: &Program,
+    ) -> Result<Vec<TrackedEntity>, SyncError> {
+        let mut uids: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e.tracked_entity.as_deref())
+            .collect();
+        uids.sort_unstable();
+        uids.dedup();
+        let mut out = Vec::new();
+        for uid in uids {
+            let stored = store
+                .children()
+                .source_person(&AreaScope::national(), CONNECTOR, uid)
+                .await?
+                .is_some();
+            if stored {
+                continue;
+            }
+            if let Some(te) = self
+                .call(self.client.tracked_entity(uid, &program.uid))
+                .await?
+            {
+                out.push(te);
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the person of a tracked entity was stored (before, or in this page).
