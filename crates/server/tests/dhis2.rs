@@ -467,6 +467,20 @@ async fn tracker_data_is_linked_stored_once_and_pulled_incrementally() {
         assert_eq!(again.refused, 0, "[{db:?}] {again:?}");
         assert!(again.existing > 0, "[{db:?}] {again:?}");
         assert_eq!(stored(&store, &sim).await, want, "[{db:?}]");
+
+        // A refused token is not retried: the job is parked dead at once, with the reason.
+        let refused = Dhis2Sync::new(
+            connector(&sim, "d2pat_revoked"),
+            Mapping::embedded().unwrap(),
+        )
+        .unwrap();
+        let jobs = sync_with_worker(&store, &refused, 3).await;
+        let dead = jobs.iter().find(|j| j.status == JobStatus::Dead).unwrap();
+        assert_eq!(dead.attempts, 1, "[{db:?}] {dead:?}");
+        assert!(
+            dead.last_error.as_deref().unwrap_or("").contains("401"),
+            "[{db:?}] {dead:?}"
+        );
         sim.stop();
         app.stop().await;
     }
