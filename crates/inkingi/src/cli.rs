@@ -94,6 +94,9 @@ pub enum Command {
     /// Ed25519 keys that sign DCI access tokens and messages. Needs no database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// DHIS2 (the HMIS): pull the child record's facts (`[connectors.dhis2]`).
+    #[command(subcommand)]
+    Dhis2(Dhis2Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +116,20 @@ pub enum KeysCommand {
         /// The private key file.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Dhis2Command {
+    /// Pull what DHIS2 has new since the last sync (tracked entities, enrolments, events) into
+    /// the child record, here and now; with --enqueue, as a job for the worker instead.
+    Sync(Dhis2SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Dhis2SyncArgs {
+    /// Queue a `dhis2.sync` job (retried with backoff by the worker) instead of syncing here.
+    #[arg(long)]
+    pub enqueue: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +217,10 @@ pub enum SimulateCommand {
     /// `POST /admin/emit {"births": N, "deaths": N}`, or every `--every-secs`), answers
     /// `sync/search` by UIN, BRN or DRN, and injects faults.
     Crvs(CrvsArgs),
+    /// A DHIS2 instance serving the tracker API (`/api/tracker/trackedEntities`, `/events`)
+    /// with the children under six of a registry export (or made up from the seed) and their
+    /// generated health records, configured as data/dhis2/mapping.toml describes.
+    Dhis2(Dhis2SimArgs),
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +267,44 @@ pub struct CrvsArgs {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub outage_secs: u64,
     /// Delay before each DCI answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct Dhis2SimArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seeds the made-up children, their records and the faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A members CSV (as `inkingi generate` or `inkingi export` writes, households.csv beside
+    /// it) whose children under six DHIS2 holds.
+    #[arg(long, value_name = "FILE", conflicts_with = "children")]
+    pub people: Option<PathBuf>,
+    /// Without --people: make up this many children.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub children: u32,
+    /// The personal access token accepted (`Authorization: ApiToken …`).
+    #[arg(long, default_value = "d2pat_simulator0000000000000000000000")]
+    pub token: String,
+    /// A mapping file describing the DHIS2 configuration (default: the shipped one).
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Share of scheduled immunisation visits that did not happen (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_name = "SHARE", value_parser = parse_share)]
+    pub missed_share: f64,
+    /// Share of requests answered 500 (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub fail_share: f64,
+    /// Start an outage (every request answered 503) after this many requests.
+    #[arg(long, value_name = "N")]
+    pub outage_after: Option<u64>,
+    /// How long the outage lasts, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub outage_secs: u64,
+    /// Delay before each answer, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub latency_ms: u64,
 }

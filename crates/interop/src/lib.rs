@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod crvs;
 pub mod dci;
+pub mod dhis2;
 pub mod national_id;
 pub mod probe;
 pub mod programmes;

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod changes;
 pub mod children;
 pub mod crvs;
+pub mod connectors;
 pub mod cycles;
 #[macro_use]
 mod children_sql;

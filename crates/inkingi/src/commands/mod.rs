@@ -2,6 +2,7 @@
 
 pub mod audit;
 mod demo;
+mod dhis2;
 mod export;
 mod generate;
 mod import;
@@ -54,6 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(&config, &args).await,
         Command::Targeting(cmd) => targeting::run(&config, cmd).await,
         Command::Programmes(cmd) => targeting::programmes(&config, cmd).await,
+        Command::Dhis2(cmd) => dhis2::run(&config, cmd).await,
         // Handled above, before the configuration is loaded.
         Command::Generate(_) | Command::Match(_) | Command::Simulate(_) | Command::Keys(_) => {
             Ok(())

@@ -83,7 +83,8 @@ pub async fn worker_only(config: &Config, args: &WorkerArgs) -> anyhow::Result<(
 }
 
 /// The worker and, beside it, the dispatcher of DCI event notifications and, when a national
-/// ID registry is configured, the sweep that queues verifications.
+/// ID registry is configured, the sweep that queues verifications; when DHIS2 is configured,
+/// its sync jobs and their schedule.
 async fn run_worker(
     store: Store,
     config: Config,
@@ -149,6 +150,23 @@ async fn run_worker(
             shutdown.clone(),
         )));
     }
+    let mut schedule = None;
+    if let Some(d) = &config.connectors.dhis2 {
+        use inkingi_server::children::dhis2::{run_schedule, Dhis2Sync, Dhis2SyncHandler};
+        let sync = Dhis2Sync::new(
+            d.connector().map_err(anyhow::Error::msg)?,
+            d.mapping().map_err(anyhow::Error::msg)?,
+        )
+        .map_err(anyhow::Error::msg)?;
+        handlers = handlers.register(Dhis2SyncHandler::new(sync));
+        if d.every_secs > 0 {
+            schedule = Some(tokio::spawn(run_schedule(
+                store.clone(),
+                Duration::from_secs(d.every_secs),
+                shutdown.clone(),
+            )));
+        }
+    }
     let worked = inkingi_interop::worker::run_with(
         store,
         worker_settings(&config),
@@ -163,6 +181,9 @@ async fn run_worker(
     }
     if let Some(s) = subscriber {
         s.await.context("CRVS subscription task")?;
+    }
+    if let Some(s) = schedule {
+        s.await.context("DHIS2 sync schedule task")?;
     }
     worked
 }

@@ -7,13 +7,14 @@ use inkingi_interop::simulate::faults::FaultPlan;
 use inkingi_interop::simulate::national_id::{load_people, IdPlan, IdRegistry};
 use inkingi_interop::simulate::subscriber::Subscriber;
 
-use crate::cli::{CrvsArgs, IdArgs, SimulateCommand, SubscriberArgs};
+use crate::cli::{CrvsArgs, Dhis2SimArgs, IdArgs, SimulateCommand, SubscriberArgs};
 
 pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
     match cmd {
         SimulateCommand::Subscriber(args) => subscriber(args).await,
         SimulateCommand::Id(args) => national_id(args).await,
         SimulateCommand::Crvs(args) => crvs(args).await,
+        SimulateCommand::Dhis2(args) => dhis2(args).await,
     }
 }
 
@@ -61,6 +62,112 @@ async fn crvs(args: CrvsArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+async fn dhis2(args: Dhis2SimArgs) -> anyhow::Result<()> {
+    use inkingi_interop::dhis2::Mapping;
+    use inkingi_interop::simulate::dhis2::{load_children, Dhis2Plan, Dhis2Sim, ROOT_ORG_UNIT};
+    let mapping = match &args.mapping {
+        None => Mapping::embedded()?,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Mapping::parse_toml(&path.display().to_string(), &text)?
+        }
+    };
+    let today = chrono::Utc::now().date_naive();
+    let children = match &args.people {
+        Some(path) => load_children(path, &mapping, today).map_err(anyhow::Error::msg)?,
+        None => made_up_children(args.children, args.seed, &mapping, today),
+    };
+    let plan = Dhis2Plan {
+        faults: FaultPlan {
+            seed: args.seed,
+            fail_share: args.fail_share,
+            outage_after: args.outage_after,
+            outage: Duration::from_secs(args.outage_secs),
+            latency: Duration::from_millis(args.latency_ms),
+            lost_ack_share: 0.0,
+        },
+        token: args.token.clone(),
+        missed_share: args.missed_share,
+    };
+    let sim = Dhis2Sim::start(args.listen, plan, mapping, &children, today).await?;
+    // The token itself is not printed: whoever started the simulator gave it.
+    println!(
+        "DHIS2 simulator holding {} tracked entities and {} events, listening on {}",
+        sim.tracked_entities().len(),
+        sim.events().len(),
+        sim.url()
+    );
+    println!(
+        "[connectors.dhis2] url = \"{}\", org_unit = \"{ROOT_ORG_UNIT}\" (token: --token)",
+        sim.url()
+    );
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    let s = sim.stats();
+    println!(
+        "{} request(s): {} page(s) served, {} unauthorised, {} failed by injection, {} refused in outage",
+        s.requests, s.pages, s.unauthorised, s.injected_failures, s.outage_refusals
+    );
+    Ok(())
+}
+
+/// Children under six with made-up names, spread over the mapped organisation units, half of
+/// them with a mother known by a (made-up, well-formed) national ID.
+fn made_up_children(
+    n: u32,
+    seed: u64,
+    mapping: &inkingi_interop::dhis2::Mapping,
+    today: chrono::NaiveDate,
+) -> Vec<inkingi_interop::simulate::dhis2::SimChild> {
+    use inkingi_interop::simulate::dhis2::{SimChild, SimMother};
+    use rand::{Rng, SeedableRng};
+    const GIVEN: &[&str] = &[
+        "Keza", "Ineza", "Ganza", "Shimwa", "Hirwa", "Teta", "Manzi", "Gisa",
+    ];
+    const FAMILY: &[&str] = &[
+        "Uwase",
+        "Mukamana",
+        "Niyonzima",
+        "Habimana",
+        "Uwimana",
+        "Nshuti",
+    ];
+    const MOTHER: &[&str] = &["Aline", "Claudine", "Diane", "Grace", "Jeanne", "Solange"];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let units: Vec<String> = mapping.org_units.keys().cloned().collect();
+    (0..n)
+        .map(|i| {
+            let days = rng.random_range(0..6 * 365 - 1);
+            let family = FAMILY[rng.random_range(0..FAMILY.len())];
+            let mother = (i % 2 == 0).then(|| SimMother {
+                given_name: MOTHER[rng.random_range(0..MOTHER.len())].into(),
+                family_name: family.into(),
+                national_id: Some(format!(
+                    "1{}7{:010}",
+                    rng.random_range(1975..2005),
+                    rng.random_range(0..10_000_000_000u64)
+                )),
+                phone: Some(format!("+2507{:08}", rng.random_range(0..100_000_000u32))),
+            });
+            SimChild {
+                given_name: GIVEN[rng.random_range(0..GIVEN.len())].into(),
+                family_name: family.into(),
+                sex: if rng.random_bool(0.5) { "F" } else { "M" }.into(),
+                birth_date: today - chrono::Days::new(days),
+                birth_registration: None,
+                org_unit: units
+                    .get(i as usize % units.len().max(1))
+                    .cloned()
+                    .unwrap_or_else(|| ROOT.into()),
+                mother,
+            }
+        })
+        .collect()
+}
+
+const ROOT: &str = inkingi_interop::simulate::dhis2::ROOT_ORG_UNIT;
 
 async fn subscriber(args: SubscriberArgs) -> anyhow::Result<()> {
     let plan = FaultPlan {

@@ -2,6 +2,7 @@
 //! demand, so demos and tests run the real client code.
 
 pub mod crvs;
+pub mod dhis2;
 pub mod faults;
 pub mod national_id;
 pub mod subscriber;

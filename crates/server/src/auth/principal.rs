@@ -106,6 +106,24 @@ pub const PURPOSE_HEADER: &str = "x-purpose-of-use";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 impl Principal {
+    /// A connector of Inkingi's own acting with national scope (the DHIS2 sync job): no caller
+    /// behind it, so its audit entries say `via: connector:<name>`.
+    pub fn connector(username: Username) -> Principal {
+        Principal {
+            credential: Credential::Token {
+                id: Uuid::nil(),
+                prefix: format!("connector:{}", username.as_str()),
+                scopes: Vec::new(),
+            },
+            username,
+            role: Role::MachineClient,
+            scope: AreaScope::national(),
+            client_addr: None,
+            request_id: None,
+            declared_purpose: None,
+        }
+    }
+
     /// 403 unless the role has `permission` and, for a token, its scopes allow it.
     pub fn require(&self, permission: Permission) -> ApiResult<()> {
         if !may(self.role, permission) {

@@ -15,7 +15,7 @@ use inkingi_store::children::{
     SourcePerson, Subject, Written,
 };
 use inkingi_store::registry::PersonRecord;
-use inkingi_store::UnitOfWork;
+use inkingi_store::{Store, UnitOfWork};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -25,7 +25,6 @@ use super::fhir::parse::{
 use super::link::{self, Decision};
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::registry::audit_change;
 use crate::AppState;
 
 /// Days from the last menstrual period to the expected delivery (Naegele's rule).
@@ -50,8 +49,13 @@ struct Known {
 }
 
 pub struct Ingest<'a> {
-    state: &'a AppState,
-    principal: &'a Principal,
+    store: &'a Store,
+    principal: Principal,
+    /// Who is sending: `fhir` or `dhis2`; names audit actions and review kinds.
+    channel: &'static str,
+    /// Where an unlinked person is filed when the sender's scope does not say (DHIS2: the
+    /// organisation unit's area).
+    area: Option<AreaCode>,
     today: NaiveDate,
     now: DateTime<Utc>,
     /// Persons of this request, by `Patient/<source id>` and by fullUrl.
@@ -61,11 +65,18 @@ pub struct Ingest<'a> {
 type Outcome<T> = ApiResult<Result<T, Vec<Issue>>>;
 
 impl<'a> Ingest<'a> {
-    pub fn new(state: &'a AppState, principal: &'a Principal) -> Self {
+    pub fn new(state: &'a AppState, principal: &Principal) -> Self {
+        Ingest::on(&state.store, principal.clone(), "fhir")
+    }
+
+    /// Stores for `principal` arriving through `channel` (`fhir`, `dhis2`).
+    pub fn on(store: &'a Store, principal: Principal, channel: &'static str) -> Self {
         let now = Utc::now();
         Ingest {
-            state,
+            store,
             principal,
+            channel,
+            area: None,
             today: now.date_naive(),
             now,
             refs: HashMap::new(),
@@ -74,6 +85,27 @@ impl<'a> Ingest<'a> {
 
     pub fn today(&self) -> NaiveDate {
         self.today
+    }
+
+    /// Whether a person of this request is known by `reference` (`Patient/<source id>`).
+    pub fn knows(&self, reference: &str) -> bool {
+        self.refs.contains_key(reference)
+    }
+
+    /// Whether `system` sent a person with `source_id` before (stored and committed).
+    pub async fn source_person_exists(&self, system: &str, source_id: &str) -> ApiResult<bool> {
+        Ok(self
+            .store
+            .children()
+            .source_person(&AreaScope::national(), system, source_id)
+            .await?
+            .is_some())
+    }
+
+    /// Links within `scope` from now on, filing unlinked persons under `area`.
+    pub fn place(&mut self, scope: AreaScope, area: Option<AreaCode>) {
+        self.principal.scope = scope;
+        self.area = area;
     }
 
     /// Stores one resource (with its Bundle entry's fullUrl, if any).
@@ -113,6 +145,9 @@ impl<'a> Ingest<'a> {
 
     /// The area an unlinked person is filed under: the sender's, when it has exactly one.
     fn sender_area(&self) -> Option<AreaCode> {
+        if let Some(a) = &self.area {
+            return Some(a.clone());
+        }
         match self.principal.scope.codes().as_slice() {
             [one] => Some((*one).clone()),
             _ => None,
@@ -128,7 +163,7 @@ impl<'a> Ingest<'a> {
     ) -> Outcome<Written> {
         let prov = self.provenance(inc);
         let related = matches!(inc.body, Body::RelatedPerson(_));
-        let store = self.state.store.children();
+        let store = self.store.children();
         // Already received (committed earlier): keep it as it is, linked or not.
         let existing = store
             .source_person(&AreaScope::national(), &prov.source_system, &prov.source_id)
@@ -148,7 +183,7 @@ impl<'a> Ingest<'a> {
             },
             None => None,
         };
-        let decision = match link::link(self.state, &self.principal.scope, p, &inc.at).await? {
+        let decision = match link::link(self.store, &self.principal.scope, p, &inc.at).await? {
             Err(issues) => return Ok(Err(issues)),
             // A mother, father or guardian named on a linked child's registry record.
             Ok(d @ Decision::Review { .. }) if related => {
@@ -195,12 +230,11 @@ impl<'a> Ingest<'a> {
         if let (Some((candidate, weight, explanation)), Written::Created(_)) = (review, written) {
             let r = LinkageReview {
                 id: Uuid::now_v7(),
-                kind: if related {
-                    "fhir_related_person"
-                } else {
-                    "fhir_patient"
-                }
-                .into(),
+                kind: format!(
+                    "{}_{}",
+                    self.channel,
+                    if related { "related_person" } else { "patient" }
+                ),
                 source_system: prov.source_system.clone(),
                 source_id: prov.source_id.clone(),
                 candidate_person_id: candidate,
@@ -214,7 +248,11 @@ impl<'a> Ingest<'a> {
             };
             store.add_review(uow, &r).await?;
         }
-        let action = format!("fhir.{}.create", inc.resource_type.to_ascii_lowercase());
+        let action = format!(
+            "{}.{}.create",
+            self.channel,
+            inc.resource_type.to_ascii_lowercase()
+        );
         let fields = vec![
             "name".into(),
             "gender".into(),
@@ -222,10 +260,8 @@ impl<'a> Ingest<'a> {
             "identifier".into(),
             format!("link:{}", sp.link_method.as_deref().unwrap_or("review")),
         ];
-        audit_change(
-            self.state,
+        self.audit_in(
             uow,
-            self.principal,
             &action,
             ("source_person", written.id()),
             area.clone(),
@@ -262,7 +298,6 @@ impl<'a> Ingest<'a> {
         };
         let Some(id) = id else { return Ok(None) };
         Ok(self
-            .state
             .store
             .registry()
             .person(&self.principal.scope, id)
@@ -286,8 +321,7 @@ impl<'a> Ingest<'a> {
     async fn known_source(&self, sp: &SourcePerson) -> ApiResult<Known> {
         let person = match sp.person_id {
             Some(id) => {
-                self.state
-                    .store
+                self.store
                     .registry()
                     .person(&self.principal.scope, id)
                     .await?
@@ -322,7 +356,7 @@ impl<'a> Ingest<'a> {
         let scope = &self.principal.scope;
         let id = reference.strip_prefix("Patient/").unwrap_or(reference);
         if let Ok(uuid) = Uuid::parse_str(id) {
-            if let Some(person) = self.state.store.registry().person(scope, uuid).await? {
+            if let Some(person) = self.store.registry().person(scope, uuid).await? {
                 return Ok(Ok(Known {
                     subject: Subject {
                         person_id: Some(uuid),
@@ -335,7 +369,6 @@ impl<'a> Ingest<'a> {
                 }));
             }
             if let Some(sp) = self
-                .state
                 .store
                 .children()
                 .source_person_by_id(scope, uuid)
@@ -345,7 +378,6 @@ impl<'a> Ingest<'a> {
             }
         }
         if let Some(sp) = self
-            .state
             .store
             .children()
             .source_person(scope, system, id)
@@ -420,15 +452,10 @@ impl<'a> Ingest<'a> {
             occurred_on: i.date,
             provenance: self.provenance(inc),
         };
-        let w = self
-            .state
-            .store
-            .children()
-            .put_immunization(uow, &f)
-            .await?;
+        let w = self.store.children().put_immunization(uow, &f).await?;
         self.audit(
             uow,
-            "fhir.immunization.create",
+            &format!("{}.immunization.create", self.channel),
             &k,
             w,
             &["vaccineCode", "doseNumber", "occurrence"],
@@ -457,7 +484,7 @@ impl<'a> Ingest<'a> {
             Ok(k) => k,
             Err(e) => return Ok(Err(e)),
         };
-        let store = self.state.store.children();
+        let store = self.store.children();
         let w = match (o.code, o.value) {
             (ObservationCode::Measure(kind), Some(value)) => {
                 let zscores = match plausible(kind, value, o.date, &k, &o.value_path) {
@@ -499,7 +526,7 @@ impl<'a> Ingest<'a> {
         };
         self.audit(
             uow,
-            "fhir.observation.create",
+            &format!("{}.observation.create", self.channel),
             &k,
             w,
             &["code", "value", "effective"],
@@ -536,9 +563,15 @@ impl<'a> Ingest<'a> {
             occurred_on: e.date,
             provenance: self.provenance(inc),
         };
-        let w = self.state.store.children().put_encounter(uow, &f).await?;
-        self.audit(uow, "fhir.encounter.create", &k, w, &["type", "period"])
-            .await?;
+        let w = self.store.children().put_encounter(uow, &f).await?;
+        self.audit(
+            uow,
+            &format!("{}.encounter.create", self.channel),
+            &k,
+            w,
+            &["type", "period"],
+        )
+        .await?;
         Ok(Ok(w))
     }
 
@@ -559,16 +592,25 @@ impl<'a> Ingest<'a> {
         };
         let mut fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
         fields.push(format!("fact:{}", w.id()));
-        audit_change(
-            self.state,
-            uow,
-            self.principal,
-            action,
-            subject,
-            k.area.clone(),
-            fields,
-        )
-        .await
+        self.audit_in(uow, action, subject, k.area.clone(), fields)
+            .await
+    }
+
+    /// Records a change in the audit log inside the change's unit of work.
+    async fn audit_in(
+        &self,
+        uow: &mut UnitOfWork,
+        action: &str,
+        subject: (&str, Uuid),
+        area: Option<AreaCode>,
+        fields: Vec<String>,
+    ) -> ApiResult<()> {
+        let mut rec = self.principal.audit_record(action, subject.0);
+        rec.subject_id = Some(subject.1.to_string());
+        rec.area = area;
+        rec.fields = fields;
+        self.store.audit().append_in(uow, vec![rec]).await?;
+        Ok(())
     }
 }
 

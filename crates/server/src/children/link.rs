@@ -13,13 +13,13 @@ use inkingi_linkage::{Dataset, LinkageConfig, TrainedModel};
 use inkingi_store::registry::{
     CmpOp, Condition, PeopleQuery, PersonField, PersonFilter, PersonRecord, PersonSearch,
 };
+use inkingi_store::Store;
 use serde_json::{json, Value};
 use std::sync::LazyLock;
 use uuid::Uuid;
 
 use super::fhir::parse::{Issue, PersonIn, SID_BIRTH_REGISTRATION, SID_NATIONAL_ID, SID_PERSON};
 use crate::error::{ApiError, ApiResult};
-use crate::AppState;
 
 const CONFIG_TOML: &str = include_str!("../../../../data/linkage/fhir-patient.toml");
 /// Registry people compared with one incoming person, at most.
@@ -91,7 +91,7 @@ fn priors(c: &Comparison) -> (Vec<f64>, Vec<f64>) {
 /// Links `p` to a registry person visible in `scope`. Refusals (a malformed national ID, a
 /// registry id not in scope) are issues at `at`.
 pub async fn link(
-    state: &AppState,
+    store: &Store,
     scope: &AreaScope,
     p: &PersonIn,
     at: &str,
@@ -107,7 +107,7 @@ pub async fn link(
                         format!("'{value}' is not a registry person id"),
                     )]));
                 };
-                return Ok(match state.store.registry().person(scope, id).await? {
+                return Ok(match store.registry().person(scope, id).await? {
                     Some(person) => Ok(Decision::Linked {
                         person: Box::new(person),
                         method: "registry_id",
@@ -129,7 +129,7 @@ pub async fn link(
                     limit: 2,
                     ..Default::default()
                 };
-                let mut hits = state.store.registry().search_people(scope, &q).await?;
+                let mut hits = store.registry().search_people(scope, &q).await?;
                 if hits.len() == 1 {
                     let person = hits.remove(0).record;
                     return Ok(Ok(Decision::Linked {
@@ -139,7 +139,7 @@ pub async fn link(
                 }
             }
             SID_BIRTH_REGISTRATION => {
-                if let Some(person) = by_birth_registration(state, scope, value).await? {
+                if let Some(person) = by_birth_registration(store, scope, value).await? {
                     return Ok(Ok(Decision::Linked {
                         person: Box::new(person),
                         method: "birth_registration",
@@ -149,11 +149,11 @@ pub async fn link(
             _ => {}
         }
     }
-    Ok(Ok(by_linkage(state, scope, p).await?))
+    Ok(Ok(by_linkage(store, scope, p).await?))
 }
 
 async fn by_birth_registration(
-    state: &AppState,
+    store: &Store,
     scope: &AreaScope,
     number: &str,
 ) -> ApiResult<Option<PersonRecord>> {
@@ -167,7 +167,7 @@ async fn by_birth_registration(
         limit: 2,
         offset: 0,
     };
-    let mut page = state.store.registry().find_people(scope, &q).await?;
+    let mut page = store.registry().find_people(scope, &q).await?;
     Ok((page.items.len() == 1).then(|| page.items.remove(0)))
 }
 
@@ -175,7 +175,7 @@ fn row(given: &str, family: &str, birth: &str, sex: &str) -> Vec<String> {
     vec![given.into(), family.into(), birth.into(), sex.into()]
 }
 
-async fn by_linkage(state: &AppState, scope: &AreaScope, p: &PersonIn) -> ApiResult<Decision> {
+async fn by_linkage(store: &Store, scope: &AreaScope, p: &PersonIn) -> ApiResult<Decision> {
     let (Some(given), Some(family)) = (&p.given, &p.family) else {
         return Ok(no_candidate("no name to compare"));
     };

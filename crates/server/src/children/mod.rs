@@ -1,6 +1,7 @@
 //! The integrated child record: facts about children under six and their mothers received from
 //! health systems (FHIR R4), linked to registry people, and the services due to each.
 
+pub mod dhis2;
 pub mod fhir;
 pub mod ingest;
 pub mod link;
