@@ -107,19 +107,21 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 impl Principal {
     /// A connector of Inkingi's own acting with national scope (the DHIS2 sync job): no caller
-    /// behind it, so its audit entries say `via: connector:<name>`.
+    /// behind it, so its audit entries say `via: token:connector:<name>`.
     pub fn connector(username: Username) -> Principal {
         Principal {
             credential: Credential::Token {
                 id: Uuid::nil(),
                 prefix: format!("connector:{}", username.as_str()),
                 scopes: Vec::new(),
+                exchanged: false,
             },
             username,
             role: Role::MachineClient,
             scope: AreaScope::national(),
             client_addr: None,
             request_id: None,
+            xroad: XRoad::default(),
             declared_purpose: None,
         }
     }

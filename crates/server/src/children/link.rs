@@ -180,7 +180,7 @@ async fn by_linkage(store: &Store, scope: &AreaScope, p: &PersonIn) -> ApiResult
         return Ok(no_candidate("no name to compare"));
     };
     by_names(
-        &state.store,
+        store,
         scope,
         given,
         family,
