@@ -90,6 +90,10 @@ pub struct AuditRecord {
     pub purpose: Option<String>,
     pub request_id: Option<String>,
     pub client_addr: Option<String>,
+    /// `X-Road-Client` of a request relayed by an X-Road security server.
+    pub xroad_client: Option<String>,
+    /// `X-Road-Id` of that request.
+    pub xroad_id: Option<String>,
 }
 
 impl AuditRecord {
@@ -113,6 +117,8 @@ impl AuditRecord {
             purpose: None,
             request_id: None,
             client_addr: None,
+            xroad_client: None,
+            xroad_id: None,
         }
     }
 
@@ -149,6 +155,11 @@ impl AuditRecord {
         put(&mut out, "purpose", self.purpose.as_deref());
         put(&mut out, "request_id", self.request_id.as_deref());
         put(&mut out, "client_addr", self.client_addr.as_deref());
+        // Added later: written only when present, so entries made before keep their hashes.
+        if self.xroad_client.is_some() || self.xroad_id.is_some() {
+            put(&mut out, "xroad_client", self.xroad_client.as_deref());
+            put(&mut out, "xroad_id", self.xroad_id.as_deref());
+        }
         out
     }
 }

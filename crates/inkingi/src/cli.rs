@@ -91,6 +91,9 @@ pub enum Command {
     /// Needs no database.
     #[command(subcommand)]
     Simulate(SimulateCommand),
+    /// Ed25519 keys that sign DCI access tokens and messages. Needs no database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// DHIS2 (the HMIS): pull the child record's facts (`[connectors.dhis2]`).
     #[command(subcommand)]
     Dhis2(Dhis2Command),
@@ -111,6 +114,25 @@ pub struct Dhis2SyncArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new private key (a JWK, readable by its owner only) for dci.signing_key_file,
+    /// and print its public JWK Set for partners.
+    Generate {
+        /// The key id partners see in tokens and signatures, e.g. the month it was made.
+        #[arg(long)]
+        kid: String,
+        /// Where to write the private key; must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public JWK Set of a private key file.
+    Public {
+        /// The private key file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TargetingCommand {
     /// Score every active household (in pages, with batch writes) and store the scores.
     Score {
@@ -118,6 +140,57 @@ pub enum TargetingCommand {
         #[arg(long, value_name = "MODEL")]
         model: Option<String>,
     },
+    /// Simulate a model and eligibility rules over the registry without enrolling anyone:
+    /// counts, cost per cycle, coverage, enrolment errors and overlaps by area, as CSV.
+    Simulate(Box<SimulateArgs>),
+    /// For benchmarks: write a synthetic registry of N households straight in SQL into an
+    /// empty database (with the illustrative programmes; one in ten enrolled in vup_ds).
+    #[command(hide = true)]
+    SeedSynthetic {
+        #[arg(long, default_value_t = 3_200_000)]
+        households: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A request as JSON (the body of `POST /api/v1/targeting/simulations`); the options
+    /// below add to it.
+    #[arg(long, value_name = "FILE")]
+    pub request: Option<PathBuf>,
+    /// province, district (default) or sector.
+    #[arg(long, value_name = "LEVEL")]
+    pub by: Option<String>,
+    /// A programme to simulate (repeat); every programme by default.
+    #[arg(long = "programme", value_name = "CODE")]
+    pub programmes: Vec<String>,
+    /// ID or ID:VERSION of a saved model; the current model by default.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Apply a saved rule set version to a programme: CODE=RULE_SET:VERSION (repeat).
+    #[arg(long = "rule-set", value_name = "CODE=ID:VERSION")]
+    pub rule_sets: Vec<String>,
+    /// Apply a draft rule to a programme: CODE=RULE (repeat).
+    #[arg(long = "rule", value_name = "CODE=RULE")]
+    pub rules: Vec<String>,
+    /// Compare with this model (ID or ID:VERSION).
+    #[arg(long, value_name = "MODEL")]
+    pub compare_model: Option<String>,
+    /// Compare with this rule set version for a programme: CODE=ID:VERSION (repeat).
+    #[arg(long = "compare-rule-set", value_name = "CODE=ID:VERSION")]
+    pub compare_rule_sets: Vec<String>,
+    /// Compare with this draft rule for a programme: CODE=RULE (repeat).
+    #[arg(long = "compare-rule", value_name = "CODE=RULE")]
+    pub compare_rules: Vec<String>,
+    /// Area codes to limit the simulation to (comma-separated); the whole registry by default.
+    #[arg(long, value_name = "AREAS")]
+    pub scope: Option<String>,
+    /// Write JSON instead of CSV.
+    #[arg(long)]
+    pub json: bool,
+    /// Write to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +212,11 @@ pub enum SimulateCommand {
     /// people of a members CSV, or of a registry generated from the seed (the demo's is
     /// `--households 20000 --seed 2026`); a share of them held with a discrepancy.
     Id(IdArgs),
+    /// A civil registration (CRVS) registry speaking DCI: takes subscriptions, notifies live
+    /// births and deaths of mothers and deceased drawn from its people (on demand with
+    /// `POST /admin/emit {"births": N, "deaths": N}`, or every `--every-secs`), answers
+    /// `sync/search` by UIN, BRN or DRN, and injects faults.
+    Crvs(CrvsArgs),
     /// A DHIS2 instance serving the tracker API (`/api/tracker/trackedEntities`, `/events`)
     /// with the children under six of a registry export (or made up from the seed) and their
     /// generated health records, configured as data/dhis2/mapping.toml describes.
@@ -179,6 +257,54 @@ pub struct Dhis2SimArgs {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub outage_secs: u64,
     /// Delay before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CrvsArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seeds the generated people (with --households), the events and the faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A members CSV (as `inkingi generate` or `inkingi export` writes) whose people the
+    /// events name, so they match registry persons.
+    #[arg(long, value_name = "FILE", conflicts_with = "households")]
+    pub people: Option<PathBuf>,
+    /// Generate this many households with the seed and draw from their people.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub households: Option<u64>,
+    /// The API token the simulator sends to Inkingi with its callbacks (or set
+    /// INKINGI_CRVS_TOKEN).
+    #[arg(long, env = "INKINGI_CRVS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Emit one event (births and deaths in turn) every this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub every_secs: Option<u64>,
+    /// Share of events naming their person by a noisy name without ID (0 to 1).
+    #[arg(long, default_value_t = 0.2, value_name = "SHARE", value_parser = parse_share)]
+    pub noisy_share: f64,
+    /// Share of events naming a person the registry does not hold (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_name = "SHARE", value_parser = parse_share)]
+    pub unknown_share: f64,
+    /// Share of deliveries sent twice (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub duplicate_share: f64,
+    /// Share of deliveries swapped with the next one (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub reorder_share: f64,
+    /// Share of DCI requests answered 500 (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub fail_share: f64,
+    /// Start a downtime (every DCI request answered 503) after this many requests.
+    #[arg(long, value_name = "N")]
+    pub outage_after: Option<u64>,
+    /// How long the downtime lasts, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub outage_secs: u64,
+    /// Delay before each DCI answer, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub latency_ms: u64,
 }

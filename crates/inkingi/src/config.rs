@@ -71,9 +71,112 @@ pub struct ConnectorsConfig {
     /// `[connectors.national_id]`: verify registry people against the national ID registry.
     /// Absent: no verification runs.
     pub national_id: Option<NationalIdConfig>,
+    /// `[connectors.crvs]`: subscribe to civil registration's live births and deaths.
+    /// Absent: no subscription (events posted to `/dci/crvs/notify` are still processed).
+    pub crvs: Option<CrvsConfig>,
     /// `[connectors.dhis2]`: pull the child record's facts from DHIS2 (the HMIS). Absent: no
     /// DHIS2 sync.
     pub dhis2: Option<Dhis2Config>,
+}
+
+/// `[connectors.crvs]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrvsConfig {
+    /// Base URL of the CRVS's DCI API (`…/registry`); `/subscribe` is appended.
+    pub url: String,
+    /// Our DCI sender id.
+    pub sender_id: String,
+    /// Inkingi's public address of its CRVS callbacks (`https://HOST/dci/crvs`); the CRVS
+    /// appends `/notify` and `/on-subscribe`.
+    pub callback_url: String,
+    /// Timeout of one call, in milliseconds.
+    pub timeout_ms: u64,
+    /// How often the subscription is renewed, in seconds (a lost one returns within this).
+    pub resubscribe_secs: u64,
+    /// How long an event waits for an earlier event of the same person, in seconds.
+    pub order_hold_secs: u64,
+}
+
+impl Default for CrvsConfig {
+    fn default() -> Self {
+        let c = inkingi_interop::crvs::CrvsConnector::new("", "");
+        CrvsConfig {
+            url: String::new(),
+            sender_id: c.sender_id,
+            callback_url: String::new(),
+            timeout_ms: c.timeout.as_millis() as u64,
+            resubscribe_secs: c.resubscribe.as_secs(),
+            order_hold_secs: 600,
+        }
+    }
+}
+
+impl CrvsConfig {
+    /// The connector, or what is wrong with the settings, naming the key.
+    pub fn connector(&self) -> Result<inkingi_interop::crvs::CrvsConnector, String> {
+        let c = inkingi_interop::crvs::CrvsConnector {
+            url: self.url.trim().to_string(),
+            sender_id: self.sender_id.clone(),
+            callback_url: self.callback_url.trim().to_string(),
+            timeout: std::time::Duration::from_millis(self.timeout_ms.max(1)),
+            resubscribe: std::time::Duration::from_secs(self.resubscribe_secs),
+        };
+        c.check().map_err(|e| format!("connectors.crvs.{e}"))?;
+        Ok(c)
+    }
+}
+
+/// `[connectors.national_id]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NationalIdConfig {
+    /// Base URL of the ID registry's DCI API (`…/registry`); `/sync/search` is appended.
+    pub url: String,
+    /// Our DCI sender id.
+    pub sender_id: String,
+    /// Timeout of one call, in milliseconds.
+    pub timeout_ms: u64,
+    /// People the sweep reads at a time.
+    pub window: u32,
+    /// Pause between two windows of the sweep, in milliseconds.
+    pub pause_ms: u64,
+    /// Rest after the whole registry was walked, before the next walk, in seconds.
+    pub rest_secs: u64,
+}
+
+impl Default for NationalIdConfig {
+    fn default() -> Self {
+        let c = inkingi_interop::national_id::IdConnector::new("");
+        NationalIdConfig {
+            url: String::new(),
+            sender_id: c.sender_id,
+            timeout_ms: c.timeout.as_millis() as u64,
+            window: c.window,
+            pause_ms: c.pause.as_millis() as u64,
+            rest_secs: c.rest.as_secs(),
+        }
+    }
+}
+
+impl NationalIdConfig {
+    /// The connector, or what is wrong with the settings, naming the key.
+    pub fn connector(&self) -> Result<inkingi_interop::national_id::IdConnector, String> {
+        if self.window == 0 {
+            return Err("connectors.national_id.window: must be at least 1".into());
+        }
+        let c = inkingi_interop::national_id::IdConnector {
+            url: self.url.trim().to_string(),
+            sender_id: self.sender_id.clone(),
+            timeout: std::time::Duration::from_millis(self.timeout_ms.max(1)),
+            window: self.window,
+            pause: std::time::Duration::from_millis(self.pause_ms),
+            rest: std::time::Duration::from_secs(self.rest_secs),
+        };
+        c.check()
+            .map_err(|e| format!("connectors.national_id.url: {e}"))?;
+        Ok(c)
+    }
 }
 
 /// `[connectors.dhis2]`.
@@ -156,58 +259,6 @@ impl Dhis2Config {
     }
 }
 
-/// `[connectors.national_id]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NationalIdConfig {
-    /// Base URL of the ID registry's DCI API (`…/registry`); `/sync/search` is appended.
-    pub url: String,
-    /// Our DCI sender id.
-    pub sender_id: String,
-    /// Timeout of one call, in milliseconds.
-    pub timeout_ms: u64,
-    /// People the sweep reads at a time.
-    pub window: u32,
-    /// Pause between two windows of the sweep, in milliseconds.
-    pub pause_ms: u64,
-    /// Rest after the whole registry was walked, before the next walk, in seconds.
-    pub rest_secs: u64,
-}
-
-impl Default for NationalIdConfig {
-    fn default() -> Self {
-        let c = inkingi_interop::national_id::IdConnector::new("");
-        NationalIdConfig {
-            url: String::new(),
-            sender_id: c.sender_id,
-            timeout_ms: c.timeout.as_millis() as u64,
-            window: c.window,
-            pause_ms: c.pause.as_millis() as u64,
-            rest_secs: c.rest.as_secs(),
-        }
-    }
-}
-
-impl NationalIdConfig {
-    /// The connector, or what is wrong with the settings, naming the key.
-    pub fn connector(&self) -> Result<inkingi_interop::national_id::IdConnector, String> {
-        if self.window == 0 {
-            return Err("connectors.national_id.window: must be at least 1".into());
-        }
-        let c = inkingi_interop::national_id::IdConnector {
-            url: self.url.trim().to_string(),
-            sender_id: self.sender_id.clone(),
-            timeout: std::time::Duration::from_millis(self.timeout_ms.max(1)),
-            window: self.window,
-            pause: std::time::Duration::from_millis(self.pause_ms),
-            rest: std::time::Duration::from_secs(self.rest_secs),
-        };
-        c.check()
-            .map_err(|e| format!("connectors.national_id.url: {e}"))?;
-        Ok(c)
-    }
-}
-
 /// `[dci]`: delivery of DCI event notifications.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -218,6 +269,22 @@ pub struct DciConfig {
     pub breaker_failures: u32,
     /// How long an open circuit holds calls back before one probe goes, in milliseconds.
     pub breaker_open_ms: u64,
+    /// This registry's `sender_id` in DCI messages, and the issuer of its access tokens.
+    pub registry_id: String,
+    /// A private Ed25519 JWK (`inkingi keys generate`) that signs access tokens and outgoing
+    /// DCI messages; give every node the same file. Without one, each process draws its own
+    /// key for access tokens and messages go unsigned.
+    pub signing_key_file: Option<PathBuf>,
+    /// Public JWK or JWK Set files of earlier signing keys: still published and accepted, so
+    /// a key can be rotated without cutting off the access tokens it issued.
+    pub previous_key_files: Vec<PathBuf>,
+    /// Lifetime of an access token, in seconds.
+    pub token_ttl_secs: u64,
+    /// Refuse DCI messages that are not signed by a key listed in `sender_keys`.
+    pub require_signatures: bool,
+    /// Partners' published keys, `sender_id = "FILE"` (a JWK Set or one JWK): their signed
+    /// messages are verified.
+    pub sender_keys: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl Default for DciConfig {
@@ -226,6 +293,12 @@ impl Default for DciConfig {
             notify_poll_ms: 500,
             breaker_failures: 5,
             breaker_open_ms: 30_000,
+            registry_id: "inkingi".into(),
+            signing_key_file: None,
+            previous_key_files: Vec::new(),
+            token_ttl_secs: 900,
+            require_signatures: false,
+            sender_keys: Default::default(),
         }
     }
 }
@@ -395,6 +468,9 @@ impl Config {
         if let Some(id) = &self.connectors.national_id {
             id.connector().map_err(ConfigError::Invalid)?;
         }
+        if let Some(c) = &self.connectors.crvs {
+            c.connector().map_err(ConfigError::Invalid)?;
+        }
         if let Some(d) = &self.connectors.dhis2 {
             d.connector().map_err(ConfigError::Invalid)?;
             d.mapping().map_err(ConfigError::Invalid)?;
@@ -438,6 +514,12 @@ impl Config {
                 "dci.notify_poll_ms",
                 "a whole number of milliseconds, at least 1",
             );
+        }
+        if self.dci.token_ttl_secs == 0 || self.dci.token_ttl_secs > 86_400 {
+            return bad("dci.token_ttl_secs", "a number of seconds from 1 to 86400");
+        }
+        if self.dci.registry_id.trim().is_empty() {
+            return bad("dci.registry_id", "a non-empty sender id");
         }
         if self.dci.breaker_failures == 0 {
             return bad("dci.breaker_failures", "a whole number of at least 1");
@@ -519,5 +601,31 @@ mod tests {
         std::fs::write(&p, "[worker]\nretain_succeeded_hours = 0\n").unwrap();
         let c = Config::load(Some(&p), &Overrides::default()).unwrap();
         assert_eq!(c.worker.retain_succeeded_hours, 0);
+    }
+
+    #[test]
+    fn crvs_connector_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[connectors.crvs]\nurl = \"http://crvs.example/registry\"\n\
+             callback_url = \"https://inkingi.example/dci/crvs\"\nresubscribe_secs = 30\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p), &Overrides::default()).unwrap();
+        let crvs = c.connectors.crvs.unwrap().connector().unwrap();
+        assert_eq!(crvs.resubscribe.as_secs(), 30);
+        assert_eq!(crvs.callback_url, "https://inkingi.example/dci/crvs");
+
+        std::fs::write(
+            &p,
+            "[connectors.crvs]\nurl = \"http://crvs.example/registry\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connectors.crvs.callback_url"), "{e}");
     }
 }

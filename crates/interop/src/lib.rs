@@ -2,6 +2,7 @@
 //! to outside systems, and simulators of those systems for demos and tests.
 
 pub mod breaker;
+pub mod crvs;
 pub mod dci;
 pub mod dhis2;
 pub mod national_id;

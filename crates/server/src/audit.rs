@@ -66,6 +66,12 @@ pub struct AuditEntryView {
     pub purpose: Option<String>,
     pub request_id: Option<String>,
     pub client_addr: Option<String>,
+    /// `X-Road-Client` of a request relayed by an X-Road security server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xroad_client: Option<String>,
+    /// `X-Road-Id` of that request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xroad_id: Option<String>,
     /// Hex SHA-256 of the previous entry.
     pub prev_hash: String,
     /// Hex SHA-256 over `prev_hash` and this entry's canonical content.
@@ -90,6 +96,8 @@ impl From<AuditEntry> for AuditEntryView {
             purpose: r.purpose,
             request_id: r.request_id,
             client_addr: r.client_addr,
+            xroad_client: r.xroad_client,
+            xroad_id: r.xroad_id,
             prev_hash: e.prev_hash.to_hex(),
             hash: e.hash.to_hex(),
         }

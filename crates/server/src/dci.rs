@@ -31,6 +31,7 @@ use inkingi_interop::dci::records;
 use inkingi_interop::dci::search::{
     check_batch, CheckedItem, Entity, PreparedSearch, SearchMessage,
 };
+use inkingi_interop::dci::signing::{self, KeyPair, MessageSigner, PublicKey, SenderKeys};
 use inkingi_interop::dci::txn::{self, TxnStatusMessage};
 use inkingi_store::dci::{InboundMessage, RequestOutcome, Transaction};
 use inkingi_store::jobs::NewJob;
@@ -54,6 +55,30 @@ pub struct DciSettings {
     pub max_clock_skew: Duration,
     /// Most requests in one message.
     pub max_batch: u64,
+    /// Signs the access tokens of `/dci/oauth2/client/token`; its public half is published at
+    /// `/dci/.well-known/jwks.json`. Without a configured key file each process draws its own,
+    /// so tokens then hold only on the node that issued them and until it restarts.
+    pub signing_key: KeyPair,
+    /// Earlier signing keys, still published and accepted until their tokens have expired.
+    pub previous_keys: Vec<PublicKey>,
+    /// Lifetime of an access token.
+    pub token_ttl: Duration,
+    /// Partners' published keys: a signed message from a sender listed here is verified.
+    pub sender_keys: SenderKeys,
+    /// Refuse unsigned messages, and signed ones whose sender has no published key.
+    pub require_signatures: bool,
+    /// Signs synchronous answers; set when a signing key is configured, so that every node
+    /// signs with the key the partners hold.
+    pub message_signer: Option<MessageSigner>,
+}
+
+impl DciSettings {
+    /// The keys access tokens are checked against: the current one, then the earlier ones.
+    pub fn verification_keys(&self) -> Vec<PublicKey> {
+        let mut keys = vec![self.signing_key.public()];
+        keys.extend(self.previous_keys.iter().cloned());
+        keys
+    }
 }
 
 impl Default for DciSettings {
@@ -62,6 +87,12 @@ impl Default for DciSettings {
             registry_id: "inkingi".into(),
             max_clock_skew: Duration::minutes(5),
             max_batch: 10,
+            signing_key: KeyPair::generate(format!("node-{}", Uuid::now_v7().simple())),
+            previous_keys: Vec::new(),
+            token_ttl: Duration::minutes(15),
+            sender_keys: SenderKeys::default(),
+            require_signatures: false,
+            message_signer: None,
         }
     }
 }
@@ -170,7 +201,10 @@ pub(crate) async fn accept<M: DeserializeOwned>(
     principal.require(Permission::ReadPersonalData)?;
     let purpose = principal.purpose(&state.auth.settings.purposes)?;
     let now = Utc::now();
-    let env: Envelope = serde_json::from_slice(body)
+    let raw: Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::Err(ErrorCode::RequestBad, format!("envelope: {e}")))?;
+    check_signature(&state.settings.dci, &raw, now)?;
+    let env: Envelope = serde_json::from_value(raw)
         .map_err(|e| Refusal::Err(ErrorCode::RequestBad, format!("envelope: {e}")))?;
     if env.header.is_msg_encrypted == Some(true) {
         return Err(Refusal::Err(
@@ -229,6 +263,50 @@ pub(crate) async fn accept<M: DeserializeOwned>(
         correlation_id: Uuid::now_v7().to_string(),
         now,
     })
+}
+
+/// A synchronous answer, signed when the registry has a configured signing key.
+fn signed<T: serde::Serialize>(state: &AppState, answer: &T) -> Response {
+    let Some(signer) = &state.settings.dci.message_signer else {
+        return Json(answer).into_response();
+    };
+    match serde_json::to_value(answer) {
+        Ok(mut body) => {
+            signer.sign(&mut body, Utc::now());
+            Json(body).into_response()
+        }
+        Err(e) => ApiError::internal(format!("serialising a DCI answer: {e}")).into_response(),
+    }
+}
+
+/// Verifies a signed message when its sender's keys are known, and insists on a verified
+/// signature when the registry requires them. An empty `signature` (the samples send "") counts
+/// as none.
+fn check_signature(dci: &DciSettings, raw: &Value, now: DateTime<Utc>) -> Result<(), Refusal> {
+    let signed = raw
+        .get("signature")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.trim().is_empty());
+    let sender = raw
+        .pointer("/header/sender_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !signed {
+        return match dci.require_signatures {
+            true => Err(Refusal::Err(
+                ErrorCode::SignatureInvalid,
+                "signature: this registry accepts signed messages only".into(),
+            )),
+            false => Ok(()),
+        };
+    }
+    if !dci.require_signatures && !dci.sender_keys.knows(sender) {
+        // Nothing to check it against; the bearer token still authenticates the caller.
+        return Ok(());
+    }
+    signing::verify(raw, &dci.sender_keys, now, dci.max_clock_skew)
+        .map(|_| ())
+        .map_err(|e| Refusal::Err(ErrorCode::SignatureInvalid, e.to_string()))
 }
 
 /// One request's answer and what was read for it.
@@ -475,7 +553,7 @@ pub async fn sync_search(
     }
     .await;
     match result {
-        Ok(answer) => Json(answer).into_response(),
+        Ok(answer) => signed(&state, &answer),
         Err(e) => e.into_response(),
     }
 }
@@ -605,7 +683,7 @@ pub async fn sync_txn_status(
         Err(r) => return r.sync(&state, "txn-on-status", &a.correlation_id, now),
     };
     match a.uow.commit().await {
-        Ok(()) => Json(answer).into_response(),
+        Ok(()) => signed(&state, &answer),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -36,6 +36,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::recertifications::api());
     doc.merge(crate::cycles::api());
     doc.merge(crate::dci::api());
+    doc.merge(crate::dci_auth::api());
+    doc.merge(crate::crvs::api());
     doc.merge(crate::children::api());
     doc.merge(crate::linkage::api());
     doc.merge(crate::auth::login::api());

@@ -111,8 +111,8 @@ fn all() -> Vec<Route> {
         changes, forms, households, id_checks, imports, matching, memberships, pages, people,
     };
     use crate::{
-        audit, auth, children, cycles, dci, dci_events, health, linkage, metrics, openapi,
-        programmes, recertifications, targeting, web,
+        audit, auth, children, crvs, cycles, dci, dci_auth, dci_events, health, linkage, metrics,
+        openapi, programmes, recertifications, targeting, web,
     };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
@@ -258,6 +258,10 @@ fn all() -> Vec<Route> {
             Requires(Permission::ApproveChanges),
             linkage::pages::dismiss_page,
         ),
+        // DCI authorisation: partner systems exchange their API token for an access token
+        // (the token endpoint authenticates the client itself) and fetch the public keys.
+        post_route("/dci/oauth2/client/token", Public, dci_auth::token),
+        get_route("/dci/.well-known/jwks.json", Public, dci_auth::jwks_json),
         // DCI Social Registry API: searches read personal data within the caller's scope.
         post_route(
             "/dci/registry/sync/search",
@@ -291,6 +295,19 @@ fn all() -> Vec<Route> {
             Requires(Permission::ReadPersonalData),
             dci_events::unsubscribe,
         ),
+        // Civil registration events: the CRVS delivers them as a national-scope client that
+        // may submit change requests; officers list them within their area.
+        post_route(
+            "/dci/crvs/notify",
+            Requires(Permission::SubmitChangeRequests),
+            crvs::notify,
+        ),
+        post_route(
+            "/dci/crvs/on-subscribe",
+            Requires(Permission::SubmitChangeRequests),
+            crvs::on_subscribe,
+        ),
+        get_route("/api/v1/crvs/events", READ, crvs::list_events),
         // FHIR R4 for the child record: health roles write, health readers read (the
         // CapabilityStatement is public, as FHIR expects).
         get_route("/fhir/R4/metadata", Public, children::fhir::metadata),
@@ -401,6 +418,12 @@ fn all() -> Vec<Route> {
             "/api/v1/targeting/rule-check",
             PROGRAMMES,
             targeting::check_rule,
+        ),
+        // Aggregates only: counts and costs by area within the caller's scope.
+        post_route(
+            "/api/v1/targeting/simulations",
+            PROGRAMMES,
+            targeting::simulate,
         ),
         get_route(
             "/api/v1/households/{id}/score",

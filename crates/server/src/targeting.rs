@@ -6,27 +6,29 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use inkingi_domain::identity::Permission;
 use inkingi_domain::targeting::rules::{Rule, RuleError, Target};
 use inkingi_domain::targeting::ScoringModel;
+use inkingi_store::simulation::{resolve, SimulationRequest};
 use inkingi_store::targeting::{RuleSet, SavedModel, StoredScore};
 use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::audit::record_read;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::Query;
 use crate::registry::{current_form, input::parse_body, not_visible, reader};
 use crate::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(save_model, list_models, get_model, save_rule_set, list_rule_sets, check_rule, household_score),
+    paths(save_model, list_models, get_model, save_rule_set, list_rule_sets, check_rule, household_score, simulate),
     components(schemas(NewRuleSet, RuleCheck)),
     tags((name = "targeting", description = "Proxy-means-test scoring models, eligibility rules and household scores"))
 )]
@@ -279,4 +281,94 @@ pub async fn household_score(
     )
     .await?;
     Ok(Json(score))
+}
+
+/// How a simulation is answered.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SimulationFormat {
+    /// `json` (default) or `csv`; `Accept: text/csv` also asks for CSV.
+    pub format: Option<String>,
+}
+
+fn wants_csv(q: &SimulationFormat, headers: &HeaderMap) -> ApiResult<bool> {
+    match q.format.as_deref() {
+        Some("csv") => Ok(true),
+        Some("json") => Ok(false),
+        Some(other) => Err(ApiError::invalid_field(
+            "format",
+            format!("'{other}' is not json or csv"),
+        )),
+        None => Ok(headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv"))),
+    }
+}
+
+/// Simulate a scoring model and eligibility rules over the registry in your area scope, without
+/// enrolling anyone: per district (or `by` province / sector) and programme, households,
+/// eligible, cost per cycle, coverage, current enrolment with inclusion and exclusion errors,
+/// and households eligible for two programmes. `compare` runs a second version (another model
+/// version, rule set version or draft rule) side by side with the deltas. Body:
+/// `{"by", "programmes": [codes], "model": {"id", "version"}, "rules": {"code": {"rule_set":
+/// {"id", "version"}} | {"rule": "draft"}}, "compare": {"model", "rules"}}`, every part
+/// optional. Nothing is stored; the request is audited as an aggregate read.
+#[utoipa::path(post, path = "/api/v1/targeting/simulations", tag = "targeting", operation_id = "targeting_simulate",
+    request_body = Object,
+    params(SimulationFormat),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "The simulation by area, as JSON or CSV", body = Object),
+        (status = 422, description = "Unknown programme, model or rule set version, or a rule that does not compile (field and position named)", body = crate::error::ProblemBody)))]
+pub async fn simulate(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<SimulationFormat>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    principal.require(Permission::ManageProgrammes)?;
+    let csv = wants_csv(&q, &headers)?;
+    let req: SimulationRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SimulationRequest::default()
+    } else {
+        parse_body(&body)?
+    };
+    let form = current_form(&state).await?;
+    let sim = resolve(&state.store, &req, &form).await?.map_err(|r| {
+        ApiError::validation(vec![FieldError {
+            field: r.field,
+            reason: r.reason,
+        }])
+    })?;
+    let mut audit = principal.audit_record("targeting.simulate", "aggregate");
+    audit.fields = vec![
+        format!("scope={}", principal.scope.to_stored()),
+        format!("by={}", sim.level.as_str()),
+    ];
+    audit.fields.extend(
+        sim.scenarios
+            .first()
+            .into_iter()
+            .flat_map(|s| s.programmes.iter().map(|p| format!("programme={}", p.code))),
+    );
+    let report = state
+        .store
+        .targeting()
+        .simulate(&principal.scope, sim)
+        .await?;
+    state.audit.append(vec![audit]).await?;
+    if !csv {
+        return Ok(Json(report).into_response());
+    }
+    let mut res = report.to_csv().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    res.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"simulation.csv\""),
+    );
+    Ok(res)
 }

@@ -472,3 +472,382 @@ async fn enrolment_lifecycle_capacity_and_beneficiary_registry() {
         app.stop().await;
     }
 }
+
+/// One household of the simulation test: its village, adults and children under five.
+struct Home {
+    village: &'static str,
+    adults: usize,
+    kids: usize,
+}
+
+/// Registers a household through the API as `officer`; returns its id and its children's ids.
+async fn register(app: &TestApp, officer: &str, h: &Home) -> (String, Vec<String>) {
+    use chrono::Datelike as _;
+    let t = common::token(app, officer, &["write"]).await;
+    let kid_born = format!("{}-01-01", chrono::Utc::now().year() - 2);
+    let mut members = Vec::new();
+    for i in 0..h.adults {
+        members.push(
+            json!({"given_name": format!("Adult{i}"), "family_name": "Mugabo",
+            "sex": "M", "birth_date": "1980-03-01",
+            "role": if i == 0 { "head" } else { "other_relative" }}),
+        );
+    }
+    for i in 0..h.kids {
+        members.push(
+            json!({"given_name": format!("Kid{i}"), "family_name": "Mugabo",
+            "sex": "F", "birth_date": kid_born, "role": "child"}),
+        );
+    }
+    let body = json!({
+        "village": h.village,
+        "answers": {"tenure": "owner", "wall": "mud_bricks", "roof": "iron_sheets",
+            "floor": "earth", "rooms": 2, "water_source": "public_tap",
+            "toilet": "pit_latrine_slab", "lighting": "solar", "cooking_fuel": "firewood",
+            "owns_land": false, "owns_livestock": false, "income_sources": ["farming"],
+            "meals_per_day": 2},
+        "members": members,
+        "reason": "registration"
+    });
+    let res = app
+        .client
+        .post(app.url("/api/v1/households"))
+        .bearer_auth(&t)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let v: Value = res.json().await.unwrap();
+    let kids = v["members"].as_array().unwrap()[h.adults..]
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    (v["id"].as_str().unwrap().to_string(), kids)
+}
+
+/// What the test expects of one programme in one area, worked out from the households.
+#[derive(Debug, Default, PartialEq)]
+struct Expect {
+    households: u64,
+    eligible: u64,
+    beneficiaries: u64,
+    cost: u64,
+    enrolled: u64,
+    eligible_enrolled: u64,
+    eligible_not_enrolled: u64,
+    enrolled_not_eligible: u64,
+}
+
+fn got(households: &Value, m: &Value) -> Expect {
+    let n = |k: &str| m[k].as_u64().unwrap();
+    Expect {
+        households: households.as_u64().unwrap(),
+        eligible: n("eligible"),
+        beneficiaries: n("beneficiaries"),
+        cost: n("cost"),
+        enrolled: n("enrolled"),
+        eligible_enrolled: n("eligible_enrolled"),
+        eligible_not_enrolled: n("eligible_not_enrolled"),
+        enrolled_not_eligible: n("enrolled_not_eligible"),
+    }
+}
+
+#[tokio::test]
+async fn simulation_counts_costs_errors_and_compares_without_enrolling() {
+    let homes = [
+        Home {
+            village: "11010102",
+            adults: 2,
+            kids: 2,
+        },
+        Home {
+            village: "11010102",
+            adults: 1,
+            kids: 0,
+        },
+        Home {
+            village: "11010102",
+            adults: 3,
+            kids: 0,
+        },
+        Home {
+            village: "21010101",
+            adults: 1,
+            kids: 1,
+        },
+        Home {
+            village: "21010101",
+            adults: 4,
+            kids: 1,
+        },
+    ];
+    // Enrolled in `sim_big` (households 0 and 2) and in `sim_kids` (the child of household 3).
+    let big_enrolled = [true, false, true, false, false];
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        let pm = manager(&app).await;
+        add_user(&app, "officer.21", Role::DistrictOfficer, "21").await;
+        add_user(&app, "pm.11", Role::ProgrammeManager, "11").await;
+        let catalogue = inkingi_domain::programmes::Catalogue::rw_illustrative().unwrap();
+        inkingi_store::programmes::load_catalogue(&app.store, &catalogue, "test")
+            .await
+            .unwrap();
+        let (s, p) = pm
+            .post(
+                "/api/v1/programmes",
+                programme("sim_big", "size >= 3", None, &[]),
+            )
+            .await;
+        assert_eq!(s, 201, "{p}");
+        let kids_programme = json!({
+            "code": "sim_kids", "name": "Kids", "agency": "ncda", "target": "individual",
+            "eligibility": "age < 5", "benefit": {"type": "fixed", "amount": 700},
+            "frequency": "monthly"
+        });
+        let (s, p) = pm.post("/api/v1/programmes", kids_programme).await;
+        assert_eq!(s, 201, "{p}");
+        let mut ids = Vec::new();
+        for h in &homes {
+            let officer = if h.village.starts_with("11") {
+                "district.officer"
+            } else {
+                "officer.21"
+            };
+            ids.push(register(&app, officer, h).await);
+        }
+        for (i, (hh, _)) in ids.iter().enumerate() {
+            if big_enrolled[i] {
+                let (s, p) = pm
+                    .post(
+                        "/api/v1/programmes/sim_big/enrolments",
+                        json!({"household": hh}),
+                    )
+                    .await;
+                assert_eq!(s, 201, "{p}");
+            }
+        }
+        let (s, p) = pm
+            .post(
+                "/api/v1/programmes/sim_kids/enrolments",
+                json!({"household": ids[3].0, "person": ids[3].1[0]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{p}");
+        let (s, p) = pm
+            .post(
+                "/api/v1/targeting/rule-sets",
+                json!({"id": "big4", "version": 1, "rule": "size >= 4"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{p}");
+        let enrolments_before = pm.get("/api/v1/programmes/sim_big/enrolments").await.1;
+
+        // The expected figures, from the households: `sim_big` pays min(1000 + 500 × size,
+        // 3000) to households of `min_size` or more; `sim_kids` pays 700 per child under five.
+        let expect = |district: Option<&str>, programme: &str, min_size: usize| {
+            let mut e = Expect::default();
+            for (i, h) in homes.iter().enumerate() {
+                if district.is_some_and(|d| !h.village.starts_with(d)) {
+                    continue;
+                }
+                let size = h.adults + h.kids;
+                let (beneficiaries, cost_each, enrolled) = if programme == "sim_big" {
+                    let yes = size >= min_size;
+                    (
+                        u64::from(yes),
+                        (1000 + 500 * size as u64).min(3000),
+                        big_enrolled[i],
+                    )
+                } else {
+                    (h.kids as u64, 700, i == 3)
+                };
+                let eligible = beneficiaries > 0;
+                e.households += 1;
+                e.eligible += u64::from(eligible);
+                e.beneficiaries += beneficiaries;
+                e.cost += beneficiaries * cost_each;
+                e.enrolled += u64::from(enrolled);
+                e.eligible_enrolled += u64::from(eligible && enrolled);
+                e.eligible_not_enrolled += u64::from(eligible && !enrolled);
+                e.enrolled_not_eligible += u64::from(!eligible && enrolled);
+            }
+            e
+        };
+        let overlap = |district: Option<&str>, min_size: usize| {
+            homes
+                .iter()
+                .filter(|h| district.is_none_or(|d| h.village.starts_with(d)))
+                .filter(|h| h.adults + h.kids >= min_size && h.kids > 0)
+                .count() as u64
+        };
+
+        for compare in [
+            json!({"rules": {"sim_big": {"rule": "size >= 4"}}}),
+            json!({"rules": {"sim_big": {"rule_set": {"id": "big4", "version": 1}}}}),
+        ] {
+            let body = json!({"programmes": ["sim_big", "sim_kids"], "compare": compare});
+            let (s, r) = pm.post("/api/v1/targeting/simulations", body).await;
+            assert_eq!(s, 200, "[{db:?}] {r}");
+            assert_eq!(r["by"], "district");
+            let areas = r["areas"].as_array().unwrap();
+            assert_eq!(areas.len(), 2, "{r}");
+            assert_eq!(areas[0]["name"], "Nyarugenge");
+            for (area, district) in [
+                (&areas[0], Some("11")),
+                (&areas[1], Some("21")),
+                (&r["total"], None),
+            ] {
+                let big = &area["programmes"][0];
+                let kids = &area["programmes"][1];
+                assert_eq!(big["programme"], "sim_big");
+                assert_eq!(
+                    got(&area["households"], &big["scenarios"][0]),
+                    expect(district, "sim_big", 3),
+                    "{district:?} {r}"
+                );
+                assert_eq!(
+                    got(&area["households"], &big["scenarios"][1]),
+                    expect(district, "sim_big", 4),
+                    "{district:?} {r}"
+                );
+                assert_eq!(
+                    got(&area["households"], &kids["scenarios"][0]),
+                    expect(district, "sim_kids", 0),
+                    "{district:?} {r}"
+                );
+                let delta = expect(district, "sim_big", 4).eligible as i64
+                    - expect(district, "sim_big", 3).eligible as i64;
+                assert_eq!(big["delta"]["eligible"], delta);
+                assert_eq!(
+                    area["overlaps"][0]["programmes"],
+                    json!(["sim_big", "sim_kids"])
+                );
+                assert_eq!(
+                    area["overlaps"][0]["scenarios"],
+                    json!([overlap(district, 3), overlap(district, 4)])
+                );
+            }
+        }
+
+        // CSV, asked for by query or by Accept; the same figures.
+        let (s, csv) = pm
+            .text(
+                reqwest::Method::POST,
+                "/api/v1/targeting/simulations?format=csv",
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{csv}");
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(
+            lines[0].starts_with("area_code,area_name,programme,households,eligible,"),
+            "{csv}"
+        );
+        // Every programme (9 illustrative + 2) and every pair, for two districts and the total.
+        assert_eq!(lines.len(), 1 + 3 * (11 + 11 * 10 / 2), "{csv}");
+        let e = expect(Some("11"), "sim_big", 3);
+        let row = format!(
+            "11,Nyarugenge,sim_big,3,{},{},",
+            e.eligible, e.beneficiaries
+        );
+        assert!(lines.iter().any(|l| l.starts_with(&row)), "{row} in {csv}");
+        let res = app
+            .client
+            .post(app.url("/api/v1/targeting/simulations"))
+            .bearer_auth(&pm.token)
+            .header("accept", "text/csv")
+            .json(&json!({"programmes": ["sim_big"]}))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"));
+        assert_eq!(res.text().await.unwrap().lines().count(), 1 + 3);
+
+        // A manager of district 11 sees district 11 only.
+        let local = Client {
+            app: &app,
+            token: token(&app, "pm.11", &["read", "write"]).await,
+            purpose: "programme-administration",
+        };
+        let (s, r) = local
+            .post(
+                "/api/v1/targeting/simulations",
+                json!({"programmes": ["sim_big"], "by": "sector"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["areas"].as_array().unwrap().len(), 1, "{r}");
+        assert_eq!(r["areas"][0]["code"], "1101");
+        assert_eq!(r["total"]["households"], 3);
+
+        // Bad requests name the field (and for a rule, the position); nothing is stored.
+        for (body, field, reason) in [
+            (
+                json!({"model": {"id": "pmt-default", "version": 9}}),
+                "model",
+                "no version 9",
+            ),
+            (
+                json!({"programmes": ["nope"]}),
+                "programmes[0]",
+                "no programme",
+            ),
+            (
+                json!({"programmes": ["sim_big"], "rules": {"sim_big": {"rule": "size >="}}}),
+                "rules.sim_big.rule",
+                "line 1, column",
+            ),
+            (
+                json!({"programmes": ["sim_big"], "compare": {"rules": {"sim_big": {"rule_set": {"id": "big4", "version": 2}}}}}),
+                "compare.rules.sim_big.rule_set",
+                "no version 2",
+            ),
+            (
+                json!({"programmes": ["sim_big"], "compare": {"model": {"id": "other"}}}),
+                "compare.model",
+                "no model",
+            ),
+            (json!({"by": "village"}), "by", "not province"),
+            (
+                json!({"programmes": ["sim_big"], "rules": {"sim_kids": {"rule": "age < 1"}}}),
+                "rules.sim_kids",
+                "not simulated",
+            ),
+        ] {
+            let (s, p) = pm.post("/api/v1/targeting/simulations", body.clone()).await;
+            assert_eq!(s, 422, "{body}: {p}");
+            assert_eq!(p["errors"][0]["field"], field, "{p}");
+            assert!(
+                p["errors"][0]["reason"].as_str().unwrap().contains(reason),
+                "{p}"
+            );
+        }
+        let enrolments_after = pm.get("/api/v1/programmes/sim_big/enrolments").await.1;
+        assert_eq!(enrolments_before, enrolments_after);
+
+        // Audited as an aggregate read, with the caller's scope.
+        let mut found = None;
+        for _ in 0..100 {
+            let entries = app.store.audit().entries_after(0, 10_000).await.unwrap();
+            found = entries
+                .into_iter()
+                .flatten()
+                .find(|e| e.record.action == "targeting.simulate" && e.record.actor == "pm.11");
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let entry = found.expect("the simulation is audited");
+        assert!(
+            entry.record.fields.contains(&"scope=11".to_string()),
+            "{:?}",
+            entry.record.fields
+        );
+        app.stop().await;
+    }
+}

@@ -66,6 +66,9 @@ const TABLE: &[Entry] = &[
     public("GET", "/", 200),
     public("GET", "/areas", 200),
     public("GET", "/api/docs", 200),
+    // Without a form: grant_type is missing.
+    public("POST", "/dci/oauth2/client/token", 400),
+    public("GET", "/dci/.well-known/jwks.json", 200),
     Entry {
         call: "/assets/app.css",
         ..public("GET", "/assets/{*path}", 200)
@@ -166,6 +169,24 @@ const TABLE: &[Entry] = &[
         method: "POST",
         path: "/dci/registry/unsubscribe",
         call: "/dci/registry/unsubscribe",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    // Civil registration events: a national-scope client delivers them (tested in
+    // `crvs.rs`, which also checks a district-scoped caller is refused).
+    Entry {
+        method: "POST",
+        path: "/dci/crvs/notify",
+        call: "/dci/crvs/notify",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "POST",
+        path: "/dci/crvs/on-subscribe",
+        call: "/dci/crvs/on-subscribe",
         anonymous: Anonymous::Unauthorized,
         foreign: Foreign::NotApplicable,
         role: None,
@@ -283,6 +304,13 @@ const REGISTRY: &[Entry] = &[
         "GET",
         "/api/v1/id-checks",
         "/api/v1/id-checks",
+        Foreign::Filtered,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/crvs/events",
+        "/api/v1/crvs/events",
         Foreign::Filtered,
         Role::DistrictOfficer,
     ),
@@ -552,6 +580,13 @@ const PROGRAMMES: &[Entry] = &[
         "/api/v1/targeting/rule-check",
         "/api/v1/targeting/rule-check",
         Foreign::NotApplicable,
+        Role::ProgrammeManager,
+    ),
+    api(
+        "POST",
+        "/api/v1/targeting/simulations",
+        "/api/v1/targeting/simulations",
+        Foreign::Filtered,
         Role::ProgrammeManager,
     ),
     api(

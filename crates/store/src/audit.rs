@@ -80,6 +80,8 @@ pub(crate) struct RawEntry {
     pub purpose: Option<String>,
     pub request_id: Option<String>,
     pub client_addr: Option<String>,
+    pub xroad_client: Option<String>,
+    pub xroad_id: Option<String>,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
 }
@@ -108,6 +110,8 @@ impl RawEntry {
         record.purpose = self.purpose;
         record.request_id = self.request_id;
         record.client_addr = self.client_addr;
+        record.xroad_client = self.xroad_client;
+        record.xroad_id = self.xroad_id;
         Ok(AuditEntry {
             seq,
             record,

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod changes;
 pub mod children;
 pub mod connectors;
+pub mod crvs;
 pub mod cycles;
 #[macro_use]
 mod children_sql;
@@ -35,7 +36,9 @@ pub mod reference;
 pub mod registry;
 pub mod registry_bulk;
 mod shared_sql;
+pub mod simulation;
 mod sqlite;
+pub mod synthetic;
 pub mod system;
 pub mod targeting;
 mod uow;

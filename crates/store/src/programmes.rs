@@ -760,6 +760,43 @@ impl Programmes<'_> {
         }))
     }
 
+    /// Exits every open enrolment (eligible, waiting, enrolled, suspended) of `person_id` with
+    /// the reason `death`, in `uow` (the one that records the death). Places freed go to the
+    /// waiting lists as any exit's do. Returns the enrolments exited.
+    pub async fn exit_on_death(
+        &self,
+        uow: &mut UnitOfWork,
+        person_id: Uuid,
+        actor: &str,
+    ) -> StoreResult<Vec<Enrolment>> {
+        let ids: Vec<Uuid> = on_uow!(uow, |c| {
+            sqlx::query_scalar(
+                "SELECT id FROM programme_enrolments WHERE person_id = $1 \
+                 AND status IN ('eligible', 'waiting', 'enrolled', 'suspended') \
+                 ORDER BY created_at, id",
+            )
+            .bind(person_id)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (e, _) = self
+                .transition(
+                    uow,
+                    &AreaScope::national(),
+                    id,
+                    None,
+                    EnrolmentStatus::Exited,
+                    Some("death".into()),
+                    actor,
+                )
+                .await?;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
     /// Open enrolments (waiting, enrolled, suspended) of a household and its members, in any
     /// programme. Not scoped: for system jobs.
     pub async fn open_enrolments_of(&self, household: Uuid) -> StoreResult<Vec<Enrolment>> {

@@ -2,9 +2,9 @@
 //! models and eligibility rule sets, and the current score of every household with the model
 //! version that produced it and its explanation.
 //!
-//! Scoring the whole registry reads households in pages of [`PAGE`] by id with their members
-//! (two queries per page), scores them in memory and writes each page's scores with one
-//! multi-row upsert: no round trip per household.
+//! Scoring the whole registry streams households with their members in id order (see
+//! [`crate::simulation`]), scores them on every core and writes the scores with multi-row
+//! upserts while the next batches are read: no round trip per household.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -24,9 +24,6 @@ use uuid::Uuid;
 use crate::registry::push_scope;
 use crate::shared_sql::{on_read, on_uow, Pools};
 use crate::{Store, StoreError, StoreResult};
-
-/// Households read (and scores written) per batch by [`Targeting::score_all`].
-pub const PAGE: u32 = 4000;
 
 /// A saved model version.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -367,40 +364,6 @@ impl Targeting<'_> {
             .collect()
     }
 
-    /// Active households with id above `after`, in id order, with their current members.
-    pub async fn scoring_page(
-        &self,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> StoreResult<Vec<ScoringInput>> {
-        let after = after.unwrap_or(Uuid::nil());
-        let pools = self.pools();
-        let households: Vec<HouseholdRow> = on_read!(&pools, |p| {
-            sqlx::query_as(
-                "SELECT id, village_code, answers FROM registry_households \
-                 WHERE status = 'active' AND id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(p)
-            .await?
-        });
-        let (Some(first), Some(last)) = (households.first(), households.last()) else {
-            return Ok(Vec::new());
-        };
-        let (lo, hi) = (first.0, last.0);
-        let people: Vec<PersonRow> = on_read!(&pools, |p| {
-            sqlx::query_as(&format!(
-                "SELECT {PEOPLE_COLS} WHERE household_id >= $1 AND household_id <= $2"
-            ))
-            .bind(lo)
-            .bind(hi)
-            .fetch_all(p)
-            .await?
-        });
-        inputs_from(households, people)
-    }
-
     /// One active household's scoring input (not scoped: jobs and batch runs call it).
     pub async fn scoring_input(&self, household_id: Uuid) -> StoreResult<Option<ScoringInput>> {
         let pools = self.pools();
@@ -524,8 +487,9 @@ impl Targeting<'_> {
         Ok(Some(score))
     }
 
-    /// Scores every active household with `model`, page by page; `progress` is told how many
-    /// households each page held.
+    /// Scores every active household with `model` and stores the scores: one ordered stream
+    /// of the registry (see [`crate::simulation`]) scored on every core, while the scores of
+    /// earlier batches are written; `progress` is told how many households each batch held.
     pub async fn score_all(
         &self,
         model: &ScoringModel,
@@ -533,51 +497,42 @@ impl Targeting<'_> {
     ) -> StoreResult<ScoreRun> {
         let started = Instant::now();
         let on = Utc::now().date_naive();
-        let mut after = None;
-        let mut total = 0u64;
-        loop {
-            let page = self.scoring_page(after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.household_id);
-            let scores = score_page(model, &page, on);
-            self.write_scores(&scores).await?;
-            total += page.len() as u64;
-            progress(page.len() as u64);
-        }
+        let model = std::sync::Arc::new(model.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(Uuid, String, Score)>>(2);
+        let pass = async {
+            self.for_each_batch(&AreaScope::national(), tx, move |tx, batch| {
+                use rayon::prelude::*;
+                let scores: Vec<(Uuid, String, Score)> = batch
+                    .par_iter()
+                    .map(|h| {
+                        let score = model.score(&h.facts(on));
+                        (h.household_id, h.village.as_str().to_string(), score)
+                    })
+                    .collect();
+                tx.blocking_send(scores)
+                    .map_err(|_| bad("the score writer stopped"))
+            })
+            .await
+            // Dropping the sender here ends the writer's loop.
+            .map(drop)
+        };
+        let write = async {
+            let mut total = 0u64;
+            while let Some(scores) = rx.recv().await {
+                self.write_scores(&scores).await?;
+                total += scores.len() as u64;
+                progress(scores.len() as u64);
+            }
+            Ok::<u64, StoreError>(total)
+        };
+        let (pass, total) = tokio::join!(pass, write);
+        let total = total?;
+        pass?;
         Ok(ScoreRun {
             households: total,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
-}
-
-/// Scores a page, splitting it over the machine's cores.
-fn score_page(
-    model: &ScoringModel,
-    page: &[ScoringInput],
-    on: NaiveDate,
-) -> Vec<(Uuid, String, Score)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = page.len().div_ceil(threads).max(256);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = page
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|h| {
-                            let score = model.score(&h.facts(on));
-                            (h.household_id, h.village.as_str().to_string(), score)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
 }
 
 /// Saves the shipped illustrative model as the first model when none is saved yet.

@@ -5,6 +5,7 @@
 pub mod facts;
 pub mod rules;
 pub mod scoring;
+pub mod simulation;
 
 pub use facts::{HouseholdFacts, MemberRecord, PersonFacts};
 pub use scoring::{Contribution, InvalidModel, Score, ScoringModel};

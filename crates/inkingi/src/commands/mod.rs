@@ -7,6 +7,7 @@ mod export;
 mod generate;
 mod import;
 mod jobs;
+mod keys;
 mod lookup_bench;
 mod matching;
 mod migrate;
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Match(cmd) => return matching::run_command(cmd, cli.global.config.as_deref()),
         Command::Simulate(cmd) => return simulate::run(cmd).await,
+        Command::Keys(cmd) => return keys::run(cmd),
         other => other,
     };
     let config = Config::load(cli.global.config.as_deref(), &overrides)?;
@@ -55,7 +57,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Programmes(cmd) => targeting::programmes(&config, cmd).await,
         Command::Dhis2(cmd) => dhis2::run(&config, cmd).await,
         // Handled above, before the configuration is loaded.
-        Command::Generate(_) | Command::Match(_) | Command::Simulate(_) => Ok(()),
+        Command::Generate(_) | Command::Match(_) | Command::Simulate(_) | Command::Keys(_) => {
+            Ok(())
+        }
     }
 }
 

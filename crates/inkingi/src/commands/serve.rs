@@ -83,8 +83,7 @@ pub async fn worker_only(config: &Config, args: &WorkerArgs) -> anyhow::Result<(
 }
 
 /// The worker and, beside it, the dispatcher of DCI event notifications and, when a national
-/// ID registry is configured, the sweep that queues verifications; when DHIS2 is configured,
-/// its sync jobs and their schedule.
+/// ID registry is configured, the sweep that queues verifications.
 async fn run_worker(
     store: Store,
     config: Config,
@@ -97,6 +96,7 @@ async fn run_worker(
         },
     );
     let dispatch = inkingi_interop::dci::notify::DispatchSettings {
+        registry_id: config.dci.registry_id.clone(),
         poll_interval: Duration::from_millis(config.dci.notify_poll_ms),
         ..Default::default()
     };
@@ -106,7 +106,38 @@ async fn run_worker(
         shutdown.clone(),
     ));
     let mut handlers = inkingi_interop::worker::Registry::with_builtins();
+    if let Some(signer) = super::keys::message_signer(&config)? {
+        use inkingi_interop::dci::{callback::CallbackHandler, notify::NotifyHandler};
+        // Replace the unsigned built-ins of the same kinds.
+        handlers = handlers
+            .register(CallbackHandler::new()?.signed_by(Some(signer.clone())))
+            .register(NotifyHandler::new()?.signed_by(Some(signer)));
+    }
     let mut sweeper = None;
+    let hold = config
+        .connectors
+        .crvs
+        .as_ref()
+        .map_or(600, |c| c.order_hold_secs);
+    handlers = handlers.register(inkingi_server::crvs::ProcessHandler::new(
+        inkingi_server::crvs::CrvsSettings {
+            approval_tiers: config.registry.approval_tiers.clone(),
+            order_hold: Duration::from_secs(hold),
+            ..Default::default()
+        },
+    ));
+    let mut subscriber = None;
+    if let Some(c) = &config.connectors.crvs {
+        let connector = c.connector().map_err(anyhow::Error::msg)?;
+        handlers = handlers.register(inkingi_interop::crvs::CrvsSubscribeHandler::new(
+            connector.clone(),
+        )?);
+        subscriber = Some(tokio::spawn(inkingi_interop::crvs::run_subscriber(
+            store.clone(),
+            connector,
+            shutdown.clone(),
+        )));
+    }
     if let Some(id) = &config.connectors.national_id {
         let connector = id.connector().map_err(anyhow::Error::msg)?;
         handlers = handlers.register(inkingi_interop::national_id::IdVerifyHandler::new(
@@ -147,6 +178,9 @@ async fn run_worker(
     if let Some(s) = sweeper {
         s.await.context("national ID sweep task")?;
     }
+    if let Some(s) = subscriber {
+        s.await.context("CRVS subscription task")?;
+    }
     if let Some(s) = schedule {
         s.await.context("DHIS2 sync schedule task")?;
     }
@@ -177,7 +211,7 @@ pub(crate) fn server_settings(config: &Config) -> anyhow::Result<ServerSettings>
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         auth: config.auth.settings(),
         approval_tiers: config.registry.approval_tiers.clone(),
-        dci: Default::default(),
+        dci: super::keys::dci_settings(config)?,
         lookup: inkingi_server::lookup::LookupSettings {
             poll_interval: Duration::from_millis(l.poll_ms.max(10)),
             model,

@@ -7,14 +7,130 @@ use inkingi_interop::simulate::faults::FaultPlan;
 use inkingi_interop::simulate::national_id::{load_people, IdPlan, IdRegistry};
 use inkingi_interop::simulate::subscriber::Subscriber;
 
-use crate::cli::{Dhis2SimArgs, IdArgs, SimulateCommand, SubscriberArgs};
+use crate::cli::{CrvsArgs, Dhis2SimArgs, IdArgs, SimulateCommand, SubscriberArgs};
 
 pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
     match cmd {
         SimulateCommand::Subscriber(args) => subscriber(args).await,
         SimulateCommand::Id(args) => national_id(args).await,
+        SimulateCommand::Crvs(args) => crvs(args).await,
         SimulateCommand::Dhis2(args) => dhis2(args).await,
     }
+}
+
+async fn crvs(args: CrvsArgs) -> anyhow::Result<()> {
+    use inkingi_interop::simulate::crvs::{CrvsPlan, CrvsRegistry};
+    let people = match (&args.people, args.households) {
+        (Some(path), _) => load_people(path).map_err(anyhow::Error::msg)?,
+        (None, Some(n)) => generated_people(n, args.seed).await?,
+        (None, None) => anyhow::bail!("give --people FILE or --households N"),
+    };
+    let plan = CrvsPlan {
+        faults: FaultPlan {
+            seed: args.seed,
+            fail_share: args.fail_share,
+            outage_after: args.outage_after,
+            outage: Duration::from_secs(args.outage_secs),
+            latency: Duration::from_millis(args.latency_ms),
+            lost_ack_share: 0.0,
+        },
+        duplicate_share: args.duplicate_share,
+        reorder_share: args.reorder_share,
+        noisy_share: args.noisy_share,
+        unknown_share: args.unknown_share,
+        token: args.token,
+        every: args.every_secs.map(|s| Duration::from_secs(s.max(1))),
+        ..Default::default()
+    };
+    let sim = CrvsRegistry::start(args.listen, plan, people).await?;
+    println!(
+        "CRVS simulator drawing from {} people, listening on http://{}",
+        sim.people(),
+        sim.addr()
+    );
+    println!("connectors.crvs.url = \"{}\"", sim.url());
+    println!(
+        "emit events: POST http://{}/admin/emit {{\"births\": 5, \"deaths\": 2}}",
+        sim.addr()
+    );
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    let s = sim.stats();
+    println!(
+        "{} event(s), {} delivered in {} attempt(s), {} duplicate(s) and {} swap(s) injected, {} given up",
+        s.events, s.delivered, s.attempts, s.duplicates_sent, s.reordered, s.given_up
+    );
+    Ok(())
+}
+
+async fn subscriber(args: SubscriberArgs) -> anyhow::Result<()> {
+    let plan = FaultPlan {
+        seed: args.seed,
+        fail_share: args.fail_share,
+        outage_after: args.outage_after,
+        outage: Duration::from_secs(args.outage_secs),
+        latency: Duration::from_millis(args.latency_ms),
+        lost_ack_share: args.duplicate_share,
+    };
+    let sim = Subscriber::start(args.listen, plan).await?;
+    println!("subscriber simulator listening on http://{}", sim.addr());
+    println!("sender_uri: {}", sim.sender_uri());
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    let s = sim.stats();
+    println!(
+        "{} notify request(s), {} event(s) taken, {} duplicate(s), {} out of order",
+        s.requests, s.effects, s.duplicates, s.out_of_order
+    );
+    Ok(())
+}
+
+async fn national_id(args: IdArgs) -> anyhow::Result<()> {
+    let people = match (&args.people, args.households) {
+        (Some(path), _) => load_people(path).map_err(anyhow::Error::msg)?,
+        (None, Some(n)) => generated_people(n, args.seed).await?,
+        (None, None) => anyhow::bail!("give --people FILE or --households N"),
+    };
+    let plan = IdPlan {
+        faults: FaultPlan {
+            seed: args.seed,
+            fail_share: args.fail_share,
+            outage_after: args.outage_after,
+            outage: Duration::from_secs(args.outage_secs),
+            latency: Duration::from_millis(args.latency_ms),
+            lost_ack_share: 0.0,
+        },
+        mismatch_share: args.mismatch_share,
+    };
+    let sim = IdRegistry::start(args.listen, plan, people).await?;
+    println!(
+        "national ID registry simulator holding {} people, listening on http://{}",
+        sim.people(),
+        sim.addr()
+    );
+    println!("connectors.national_id.url = \"{}\"", sim.url());
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    let s = sim.stats();
+    println!(
+        "{} request(s): {} found, {} not found, {} failed by injection, {} refused in outage",
+        s.requests, s.found, s.not_found, s.injected_failures, s.outage_refusals
+    );
+    Ok(())
+}
+
+/// The people of a registry generated as `inkingi generate --households N --seed S` would.
+async fn generated_people(
+    households: u64,
+    seed: u64,
+) -> anyhow::Result<Vec<inkingi_interop::simulate::national_id::IdPerson>> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let out = dir.path().to_path_buf();
+    let config = inkingi_synth::GenerateConfig::new(households, seed);
+    tokio::task::spawn_blocking(move || inkingi_synth::generate(&config, &out, &|_| {}))
+        .await
+        .context("generator thread")??;
+    load_people(&dir.path().join("members.csv")).map_err(anyhow::Error::msg)
 }
 
 async fn dhis2(args: Dhis2SimArgs) -> anyhow::Result<()> {
@@ -122,73 +238,3 @@ fn made_up_children(
 }
 
 const ROOT: &str = inkingi_interop::simulate::dhis2::ROOT_ORG_UNIT;
-
-async fn subscriber(args: SubscriberArgs) -> anyhow::Result<()> {
-    let plan = FaultPlan {
-        seed: args.seed,
-        fail_share: args.fail_share,
-        outage_after: args.outage_after,
-        outage: Duration::from_secs(args.outage_secs),
-        latency: Duration::from_millis(args.latency_ms),
-        lost_ack_share: args.duplicate_share,
-    };
-    let sim = Subscriber::start(args.listen, plan).await?;
-    println!("subscriber simulator listening on http://{}", sim.addr());
-    println!("sender_uri: {}", sim.sender_uri());
-    tokio::signal::ctrl_c().await?;
-    sim.stop();
-    let s = sim.stats();
-    println!(
-        "{} notify request(s), {} event(s) taken, {} duplicate(s), {} out of order",
-        s.requests, s.effects, s.duplicates, s.out_of_order
-    );
-    Ok(())
-}
-
-async fn national_id(args: IdArgs) -> anyhow::Result<()> {
-    let people = match (&args.people, args.households) {
-        (Some(path), _) => load_people(path).map_err(anyhow::Error::msg)?,
-        (None, Some(n)) => generated_people(n, args.seed).await?,
-        (None, None) => anyhow::bail!("give --people FILE or --households N"),
-    };
-    let plan = IdPlan {
-        faults: FaultPlan {
-            seed: args.seed,
-            fail_share: args.fail_share,
-            outage_after: args.outage_after,
-            outage: Duration::from_secs(args.outage_secs),
-            latency: Duration::from_millis(args.latency_ms),
-            lost_ack_share: 0.0,
-        },
-        mismatch_share: args.mismatch_share,
-    };
-    let sim = IdRegistry::start(args.listen, plan, people).await?;
-    println!(
-        "national ID registry simulator holding {} people, listening on http://{}",
-        sim.people(),
-        sim.addr()
-    );
-    println!("connectors.national_id.url = \"{}\"", sim.url());
-    tokio::signal::ctrl_c().await?;
-    sim.stop();
-    let s = sim.stats();
-    println!(
-        "{} request(s): {} found, {} not found, {} failed by injection, {} refused in outage",
-        s.requests, s.found, s.not_found, s.injected_failures, s.outage_refusals
-    );
-    Ok(())
-}
-
-/// The people of a registry generated as `inkingi generate --households N --seed S` would.
-async fn generated_people(
-    households: u64,
-    seed: u64,
-) -> anyhow::Result<Vec<inkingi_interop::simulate::national_id::IdPerson>> {
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let out = dir.path().to_path_buf();
-    let config = inkingi_synth::GenerateConfig::new(households, seed);
-    tokio::task::spawn_blocking(move || inkingi_synth::generate(&config, &out, &|_| {}))
-        .await
-        .context("generator thread")??;
-    load_people(&dir.path().join("members.csv")).map_err(anyhow::Error::msg)
-}

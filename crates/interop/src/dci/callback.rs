@@ -59,6 +59,7 @@ pub fn callback_url(sender_uri: &str, path: &str) -> Result<String, String> {
 #[derive(Debug, Clone)]
 pub struct CallbackHandler {
     client: reqwest::Client,
+    signer: Option<super::signing::MessageSigner>,
 }
 
 impl CallbackHandler {
@@ -68,7 +69,16 @@ impl CallbackHandler {
             // An answer goes where the caller said, not where a redirect points.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(CallbackHandler { client })
+        Ok(CallbackHandler {
+            client,
+            signer: None,
+        })
+    }
+
+    /// Signs every answer before it is sent (each attempt anew, so the signature is fresh).
+    pub fn signed_by(mut self, signer: Option<super::signing::MessageSigner>) -> Self {
+        self.signer = signer;
+        self
     }
 }
 
@@ -81,10 +91,14 @@ impl JobHandler for CallbackHandler {
     async fn run(&self, ctx: &JobContext, payload: serde_json::Value) -> Result<(), JobError> {
         let job: CallbackJob = serde_json::from_value(payload)
             .map_err(|e| JobError::permanent(format!("bad {} payload: {e}", CallbackJob::KIND)))?;
+        let mut body = job.body.clone();
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut body, chrono::Utc::now());
+        }
         let res = self
             .client
             .post(&job.url)
-            .json(&job.body)
+            .json(&body)
             .send()
             .await
             .map_err(|e| JobError::retry(format!("POST {}: {e}", job.url)))?;

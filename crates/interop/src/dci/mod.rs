@@ -9,4 +9,5 @@ pub mod envelope;
 pub mod notify;
 pub mod records;
 pub mod search;
+pub mod signing;
 pub mod txn;

@@ -433,6 +433,7 @@ impl Job for NotifyJob {
 #[derive(Debug, Clone)]
 pub struct NotifyHandler {
     client: reqwest::Client,
+    signer: Option<super::signing::MessageSigner>,
 }
 
 impl NotifyHandler {
@@ -441,7 +442,16 @@ impl NotifyHandler {
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(NotifyHandler { client })
+        Ok(NotifyHandler {
+            client,
+            signer: None,
+        })
+    }
+
+    /// Signs every notification before it is sent (each attempt anew).
+    pub fn signed_by(mut self, signer: Option<super::signing::MessageSigner>) -> Self {
+        self.signer = signer;
+        self
     }
 }
 
@@ -457,7 +467,11 @@ enum Sent {
 impl NotifyHandler {
     async fn send(&self, job: &NotifyJob) -> Sent {
         let mut body = job.body.clone();
-        body["header"]["message_ts"] = json!(timestamp(Utc::now()));
+        let now = Utc::now();
+        body["header"]["message_ts"] = json!(timestamp(now));
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut body, now);
+        }
         match self.client.post(&job.url).json(&body).send().await {
             Err(e) => Sent::Retry(format!("POST {}: {e}", job.url)),
             Ok(res) if res.status().is_success() => Sent::Ok,

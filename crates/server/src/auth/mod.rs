@@ -7,6 +7,7 @@
 //! [`Principal::purpose`]. Store calls that return personal data take [`Principal::scope`].
 
 pub mod account;
+pub mod jwt;
 pub mod login;
 pub mod password;
 mod principal;
@@ -22,8 +23,8 @@ use axum::http::request::Parts;
 use inkingi_domain::identity::PurposePolicy;
 
 pub use password::{Argon2Settings, Passwords};
-pub(crate) use principal::viewer;
-pub use principal::{Credential, PagePrincipal, Principal};
+pub(crate) use principal::{active_token, viewer, AuthRejection};
+pub use principal::{Credential, PagePrincipal, Principal, XRoad};
 pub use rate_limit::{RateLimit, RateLimiter};
 
 /// Settings of sign-in, sessions, tokens and purposes.

@@ -11,7 +11,7 @@ use inkingi_domain::audit::AuditRecord;
 use inkingi_domain::identity::{
     may, AreaScope, Permission, Purpose, PurposePolicy, Role, TokenScope, Username,
 };
-use inkingi_store::identity::SessionRecord;
+use inkingi_store::identity::{SessionRecord, TokenInfo};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -30,6 +30,8 @@ pub enum Credential {
         id: Uuid,
         prefix: String,
         scopes: Vec<TokenScope>,
+        /// Presented as an access token from the DCI token endpoint rather than itself.
+        exchanged: bool,
     },
 }
 
@@ -55,7 +57,47 @@ pub struct Principal {
     pub credential: Credential,
     pub client_addr: Option<String>,
     pub request_id: Option<String>,
+    /// The X-Road (or GovStack information mediator) client and message id, when the request
+    /// came through one; recorded in the audit log.
+    pub xroad: XRoad,
     declared_purpose: Option<String>,
+}
+
+/// The `X-Road-Client` and `X-Road-Id` headers of a request relayed by an X-Road security
+/// server. They are recorded, not trusted: access still rests on the caller's own credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XRoad {
+    /// `INSTANCE/CLASS/MEMBER/SUBSYSTEM` of the calling member.
+    pub client: Option<String>,
+    /// The message id the security servers log.
+    pub id: Option<String>,
+}
+
+pub const XROAD_CLIENT_HEADER: &str = "x-road-client";
+pub const XROAD_ID_HEADER: &str = "x-road-id";
+
+impl XRoad {
+    /// Reads both headers, keeping printable ASCII only and at most 255 characters: they go
+    /// into the audit log as they are.
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> XRoad {
+        let read = |name: &str| {
+            headers.get(name).and_then(|v| {
+                let s: String = v
+                    .as_bytes()
+                    .iter()
+                    .filter(|b| b.is_ascii_graphic() || **b == b' ')
+                    .take(255)
+                    .map(|b| char::from(*b))
+                    .collect();
+                let s = s.trim();
+                (!s.is_empty()).then(|| s.to_string())
+            })
+        };
+        XRoad {
+            client: read(XROAD_CLIENT_HEADER),
+            id: read(XROAD_ID_HEADER),
+        }
+    }
 }
 
 /// Header declaring why personal data is read.
@@ -72,12 +114,14 @@ impl Principal {
                 id: Uuid::nil(),
                 prefix: format!("connector:{}", username.as_str()),
                 scopes: Vec::new(),
+                exchanged: false,
             },
             username,
             role: Role::MachineClient,
             scope: AreaScope::national(),
             client_addr: None,
             request_id: None,
+            xroad: XRoad::default(),
             declared_purpose: None,
         }
     }
@@ -164,10 +208,17 @@ impl Principal {
         r.role = Some(self.role.to_string());
         r.via = Some(match &self.credential {
             Credential::Session { .. } => "session".to_string(),
-            Credential::Token { prefix, .. } => format!("token:{prefix}"),
+            Credential::Token {
+                prefix,
+                exchanged: false,
+                ..
+            } => format!("token:{prefix}"),
+            Credential::Token { prefix, .. } => format!("jwt:{prefix}"),
         });
         r.request_id = self.request_id.clone();
         r.client_addr = self.client_addr.clone();
+        r.xroad_client = self.xroad.client.clone();
+        r.xroad_id = self.xroad.id.clone();
         r
     }
 }
@@ -255,6 +306,7 @@ struct RequestCtx {
     client_ip: Option<std::net::IpAddr>,
     request_id: Option<String>,
     purpose: Option<String>,
+    xroad: XRoad,
 }
 
 fn ctx(auth: &AuthState, parts: &Parts) -> RequestCtx {
@@ -267,6 +319,7 @@ fn ctx(auth: &AuthState, parts: &Parts) -> RequestCtx {
                 .take(64)
                 .collect()
         }),
+        xroad: XRoad::from_headers(&parts.headers),
     }
 }
 
@@ -326,12 +379,14 @@ fn from_session(rec: SessionRecord, c: RequestCtx) -> Principal {
         },
         client_addr: c.client_ip.map(|ip| ip.to_string()),
         request_id: c.request_id,
+        xroad: c.xroad,
         declared_purpose: c.purpose,
     }
 }
 
-/// Authenticates `Authorization: Bearer ink_…`. Every failure counts against the client's
-/// token rate limit, checked before any database work.
+/// Authenticates `Authorization: Bearer ink_…` or an access token from the DCI token endpoint.
+/// Every failure counts against the client's token rate limit, checked before any database
+/// work.
 async fn bearer(state: &AppState, header: &str, c: RequestCtx) -> Result<Principal, AuthRejection> {
     let auth = &state.auth;
     if let Some(ip) = c.client_ip {
@@ -355,32 +410,75 @@ async fn bearer(state: &AppState, header: &str, c: RequestCtx) -> Result<Princip
             "malformed Authorization header: expected 'Bearer <token>'",
         ));
     }
-    let token = SecretString::from(token.trim().to_string());
-    let Some(prefix) = token_prefix(secrecy::ExposeSecret::expose_secret(&token)) else {
-        return Err(fail("malformed bearer token"));
+    let token = token.trim();
+    let (prefix, secret, exchanged) = if super::jwt::is_jwt(token) {
+        let dci = &state.settings.dci;
+        let claims = super::jwt::verify(
+            token,
+            &dci.verification_keys(),
+            &dci.registry_id,
+            Utc::now().timestamp(),
+            dci.max_clock_skew.num_seconds(),
+        )
+        .map_err(fail)?;
+        (claims.sub, None, true)
+    } else {
+        let Some(prefix) = token_prefix(token) else {
+            return Err(fail("malformed bearer token"));
+        };
+        let secret = SecretString::from(token.to_string());
+        (prefix.to_string(), Some(secret), false)
     };
+    let info = active_token(state, &prefix, secret.as_ref())
+        .await?
+        .map_err(fail)?;
+    Ok(Principal {
+        username: info.username,
+        role: info.role,
+        scope: info.area_scope,
+        credential: Credential::Token {
+            id: info.id,
+            prefix: info.prefix,
+            scopes: info.scopes,
+            exchanged,
+        },
+        client_addr: c.client_ip.map(|ip| ip.to_string()),
+        request_id: c.request_id,
+        xroad: c.xroad,
+        declared_purpose: c.purpose,
+    })
+}
+
+/// The API token named by `prefix` when it may be used now: its secret matches (when one is
+/// presented; an access token's signature stands in for it), it is neither revoked nor
+/// expired, its user is enabled and its scope within the user's. The inner error says why not.
+pub(crate) async fn active_token(
+    state: &AppState,
+    prefix: &str,
+    secret: Option<&SecretString>,
+) -> Result<Result<TokenInfo, &'static str>, AuthRejection> {
     let record = state
         .store
         .identity()
         .token_by_prefix(prefix)
         .await
         .map_err(|e| AuthRejection::Refused(e.into()))?;
-    let Some(record) = record.filter(|r| matches_digest(&token, &r.hash)) else {
-        return Err(fail("invalid bearer token"));
+    let Some(record) = record.filter(|r| secret.is_none_or(|s| matches_digest(s, &r.hash))) else {
+        return Ok(Err("invalid bearer token"));
     };
     let now = Utc::now();
     let info = record.info;
     if info.revoked_at.is_some() {
-        return Err(fail("this token has been revoked"));
+        return Ok(Err("this token has been revoked"));
     }
     if info.expires_at.is_some_and(|t| t <= now) {
-        return Err(fail("this token has expired"));
+        return Ok(Err("this token has expired"));
     }
     if info.user_disabled {
-        return Err(fail("this token's user is disabled"));
+        return Ok(Err("this token's user is disabled"));
     }
     if !record.user_scope.covers(&info.area_scope) {
-        return Err(fail("this token's area scope is wider than its user's"));
+        return Ok(Err("this token's area scope is wider than its user's"));
     }
     let stale = info
         .last_used_at
@@ -390,19 +488,7 @@ async fn bearer(state: &AppState, header: &str, c: RequestCtx) -> Result<Princip
             tracing::warn!(error = %e, "cannot record token use");
         }
     }
-    Ok(Principal {
-        username: info.username,
-        role: info.role,
-        scope: info.area_scope,
-        credential: Credential::Token {
-            id: info.id,
-            prefix: info.prefix,
-            scopes: info.scopes,
-        },
-        client_addr: c.client_ip.map(|ip| ip.to_string()),
-        request_id: c.request_id,
-        declared_purpose: c.purpose,
-    })
+    Ok(Ok(info))
 }
 
 pub(crate) enum SessionOutcome {

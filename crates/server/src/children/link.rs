@@ -179,6 +179,29 @@ async fn by_linkage(store: &Store, scope: &AreaScope, p: &PersonIn) -> ApiResult
     let (Some(given), Some(family)) = (&p.given, &p.family) else {
         return Ok(no_candidate("no name to compare"));
     };
+    by_names(
+        store,
+        scope,
+        given,
+        family,
+        p.birth_date.as_deref(),
+        p.sex.as_deref(),
+    )
+    .await
+}
+
+/// Links a person known by names (birth date `YYYY[-MM[-DD]]` and sex `F`/`M` when known) to
+/// the registry people of `scope` with the record-linkage engine: linked only when the best
+/// candidate reaches the auto-link weight and no other does; otherwise a review decision with
+/// the best candidate, if any. Used for health records and civil registration events alike.
+pub async fn by_names(
+    store: &inkingi_store::Store,
+    scope: &AreaScope,
+    given: &str,
+    family: &str,
+    birth_date: Option<&str>,
+    sex: Option<&str>,
+) -> ApiResult<Decision> {
     let q = PersonSearch {
         name: Some(format!("{given} {family}")),
         limit: MAX_CANDIDATES,
@@ -214,12 +237,7 @@ async fn by_linkage(store: &Store, scope: &AreaScope, p: &PersonIn) -> ApiResult
         .map_err(ApiError::internal)?;
     let mut index = LinkIndex::build(&engine.config, data, &engine.model, MAX_CANDIDATES as usize)
         .map_err(ApiError::internal)?;
-    let probe = row(
-        given,
-        family,
-        p.birth_date.as_deref().unwrap_or(""),
-        p.sex.as_deref().unwrap_or(""),
-    );
+    let probe = row(given, family, birth_date.unwrap_or(""), sex.unwrap_or(""));
     let found = index.lookup(probe).map_err(ApiError::internal)?;
     let Some(best) = found.first() else {
         return Ok(no_candidate("no candidate reached the review threshold"));

@@ -704,6 +704,9 @@ pub async fn decide(
                     .apply_change(&mut uow, &principal.scope, &cr, now.date_naive(), &meta)
                     .await
                     .map_err(super::memberships::rule_error)?;
+                if let ChangeKind::RecordDeath { person_id, .. } = &cr.change {
+                    exit_enrolments(state, &mut uow, principal, *person_id).await?;
+                }
                 cr.mark_applied(actor, now).map_err(conflict)?;
             }
         }
@@ -743,6 +746,35 @@ pub async fn decide(
     .await?;
     uow.commit().await?;
     Ok(cr)
+}
+
+/// A recorded death ends the person's programme enrolments (reason `death`) in the same
+/// transaction, each exit audited: nobody is paid for, or waits for a place for, the dead.
+async fn exit_enrolments(
+    state: &AppState,
+    uow: &mut inkingi_store::UnitOfWork,
+    principal: &Principal,
+    person_id: Uuid,
+) -> ApiResult<()> {
+    let exited = state
+        .store
+        .programmes()
+        .exit_on_death(uow, person_id, principal.username.as_str())
+        .await?;
+    for e in exited {
+        let area = AreaCode::parse(&e.village).ok();
+        audit_change(
+            state,
+            uow,
+            principal,
+            "enrolment.exit",
+            ("enrolment", e.id),
+            area,
+            vec![format!("programme:{}", e.programme), "reason:death".into()],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Approve, reject, submit or withdraw a request. The final approval applies the change.

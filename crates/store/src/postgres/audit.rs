@@ -8,7 +8,8 @@ use crate::audit::{fields_json, scope_patterns, AuditQuery, AuditStore, Malforme
 use crate::{StoreError, StoreResult, UnitOfWork};
 
 const COLS: &str = "seq, occurred_at, actor, via, role, action, outcome, subject_type, \
-                    subject_id, area, fields, purpose, request_id, client_addr, prev_hash, hash";
+                    subject_id, area, fields, purpose, request_id, client_addr, xroad_client, xroad_id, \
+                    prev_hash, hash";
 
 fn entry_from(row: &PgRow) -> StoreResult<Result<AuditEntry, MalformedEntry>> {
     Ok(RawEntry {
@@ -26,6 +27,8 @@ fn entry_from(row: &PgRow) -> StoreResult<Result<AuditEntry, MalformedEntry>> {
         purpose: row.try_get("purpose")?,
         request_id: row.try_get("request_id")?,
         client_addr: row.try_get("client_addr")?,
+        xroad_client: row.try_get("xroad_client")?,
+        xroad_id: row.try_get("xroad_id")?,
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
     }
@@ -52,7 +55,7 @@ async fn append_on(conn: &mut PgConnection, records: Vec<AuditRecord>) -> StoreR
         return Ok(head);
     }
     let (entries, head) = head.extend(records);
-    // PostgreSQL allows 65535 bound parameters; 16 per row.
+    // PostgreSQL allows 65535 bound parameters; 18 per row.
     for chunk in entries.chunks(2000) {
         let mut qb: QueryBuilder<Postgres> =
             QueryBuilder::new(format!("INSERT INTO audit_log ({COLS}) "));
@@ -72,6 +75,8 @@ async fn append_on(conn: &mut PgConnection, records: Vec<AuditRecord>) -> StoreR
                 .push_bind(r.purpose.clone())
                 .push_bind(r.request_id.clone())
                 .push_bind(r.client_addr.clone())
+                .push_bind(r.xroad_client.clone())
+                .push_bind(r.xroad_id.clone())
                 .push_bind(e.prev_hash.as_bytes().to_vec())
                 .push_bind(e.hash.as_bytes().to_vec());
         });

@@ -9,7 +9,8 @@ use crate::audit::{fields_json, scope_patterns, AuditQuery, AuditStore, Malforme
 use crate::{StoreError, StoreResult, UnitOfWork};
 
 const COLS: &str = "seq, occurred_at, actor, via, role, action, outcome, subject_type, \
-                    subject_id, area, fields, purpose, request_id, client_addr, prev_hash, hash";
+                    subject_id, area, fields, purpose, request_id, client_addr, xroad_client, xroad_id, \
+                    prev_hash, hash";
 
 fn entry_from(row: &SqliteRow) -> StoreResult<Result<AuditEntry, MalformedEntry>> {
     Ok(RawEntry {
@@ -27,6 +28,8 @@ fn entry_from(row: &SqliteRow) -> StoreResult<Result<AuditEntry, MalformedEntry>
         purpose: row.try_get("purpose")?,
         request_id: row.try_get("request_id")?,
         client_addr: row.try_get("client_addr")?,
+        xroad_client: row.try_get("xroad_client")?,
+        xroad_id: row.try_get("xroad_id")?,
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
     }
@@ -53,7 +56,7 @@ async fn append_on(
         return Ok(head);
     }
     let (entries, head) = head.extend(records);
-    // SQLite allows 32766 bound parameters; 16 per row.
+    // SQLite allows 32766 bound parameters; 18 per row.
     for chunk in entries.chunks(1000) {
         let mut qb: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("INSERT INTO audit_log ({COLS}) "));
@@ -73,6 +76,8 @@ async fn append_on(
                 .push_bind(r.purpose.clone())
                 .push_bind(r.request_id.clone())
                 .push_bind(r.client_addr.clone())
+                .push_bind(r.xroad_client.clone())
+                .push_bind(r.xroad_id.clone())
                 .push_bind(e.prev_hash.as_bytes().to_vec())
                 .push_bind(e.hash.as_bytes().to_vec());
         });

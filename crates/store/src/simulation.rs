@@ -1,0 +1,550 @@
+//! Whole-registry passes of the `targeting` context: one ordered stream of the active
+//! households with their current members, and the simulation of scoring models and eligibility
+//! rules over it (see docs/TARGETING.md, "Simulation").
+//!
+//! The stream is two cursors ordered by household id (households, and people by household),
+//! merged on the fly: no page queries, no per-household round trip. A reader task turns rows
+//! into raw batches; a blocking worker decodes them (JSON answers, dates) and runs the caller's
+//! work with rayon on every core, so reading overlaps with computing. Nothing is written.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use futures::{Stream, TryStreamExt};
+use inkingi_domain::areas::{AreaCode, AreaLevel};
+use inkingi_domain::identity::AreaScope;
+use inkingi_domain::programmes::TargetType;
+use inkingi_domain::registry::form::FormSchema;
+use inkingi_domain::registry::{BirthDate, MemberRole, Sex};
+use inkingi_domain::targeting::rules::{Rule, Target};
+use inkingi_domain::targeting::simulation::{Report, Scenario, SimProgramme, Simulation, Tally};
+use inkingi_domain::targeting::ScoringModel;
+use rayon::prelude::*;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sqlx::QueryBuilder;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::registry::push_scope;
+use crate::shared_sql::{on_read, Pools};
+use crate::targeting::{MemberRow, ScoringInput, Targeting};
+use crate::{Store, StoreError, StoreResult};
+
+/// Households handed to the workers at a time.
+pub const BATCH: usize = 8192;
+
+type RawHousehold = (Uuid, String, String);
+type RawPerson = (
+    Uuid,
+    Uuid,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<NaiveDate>,
+);
+
+/// A household's row and its members' rows, not yet decoded.
+struct RawInput {
+    household: RawHousehold,
+    members: Vec<RawPerson>,
+}
+
+fn bad(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(what.to_string())
+}
+
+fn json_map(text: &str) -> StoreResult<Map<String, Value>> {
+    serde_json::from_str(text).map_err(|e| bad(format!("stored answers: {e}")))
+}
+
+fn decode_member(r: RawPerson) -> StoreResult<MemberRow> {
+    let (person_id, _, sex, birth, role, answers, died_on) = r;
+    Ok(MemberRow {
+        person_id,
+        sex: sex.parse::<Sex>().map_err(bad)?,
+        birth_date: birth
+            .as_deref()
+            .map(BirthDate::parse)
+            .transpose()
+            .map_err(bad)?,
+        role: role
+            .as_deref()
+            .unwrap_or("other_relative")
+            .parse::<MemberRole>()
+            .map_err(bad)?,
+        answers: json_map(&answers)?,
+        died_on,
+    })
+}
+
+fn decode(r: RawInput) -> StoreResult<ScoringInput> {
+    let (id, village, answers) = r.household;
+    Ok(ScoringInput {
+        household_id: id,
+        village: AreaCode::parse(&village).map_err(bad)?,
+        answers: json_map(&answers)?,
+        members: r
+            .members
+            .into_iter()
+            .map(decode_member)
+            .collect::<StoreResult<_>>()?,
+    })
+}
+
+/// Merges the two ordered cursors into batches of households with their members. People whose
+/// household is not in the household cursor (inactive, outside the scope) are skipped.
+async fn merge<H, P>(mut hs: H, mut ps: P, tx: &mpsc::Sender<Vec<RawInput>>) -> StoreResult<()>
+where
+    H: Stream<Item = Result<RawHousehold, sqlx::Error>> + Unpin,
+    P: Stream<Item = Result<RawPerson, sqlx::Error>> + Unpin,
+{
+    let mut pending: Option<RawPerson> = None;
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(h) = hs.try_next().await? {
+        let mut members = Vec::new();
+        loop {
+            let p = match pending.take() {
+                Some(p) => p,
+                None => match ps.try_next().await? {
+                    Some(p) => p,
+                    None => break,
+                },
+            };
+            match p.1.cmp(&h.0) {
+                Ordering::Less => continue,
+                Ordering::Equal => members.push(p),
+                Ordering::Greater => {
+                    pending = Some(p);
+                    break;
+                }
+            }
+        }
+        batch.push(RawInput {
+            household: h,
+            members,
+        });
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.send(full).await.is_err() {
+                // The worker stopped (it failed): its error is the one reported.
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
+    }
+    Ok(())
+}
+
+impl Targeting<'_> {
+    fn read_pools(&self) -> Pools {
+        self.store.adapter.pools()
+    }
+
+    /// Streams the active households in `scope` (with their members) to `tx`, in id order.
+    async fn read_raw(
+        &self,
+        scope: &AreaScope,
+        tx: &mpsc::Sender<Vec<RawInput>>,
+    ) -> StoreResult<()> {
+        let pools = self.read_pools();
+        // JSONB comes out of PostgreSQL as text, so answers are parsed by the workers.
+        let answers = match pools {
+            Pools::Postgres(_) => "answers::text",
+            Pools::Sqlite { .. } => "answers",
+        };
+        on_read!(pools, |p| {
+            // Two cursors at once need two connections.
+            if p.options().get_max_connections() < 2 {
+                return Err(bad(
+                    "a registry pass needs at least two database connections",
+                ));
+            }
+            let mut hq = QueryBuilder::new(format!(
+                "SELECT id, village_code, {answers} FROM registry_households \
+                 WHERE status = 'active'"
+            ));
+            push_scope(&mut hq, "village_code", scope);
+            hq.push(" ORDER BY id");
+            let mut pq = QueryBuilder::new(format!(
+                "SELECT id, household_id, sex, birth_date, role, {answers}, died_on \
+                 FROM registry_people WHERE household_id IS NOT NULL"
+            ));
+            push_scope(&mut pq, "village_code", scope);
+            pq.push(" ORDER BY household_id");
+            let hs = hq.build_query_as::<RawHousehold>().fetch(p);
+            let ps = pq.build_query_as::<RawPerson>().fetch(p);
+            merge(hs, ps, tx).await
+        })
+    }
+
+    /// Runs `work` over every active household in `scope` with its current members, batch by
+    /// batch, on a blocking thread (use rayon inside `work`); returns the final state.
+    pub async fn for_each_batch<S, F>(&self, scope: &AreaScope, init: S, work: F) -> StoreResult<S>
+    where
+        S: Send + 'static,
+        F: Fn(&mut S, Vec<ScoringInput>) -> StoreResult<()> + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::channel::<Vec<RawInput>>(4);
+        let worker = tokio::task::spawn_blocking(move || -> StoreResult<S> {
+            let mut state = init;
+            while let Some(raw) = rx.blocking_recv() {
+                let inputs = raw
+                    .into_par_iter()
+                    .map(decode)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                work(&mut state, inputs)?;
+            }
+            Ok(state)
+        });
+        let read = self.read_raw(scope, &tx).await;
+        drop(tx);
+        let state = worker
+            .await
+            .map_err(|e| bad(format!("registry pass worker: {e}")))?;
+        read?;
+        state
+    }
+
+    /// Households currently enrolled (status `enrolled`) in `scope`, with their programmes.
+    async fn enrolled_by_household(
+        &self,
+        scope: &AreaScope,
+    ) -> StoreResult<HashMap<Uuid, Vec<String>>> {
+        let rows: Vec<(Uuid, String)> = on_read!(self.read_pools(), |p| {
+            let mut qb = QueryBuilder::new(
+                "SELECT household_id, programme_code FROM programme_enrolments \
+                 WHERE status = 'enrolled'",
+            );
+            push_scope(&mut qb, "village_code", scope);
+            qb.build_query_as().fetch_all(p).await?
+        });
+        let mut out: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for (h, code) in rows {
+            let codes = out.entry(h).or_default();
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs a simulation over the households in `scope`. Writes nothing.
+    pub async fn simulate(&self, scope: &AreaScope, sim: Simulation) -> StoreResult<Report> {
+        let sim = Arc::new(sim);
+        let enrolled = Arc::new(self.enrolled_by_household(scope).await?);
+        let on = Utc::now().date_naive();
+        let worker_sim = Arc::clone(&sim);
+        let tally = self
+            .for_each_batch(scope, Tally::default(), move |tally, batch| {
+                let part = batch
+                    .par_iter()
+                    .fold(Tally::default, |mut t, h| {
+                        let facts = h.facts(on);
+                        let codes = enrolled.get(&h.household_id).map_or(&[][..], Vec::as_slice);
+                        worker_sim.add(&mut t, &facts, codes);
+                        t
+                    })
+                    .reduce(Tally::default, Tally::merge);
+                *tally = std::mem::take(tally).merge(part);
+                Ok(())
+            })
+            .await?;
+        let codes: Vec<AreaCode> = tally
+            .areas
+            .keys()
+            .filter_map(|c| AreaCode::parse(c).ok())
+            .collect();
+        let names: BTreeMap<String, String> = self
+            .store
+            .areas()
+            .get_areas(&codes)
+            .await?
+            .into_iter()
+            .map(|a| (a.code.as_str().to_string(), a.name))
+            .collect();
+        Ok(sim.report(&tally, &names))
+    }
+}
+
+/// A model version to simulate with; the latest version of `id` when `version` is absent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    pub id: String,
+    #[serde(default)]
+    pub version: Option<u32>,
+}
+
+/// A saved rule set version.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSetRef {
+    pub id: String,
+    pub version: u32,
+}
+
+/// The rule to apply to one programme instead of its own: a saved rule set or a draft.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleChoice {
+    #[serde(default)]
+    pub rule_set: Option<RuleSetRef>,
+    #[serde(default)]
+    pub rule: Option<String>,
+}
+
+/// The version compared with the first: what is not given is the same as the first's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareRequest {
+    #[serde(default)]
+    pub model: Option<ModelRef>,
+    #[serde(default)]
+    pub rules: BTreeMap<String, RuleChoice>,
+}
+
+/// A simulation as asked for (API body, or built from the CLI's options).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationRequest {
+    /// `province`, `district` (default) or `sector`.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Programme codes; every programme when absent.
+    #[serde(default)]
+    pub programmes: Option<Vec<String>>,
+    /// The current model when absent.
+    #[serde(default)]
+    pub model: Option<ModelRef>,
+    /// Replacement rules by programme code.
+    #[serde(default)]
+    pub rules: BTreeMap<String, RuleChoice>,
+    #[serde(default)]
+    pub compare: Option<CompareRequest>,
+}
+
+/// Why a simulation request was refused: the field and the reason (for a rule: line, column,
+/// message and the caret excerpt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub field: String,
+    pub reason: String,
+}
+
+fn refuse(field: impl Into<String>, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The programmes simulated, with their stored target and rule.
+struct Base {
+    code: String,
+    target: Target,
+    rule: String,
+    benefit: inkingi_domain::programmes::Benefit,
+}
+
+async fn resolve_model(
+    store: &Store,
+    field: &str,
+    m: Option<&ModelRef>,
+) -> StoreResult<Result<ScoringModel, Refusal>> {
+    let t = store.targeting();
+    Ok(match m {
+        None => t
+            .current_model()
+            .await?
+            .ok_or_else(|| refuse(field, "no scoring model is saved")),
+        Some(r) => t
+            .model(&r.id, r.version)
+            .await?
+            .map(|s| s.model)
+            .ok_or_else(|| match r.version {
+                Some(v) => refuse(field, format!("no version {v} of model '{}'", r.id)),
+                None => refuse(field, format!("no model '{}'", r.id)),
+            }),
+    })
+}
+
+fn target_name(t: Target) -> &'static str {
+    match t {
+        Target::Household => "household",
+        Target::Person => "person",
+    }
+}
+
+async fn resolve_rule(
+    store: &Store,
+    field: &str,
+    base: &Base,
+    choice: Option<&RuleChoice>,
+    form: &FormSchema,
+) -> StoreResult<Result<(Rule, String), Refusal>> {
+    let compile = |src: &str, at: &str| {
+        Rule::compile_for_form(src, base.target, form).map_err(|e| {
+            refuse(
+                at,
+                format!(
+                    "line {}, column {}: {}\n{}",
+                    e.line, e.column, e.message, e.excerpt
+                ),
+            )
+        })
+    };
+    let Some(choice) = choice else {
+        return Ok(compile(&base.rule, field).map(|r| (r, "programme".to_string())));
+    };
+    Ok(match (&choice.rule_set, &choice.rule) {
+        (Some(_), Some(_)) | (None, None) => Err(refuse(field, "give either rule_set or rule")),
+        (None, Some(src)) => compile(src, &format!("{field}.rule")).map(|r| (r, "draft".into())),
+        (Some(rs), None) => {
+            let at = format!("{field}.rule_set");
+            let found = store
+                .targeting()
+                .rule_sets(Some(&rs.id))
+                .await?
+                .into_iter()
+                .find(|s| s.version == rs.version);
+            match found {
+                None => Err(refuse(
+                    at,
+                    format!("no version {} of rule set '{}'", rs.version, rs.id),
+                )),
+                Some(s) if s.target != base.target => Err(refuse(
+                    at,
+                    format!(
+                        "rule set '{}' decides about a {} but programme '{}' about a {}",
+                        rs.id,
+                        target_name(s.target),
+                        base.code,
+                        target_name(base.target)
+                    ),
+                )),
+                Some(s) => {
+                    compile(&s.rule, &at).map(|r| (r, format!("rule set {} v{}", s.id, s.version)))
+                }
+            }
+        }
+    })
+}
+
+async fn resolve_scenario(
+    store: &Store,
+    prefix: &str,
+    model: Result<ScoringModel, Refusal>,
+    bases: &[Base],
+    rules: &BTreeMap<String, RuleChoice>,
+    fallback: &BTreeMap<String, RuleChoice>,
+    form: &FormSchema,
+) -> StoreResult<Result<Scenario, Refusal>> {
+    let model = match model {
+        Ok(m) => m,
+        Err(r) => return Ok(Err(r)),
+    };
+    if let Some(code) = rules.keys().find(|c| !bases.iter().any(|b| b.code == **c)) {
+        return Ok(Err(refuse(
+            format!("{prefix}rules.{code}"),
+            format!("programme '{code}' is not simulated (unknown, or not in `programmes`)"),
+        )));
+    }
+    let mut programmes = Vec::with_capacity(bases.len());
+    let mut sources = Vec::with_capacity(bases.len());
+    for b in bases {
+        let (choice, field) = match rules.get(&b.code) {
+            Some(c) => (Some(c), format!("{prefix}rules.{}", b.code)),
+            None => (fallback.get(&b.code), format!("rules.{}", b.code)),
+        };
+        let (rule, source) = match resolve_rule(store, &field, b, choice, form).await? {
+            Ok(x) => x,
+            Err(r) => return Ok(Err(r)),
+        };
+        programmes.push(SimProgramme {
+            code: b.code.clone(),
+            rule,
+            benefit: b.benefit.clone(),
+        });
+        sources.push(source);
+    }
+    Ok(Ok(Scenario {
+        model,
+        programmes,
+        rule_sources: sources,
+    }))
+}
+
+/// Turns a request into a simulation: models, rule sets and programmes looked up, every rule
+/// compiled against `form`. A refusal names the field (and for a rule, the position).
+pub async fn resolve(
+    store: &Store,
+    req: &SimulationRequest,
+    form: &FormSchema,
+) -> StoreResult<Result<Simulation, Refusal>> {
+    let level = match req.by.as_deref().unwrap_or("district") {
+        "province" => AreaLevel::Province,
+        "district" => AreaLevel::District,
+        "sector" => AreaLevel::Sector,
+        other => {
+            return Ok(Err(refuse(
+                "by",
+                format!("'{other}' is not province, district or sector"),
+            )))
+        }
+    };
+    let stored = store.programmes().programmes(None).await?;
+    let wanted: Vec<String> = match &req.programmes {
+        Some(codes) => codes.clone(),
+        None => stored.iter().map(|p| p.programme.code.clone()).collect(),
+    };
+    let mut bases = Vec::with_capacity(wanted.len());
+    for (i, code) in wanted.iter().enumerate() {
+        let Some(p) = stored.iter().find(|p| p.programme.code == *code) else {
+            return Ok(Err(refuse(
+                format!("programmes[{i}]"),
+                format!("no programme '{code}'"),
+            )));
+        };
+        if bases.iter().any(|b: &Base| b.code == *code) {
+            return Ok(Err(refuse(
+                format!("programmes[{i}]"),
+                format!("'{code}' is listed twice"),
+            )));
+        }
+        bases.push(Base {
+            code: code.clone(),
+            target: match p.programme.target {
+                TargetType::Household => Target::Household,
+                TargetType::Individual => Target::Person,
+            },
+            rule: p.programme.eligibility.clone(),
+            benefit: p.programme.benefit.clone(),
+        });
+    }
+    let none = BTreeMap::new();
+    let model = resolve_model(store, "model", req.model.as_ref()).await?;
+    let base_model = model.clone();
+    let first = match resolve_scenario(store, "", model, &bases, &req.rules, &none, form).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(Err(r)),
+    };
+    let mut scenarios = vec![first];
+    if let Some(c) = &req.compare {
+        let model = match &c.model {
+            Some(m) => resolve_model(store, "compare.model", Some(m)).await?,
+            None => base_model,
+        };
+        match resolve_scenario(store, "compare.", model, &bases, &c.rules, &req.rules, form).await?
+        {
+            Ok(s) => scenarios.push(s),
+            Err(r) => return Ok(Err(r)),
+        }
+    }
+    Ok(Ok(Simulation { level, scenarios }))
+}
