@@ -100,20 +100,6 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Dhis2Command {
-    /// Pull what DHIS2 has new since the last sync (tracked entities, enrolments, events) into
-    /// the child record, here and now; with --enqueue, as a job for the worker instead.
-    Sync(Dhis2SyncArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct Dhis2SyncArgs {
-    /// Queue a `dhis2.sync` job (retried with backoff by the worker) instead of syncing here.
-    #[arg(long)]
-    pub enqueue: bool,
-}
-
-#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Write a new private key (a JWK, readable by its owner only) for dci.signing_key_file,
     /// and print its public JWK Set for partners.
@@ -130,6 +116,20 @@ pub enum KeysCommand {
         /// The private key file.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Dhis2Command {
+    /// Pull what DHIS2 has new since the last sync (tracked entities, enrolments, events) into
+    /// the child record, here and now; with --enqueue, as a job for the worker instead.
+    Sync(Dhis2SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Dhis2SyncArgs {
+    /// Queue a `dhis2.sync` job (retried with backoff by the worker) instead of syncing here.
+    #[arg(long)]
+    pub enqueue: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,44 +224,6 @@ pub enum SimulateCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct Dhis2SimArgs {
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
-    /// Seeds the made-up children, their records and the faults.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// A members CSV (as `inkingi generate` or `inkingi export` writes, households.csv beside
-    /// it) whose children under six DHIS2 holds.
-    #[arg(long, value_name = "FILE", conflicts_with = "children")]
-    pub people: Option<PathBuf>,
-    /// Without --people: make up this many children.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub children: u32,
-    /// The personal access token accepted (`Authorization: ApiToken …`).
-    #[arg(long, default_value = "d2pat_simulator0000000000000000000000")]
-    pub token: String,
-    /// A mapping file describing the DHIS2 configuration (default: the shipped one).
-    #[arg(long, value_name = "FILE")]
-    pub mapping: Option<PathBuf>,
-    /// Share of scheduled immunisation visits that did not happen (0 to 1).
-    #[arg(long, default_value_t = 0.1, value_name = "SHARE", value_parser = parse_share)]
-    pub missed_share: f64,
-    /// Share of requests answered 500 (0 to 1).
-    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
-    pub fail_share: f64,
-    /// Start an outage (every request answered 503) after this many requests.
-    #[arg(long, value_name = "N")]
-    pub outage_after: Option<u64>,
-    /// How long the outage lasts, in seconds.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
-    pub outage_secs: u64,
-    /// Delay before each answer, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub latency_ms: u64,
-}
-
-#[derive(Debug, Args)]
 pub struct CrvsArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -305,6 +267,44 @@ pub struct CrvsArgs {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub outage_secs: u64,
     /// Delay before each DCI answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct Dhis2SimArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seeds the made-up children, their records and the faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A members CSV (as `inkingi generate` or `inkingi export` writes, households.csv beside
+    /// it) whose children under six DHIS2 holds.
+    #[arg(long, value_name = "FILE", conflicts_with = "children")]
+    pub people: Option<PathBuf>,
+    /// Without --people: make up this many children.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub children: u32,
+    /// The personal access token accepted (`Authorization: ApiToken …`).
+    #[arg(long, default_value = "d2pat_simulator0000000000000000000000")]
+    pub token: String,
+    /// A mapping file describing the DHIS2 configuration (default: the shipped one).
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Share of scheduled immunisation visits that did not happen (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_name = "SHARE", value_parser = parse_share)]
+    pub missed_share: f64,
+    /// Share of requests answered 500 (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub fail_share: f64,
+    /// Start an outage (every request answered 503) after this many requests.
+    #[arg(long, value_name = "N")]
+    pub outage_after: Option<u64>,
+    /// How long the outage lasts, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub outage_secs: u64,
+    /// Delay before each answer, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub latency_ms: u64,
 }

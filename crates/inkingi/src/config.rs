@@ -79,6 +79,86 @@ pub struct ConnectorsConfig {
     pub dhis2: Option<Dhis2Config>,
 }
 
+/// `[connectors.dhis2]`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dhis2Config {
+    /// Base URL of the DHIS2 instance; `/api/tracker/…` is appended.
+    pub url: String,
+    /// A DHIS2 personal access token (`d2pat_…`); better given in the environment:
+    /// `INKINGI_CONNECTORS__DHIS2__TOKEN`.
+    pub token: String,
+    /// UID of the organisation unit whose descendants are read (the country).
+    pub org_unit: String,
+    /// The mapping file (see data/dhis2/mapping.toml, the one used when absent).
+    pub mapping: Option<PathBuf>,
+    /// Records asked per page.
+    pub page_size: u32,
+    /// Timeout of one call, in milliseconds.
+    pub timeout_ms: u64,
+    /// Seconds between scheduled syncs; 0: none (only `inkingi dhis2 sync`).
+    pub every_secs: u64,
+}
+
+/// Keeps the token out of logs.
+impl std::fmt::Debug for Dhis2Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dhis2Config")
+            .field("url", &self.url)
+            .field("token", &"[redacted]")
+            .field("org_unit", &self.org_unit)
+            .field("mapping", &self.mapping)
+            .field("page_size", &self.page_size)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("every_secs", &self.every_secs)
+            .finish()
+    }
+}
+
+impl Default for Dhis2Config {
+    fn default() -> Self {
+        let c = inkingi_interop::dhis2::Dhis2Connector::new("", "", "");
+        Dhis2Config {
+            url: String::new(),
+            token: String::new(),
+            org_unit: String::new(),
+            mapping: None,
+            page_size: c.page_size,
+            timeout_ms: c.timeout.as_millis() as u64,
+            every_secs: 900,
+        }
+    }
+}
+
+impl Dhis2Config {
+    /// The connector, or what is wrong with the settings, naming the key.
+    pub fn connector(&self) -> Result<inkingi_interop::dhis2::Dhis2Connector, String> {
+        let mut c = inkingi_interop::dhis2::Dhis2Connector::new(
+            self.url.trim(),
+            self.token.trim(),
+            self.org_unit.trim(),
+        );
+        c.page_size = self.page_size;
+        c.timeout = std::time::Duration::from_millis(self.timeout_ms.max(1));
+        c.check().map_err(|e| format!("connectors.dhis2.{e}"))?;
+        Ok(c)
+    }
+
+    /// The mapping: the configured file, else the shipped one.
+    pub fn mapping(&self) -> Result<inkingi_interop::dhis2::Mapping, String> {
+        use inkingi_interop::dhis2::Mapping;
+        match &self.mapping {
+            None => Mapping::embedded().map_err(|e| e.to_string()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!("connectors.dhis2.mapping: reading {}: {e}", path.display())
+                })?;
+                Mapping::parse_toml(&path.display().to_string(), &text).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
 /// `[connectors.crvs]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -176,86 +256,6 @@ impl NationalIdConfig {
         c.check()
             .map_err(|e| format!("connectors.national_id.url: {e}"))?;
         Ok(c)
-    }
-}
-
-/// `[connectors.dhis2]`.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Dhis2Config {
-    /// Base URL of the DHIS2 instance; `/api/tracker/…` is appended.
-    pub url: String,
-    /// A DHIS2 personal access token (`d2pat_…`); better given in the environment:
-    /// `INKINGI_CONNECTORS__DHIS2__TOKEN`.
-    pub token: String,
-    /// UID of the organisation unit whose descendants are read (the country).
-    pub org_unit: String,
-    /// The mapping file (see data/dhis2/mapping.toml, the one used when absent).
-    pub mapping: Option<PathBuf>,
-    /// Records asked per page.
-    pub page_size: u32,
-    /// Timeout of one call, in milliseconds.
-    pub timeout_ms: u64,
-    /// Seconds between scheduled syncs; 0: none (only `inkingi dhis2 sync`).
-    pub every_secs: u64,
-}
-
-/// Keeps the token out of logs.
-impl std::fmt::Debug for Dhis2Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dhis2Config")
-            .field("url", &self.url)
-            .field("token", &"[redacted]")
-            .field("org_unit", &self.org_unit)
-            .field("mapping", &self.mapping)
-            .field("page_size", &self.page_size)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("every_secs", &self.every_secs)
-            .finish()
-    }
-}
-
-impl Default for Dhis2Config {
-    fn default() -> Self {
-        let c = inkingi_interop::dhis2::Dhis2Connector::new("", "", "");
-        Dhis2Config {
-            url: String::new(),
-            token: String::new(),
-            org_unit: String::new(),
-            mapping: None,
-            page_size: c.page_size,
-            timeout_ms: c.timeout.as_millis() as u64,
-            every_secs: 900,
-        }
-    }
-}
-
-impl Dhis2Config {
-    /// The connector, or what is wrong with the settings, naming the key.
-    pub fn connector(&self) -> Result<inkingi_interop::dhis2::Dhis2Connector, String> {
-        let mut c = inkingi_interop::dhis2::Dhis2Connector::new(
-            self.url.trim(),
-            self.token.trim(),
-            self.org_unit.trim(),
-        );
-        c.page_size = self.page_size;
-        c.timeout = std::time::Duration::from_millis(self.timeout_ms.max(1));
-        c.check().map_err(|e| format!("connectors.dhis2.{e}"))?;
-        Ok(c)
-    }
-
-    /// The mapping: the configured file, else the shipped one.
-    pub fn mapping(&self) -> Result<inkingi_interop::dhis2::Mapping, String> {
-        use inkingi_interop::dhis2::Mapping;
-        match &self.mapping {
-            None => Mapping::embedded().map_err(|e| e.to_string()),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!("connectors.dhis2.mapping: reading {}: {e}", path.display())
-                })?;
-                Mapping::parse_toml(&path.display().to_string(), &text).map_err(|e| e.to_string())
-            }
-        }
     }
 }
 
@@ -468,12 +468,12 @@ impl Config {
         if let Some(id) = &self.connectors.national_id {
             id.connector().map_err(ConfigError::Invalid)?;
         }
-        if let Some(c) = &self.connectors.crvs {
-            c.connector().map_err(ConfigError::Invalid)?;
-        }
         if let Some(d) = &self.connectors.dhis2 {
             d.connector().map_err(ConfigError::Invalid)?;
             d.mapping().map_err(ConfigError::Invalid)?;
+        }
+        if let Some(c) = &self.connectors.crvs {
+            c.connector().map_err(ConfigError::Invalid)?;
         }
         if self.db_max_connections == 0 {
             return bad("db_max_connections", "a whole number of at least 1");

@@ -68,6 +68,9 @@ pub fn api() -> utoipa::openapi::OpenApi {
     CrvsApi::openapi()
 }
 
+/// Linkage reviews opened for CRVS events are of kinds `crvs_live_birth` and `crvs_death`.
+pub const REVIEW_PREFIX: &str = "crvs_";
+
 /// Fields of a person an event's processing reads from the registry (for the audit log).
 const READ_FIELDS: &[&str] = &["name", "sex", "birth_date", "national_id", "household"];
 
@@ -579,7 +582,6 @@ impl ProcessHandler {
         }
     }
 
-    /// A submitted change request from the CRVS, for the area's approvers.
     fn request(
         &self,
         ev: &CrvsEvent,
@@ -587,37 +589,47 @@ impl ProcessHandler {
         area: inkingi_domain::areas::AreaCode,
         method: &str,
     ) -> Result<ChangeRequest, JobError> {
-        let tiers = self
-            .settings
-            .approval_tiers
-            .get(change.name())
-            .copied()
-            .unwrap_or(1)
-            .max(1);
-        let now = Utc::now();
-        let actor = actor(ev);
-        let mut cr = ChangeRequest {
-            id: Uuid::now_v7(),
-            change,
-            status: ChangeStatus::Draft,
-            area,
-            tiers,
-            approvals: 0,
-            reason: Some(format!(
-                "civil registration {} {} ({}; person found by {method})",
-                ev.event_type.replace('_', " "),
-                ev.event_id,
-                ev.source
-            )),
-            submitted_by: actor.clone(),
-            channel: Channel::Crvs,
-            steps: Vec::new(),
-            version: 1,
-            created_at: now,
-        };
-        cr.submit(&actor, now).map_err(JobError::permanent)?;
-        Ok(cr)
+        request(&self.settings.approval_tiers, ev, change, area, method)
+            .map_err(JobError::permanent)
     }
+}
+
+/// A submitted change request from the CRVS, for the area's approvers.
+fn request(
+    approval_tiers: &BTreeMap<String, u32>,
+    ev: &CrvsEvent,
+    change: ChangeKind,
+    area: inkingi_domain::areas::AreaCode,
+    method: &str,
+) -> Result<ChangeRequest, String> {
+    let tiers = approval_tiers
+        .get(change.name())
+        .copied()
+        .unwrap_or(1)
+        .max(1);
+    let now = Utc::now();
+    let actor = actor(ev);
+    let mut cr = ChangeRequest {
+        id: Uuid::now_v7(),
+        change,
+        status: ChangeStatus::Draft,
+        area,
+        tiers,
+        approvals: 0,
+        reason: Some(format!(
+            "civil registration {} {} ({}; person found by {method})",
+            ev.event_type.replace('_', " "),
+            ev.event_id,
+            ev.source
+        )),
+        submitted_by: actor.clone(),
+        channel: Channel::Crvs,
+        steps: Vec::new(),
+        version: 1,
+        created_at: now,
+    };
+    cr.submit(&actor, now).map_err(|e| e.to_string())?;
+    Ok(cr)
 }
 
 fn actor(ev: &CrvsEvent) -> String {
@@ -633,7 +645,7 @@ fn review_of(
 ) -> Outcome {
     let review = LinkageReview {
         id: Uuid::now_v7(),
-        kind: format!("crvs_{}", ev.event_type),
+        kind: format!("{REVIEW_PREFIX}{}", ev.event_type),
         source_system: ev.source.clone(),
         source_id: ev.event_id.clone(),
         candidate_person_id: candidate,
@@ -839,4 +851,136 @@ async fn write(store: &Store, ev: &CrvsEvent, out: Outcome) -> inkingi_store::St
     );
     store.audit().append_in(&mut uow, audit).await?;
     uow.commit().await
+}
+
+/// Confirms a review of a CRVS event: the officer names the registry person (or takes the
+/// candidate), and the change request the event calls for is submitted for the area's
+/// approvers, the review confirmed with it and the event `processed`, in one transaction.
+pub(crate) async fn confirm_review(
+    state: &AppState,
+    principal: &Principal,
+    review: inkingi_store::linkage::Review,
+    person: Option<Uuid>,
+    reason: Option<String>,
+) -> ApiResult<crate::linkage::Decided> {
+    let Some(person_id) = person.or(review.review.candidate_person_id) else {
+        return Err(ApiError::invalid_field(
+            "person_id",
+            "this review has no candidate: name the registry person the event is about",
+        ));
+    };
+    let Some(p) = state
+        .store
+        .registry()
+        .person(&principal.scope, person_id)
+        .await?
+    else {
+        return Err(ApiError::invalid_field(
+            "person_id",
+            format!("no registry person {person_id} in your area scope"),
+        ));
+    };
+    let ev = state
+        .store
+        .crvs()
+        .by_event_id(&review.review.source_system, &review.review.source_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::internal(format!("no CRVS event behind review {}", review.review.id))
+        })?;
+    let change = change_for(&state.store, &ev, &p).await?;
+    let village = p
+        .person
+        .village
+        .clone()
+        .ok_or_else(|| ApiError::conflict("the person has no village in the registry"))?;
+    let method = format!("review {} by {}", review.review.id, principal.username);
+    let cr = request(
+        &state.settings.approval_tiers,
+        &ev,
+        change,
+        village.clone(),
+        &method,
+    )
+    .map_err(ApiError::conflict)?;
+    let mut uow = state.store.begin().await?;
+    state.store.changes().insert_change(&mut uow, &cr).await?;
+    let d = inkingi_store::linkage::ReviewDecision {
+        status: "confirmed",
+        by: principal.username.as_str(),
+        at: Utc::now(),
+        reason: reason.as_deref(),
+        change_request_id: Some(cr.id),
+    };
+    crate::linkage::decide(state, &mut uow, principal, &review, d).await?;
+    let outcome = json!({"change_request_id": cr.id, "kind": cr.change.name(),
+                         "person_id": person_id, "method": "review",
+                         "review_id": review.review.id});
+    if !state
+        .store
+        .crvs()
+        .resolve(
+            &mut uow,
+            ev.id,
+            &outcome,
+            Some(village.as_str()),
+            Utc::now(),
+        )
+        .await?
+    {
+        return Err(ApiError::conflict(format!(
+            "CRVS event {} is no longer in review",
+            ev.event_id
+        )));
+    }
+    crate::registry::audit_change(
+        state,
+        &mut uow,
+        principal,
+        "change_request.create",
+        ("change_request", cr.id),
+        Some(village),
+        vec![
+            cr.change.name().to_string(),
+            format!("crvs_event:{}", ev.id),
+        ],
+    )
+    .await?;
+    uow.commit().await?;
+    let review = crate::linkage::visible(state, principal, review.review.id).await?;
+    Ok(crate::linkage::Decided {
+        review,
+        change_request: Some(cr),
+    })
+}
+
+/// The change an event calls for, about registry person `p`.
+async fn change_for(store: &Store, ev: &CrvsEvent, p: &PersonRecord) -> ApiResult<ChangeKind> {
+    if ev.event_type == "live_birth" {
+        let child = child_input(&birth_of(&ev.payload).child)
+            .map_err(|e| ApiError::conflict(format!("the event cannot be recorded: {e}")))?;
+        let household_id = p
+            .person
+            .household_id
+            .ok_or_else(|| ApiError::conflict("the mother is not a member of a household"))?;
+        return Ok(ChangeKind::RecordBirth {
+            household_id,
+            mother_id: Some(p.person.id),
+            child,
+        });
+    }
+    let died_on = death_of(&ev.payload)
+        .died_on
+        .ok_or_else(|| ApiError::conflict("the event has no death_date"))?;
+    if p.person.died_on.is_some() {
+        return Err(ApiError::conflict(
+            "the registry already records this death",
+        ));
+    }
+    let new_head_id = new_head(store, p).await.map_err(ApiError::internal)?;
+    Ok(ChangeKind::RecordDeath {
+        person_id: p.person.id,
+        died_on,
+        new_head_id,
+    })
 }

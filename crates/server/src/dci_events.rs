@@ -159,6 +159,8 @@ async fn subscribe_one(
         criteria: criteria.raw,
         created_at: a.now,
         updated_at: a.now,
+        kind: inkingi_store::dci_notify::KIND_DCI.into(),
+        secret: None,
     };
     state
         .store

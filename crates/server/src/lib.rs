@@ -29,6 +29,7 @@ pub mod request_id;
 pub mod routes;
 pub mod targeting;
 pub mod web;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -17,7 +17,8 @@ use utoipa::OpenApi;
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "areas", description = "Rwanda's administrative hierarchy (NISR codes)"),
         (name = "identity", description = "Sign-in and sessions (web). API clients send `Authorization: Bearer ink_…`"),
-        (name = "dci", description = "DCI Social Registry API v1.0.0: sync and async search, transaction status"),
+        (name = "dci", description = "DCI Social Registry API v1.0.0: sync and async search, transaction status, subscriptions; access tokens and JWKS"),
+        (name = "webhooks", description = "Partner webhooks: registry events in the caller's area scope, signed with HMAC-SHA256"),
         (name = "audit", description = "The hash-chained audit log, queried within the caller's area scope"),
     )
 )]
@@ -38,6 +39,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::dci::api());
     doc.merge(crate::dci_auth::api());
     doc.merge(crate::crvs::api());
+    doc.merge(crate::webhooks::api());
     doc.merge(crate::children::api());
     doc.merge(crate::linkage::api());
     doc.merge(crate::auth::login::api());

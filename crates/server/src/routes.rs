@@ -6,7 +6,7 @@
 
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use inkingi_domain::identity::Permission;
 
@@ -106,13 +106,28 @@ where
     }
 }
 
+fn delete_route<H, T>(path: &'static str, access: Access, h: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route {
+        spec: RouteSpec {
+            method: Method::DELETE,
+            path,
+            access,
+        },
+        handler: delete(h),
+    }
+}
+
 fn all() -> Vec<Route> {
     use crate::registry::{
         changes, forms, households, id_checks, imports, matching, memberships, pages, people,
     };
     use crate::{
         audit, auth, children, crvs, cycles, dci, dci_auth, dci_events, health, linkage, metrics,
-        openapi, programmes, recertifications, targeting, web,
+        openapi, programmes, recertifications, targeting, web, webhooks,
     };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
@@ -258,6 +273,11 @@ fn all() -> Vec<Route> {
             Requires(Permission::ApproveChanges),
             linkage::pages::dismiss_page,
         ),
+        // Partner webhooks: events disclose personal data within the partner's scope; each
+        // webhook is its maker's own.
+        post_route("/api/v1/webhooks", READ, webhooks::create),
+        get_route("/api/v1/webhooks", READ, webhooks::list),
+        delete_route("/api/v1/webhooks/{id}", READ, webhooks::delete),
         // DCI authorisation: partner systems exchange their API token for an access token
         // (the token endpoint authenticates the client itself) and fetch the public keys.
         post_route("/dci/oauth2/client/token", Public, dci_auth::token),

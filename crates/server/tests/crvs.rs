@@ -469,6 +469,67 @@ async fn vital_events_are_processed_once_in_order_into_requests_and_reviews() {
             .count();
         assert_eq!(crvs_reviews, in_review, "[{db_name}]");
 
+        // An officer confirms who a reviewed event is about: the request it calls for is
+        // submitted and the event processed.
+        add_user(&app, "national.officer", Role::NationalOfficer, "national").await;
+        let nat = token(&app, "national.officer", &["read", "write"]).await;
+        let reviewed = evs
+            .iter()
+            .find(|e| e.status == EventStatus::Review)
+            .unwrap();
+        let dying: HashSet<Uuid> = deaths.iter().map(|d| d.1).collect();
+        let who = known
+            .values()
+            .find(|k| {
+                if reviewed.event_type == "live_birth" {
+                    k.held.national_id.starts_with("119907")
+                } else {
+                    !dying.contains(&k.person_id)
+                }
+            })
+            .unwrap();
+        let review_id = reviewed.outcome.as_ref().unwrap()["review_id"]
+            .as_str()
+            .unwrap();
+        let confirm = |token: String| {
+            let app = &app;
+            let url = app.url(&format!("/api/v1/linkage/reviews/{review_id}/confirm"));
+            let person = who.person_id;
+            async move {
+                let res = app
+                    .client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("x-purpose-of-use", "registration")
+                    .json(&json!({"person_id": person, "reason": "same mother"}))
+                    .send()
+                    .await
+                    .unwrap();
+                (res.status().as_u16(), res.json::<Value>().await.unwrap())
+            }
+        };
+        let (s, body) = confirm(nat.clone()).await;
+        assert_eq!(s, 200, "[{db_name}] {body}");
+        let kind = if reviewed.event_type == "live_birth" {
+            "record_birth"
+        } else {
+            "record_death"
+        };
+        assert_eq!(
+            body["change_request"]["change"]["kind"], kind,
+            "[{db_name}] {body}"
+        );
+        assert_eq!(body["review"]["status"], "confirmed", "[{db_name}]");
+        let after = by_event(&events(&store).await);
+        let resolved = &after[&reviewed.event_id];
+        assert_eq!(resolved.status, EventStatus::Processed, "[{db_name}]");
+        assert_eq!(
+            resolved.outcome.as_ref().unwrap()["change_request_id"],
+            body["change_request"]["id"]
+        );
+        let (s, _) = confirm(nat).await;
+        assert_eq!(s, 409, "[{db_name}] decided once");
+
         // A person's events were processed in the CRVS's order.
         let by_id = by_event(&evs);
         let mut two = 0;
@@ -538,7 +599,8 @@ async fn vital_events_are_processed_once_in_order_into_requests_and_reviews() {
         let officer = token(&app, "officer.a", &["read", "purpose:registration"]).await;
         let (s, body) = list(&app, &officer, "?status=processed").await;
         assert_eq!(s, 200, "{body}");
-        let processed = evs
+        let processed = events(&store)
+            .await
             .iter()
             .filter(|e| e.status == EventStatus::Processed)
             .count();

@@ -486,3 +486,166 @@ async fn a_failing_subscriber_gets_each_household_in_order_and_nothing_twice_in_
         app.stop().await;
     }
 }
+
+/// What a partner's webhook endpoint received: event header, timestamp, signature, body.
+type Delivery = (String, String, String, Vec<u8>);
+
+/// A partner's webhook endpoint that refuses its first delivery (503), then keeps everything.
+#[derive(Clone, Default)]
+struct Hook {
+    got: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
+    refused_first: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn receive(
+    axum::extract::State(h): axum::extract::State<Hook>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    use std::sync::atomic::Ordering;
+    if !h.refused_first.swap(true, Ordering::SeqCst) {
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let get = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    h.got.lock().unwrap().push((
+        get("x-inkingi-event"),
+        get("x-inkingi-timestamp"),
+        get("x-inkingi-signature"),
+        body.to_vec(),
+    ));
+    axum::http::StatusCode::NO_CONTENT
+}
+
+async fn start_hook() -> (String, Hook) {
+    let hook = Hook::default();
+    let router = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(hook.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, hook)
+}
+
+#[tokio::test]
+async fn partner_webhooks_get_signed_events_of_their_area_until_deleted() {
+    use inkingi_interop::dci::webhook;
+    let _serial = SERIAL.lock().await;
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        add_user(&app, "partner", Role::DistrictOfficer, "11").await;
+        let token = token(&app, "partner", &["read", "purpose:registration"]).await;
+        let (url, hook) = start_hook().await;
+
+        // Refusals name the field and store nothing.
+        let hh = json!(["household_registered"]);
+        for (body, field) in [
+            (
+                json!({"url": "http://partner.example/h", "event_types": hh}),
+                "url",
+            ),
+            (
+                json!({"url": url, "event_types": ["marriage"]}),
+                "event_types[0]",
+            ),
+            (
+                json!({"url": url, "event_types": hh, "areas": ["12"]}),
+                "areas[0]",
+            ),
+            (
+                json!({"url": url, "event_types": hh, "secret": "mine"}),
+                "secret",
+            ),
+        ] {
+            let (s, b) = post(&app, "/api/v1/webhooks", &token, &body).await;
+            assert_eq!(s, 422, "[{db:?}] {b}");
+            assert!(b.to_string().contains(field), "[{db:?}] {field}: {b}");
+        }
+        let list: Value = bearer(&app, "/api/v1/webhooks", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list, json!([]), "[{db:?}]");
+
+        let body = json!({"url": url, "event_types": ["household_registered", "household_updated"],
+                          "areas": ["11"]});
+        let (s, created) = post(&app, "/api/v1/webhooks", &token, &body).await;
+        assert_eq!(s, 201, "[{db:?}] {created}");
+        let secret = created["secret"].as_str().unwrap().to_string();
+        assert!(secret.starts_with("whsec_"));
+        let id = created["id"].as_str().unwrap().to_string();
+        let list: Value = bearer(&app, "/api/v1/webhooks", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list[0]["id"], id.as_str(), "[{db:?}] {list}");
+        assert!(!list.to_string().contains(&secret), "secret listed: {list}");
+
+        // Two events in district 11 reach the hook, signed and in order (the first attempt
+        // is refused and retried); district 12's do not.
+        let (stop, worker) = start_worker(&app);
+        let dispatch = DispatchSettings::default();
+        let mine = household(&app, "11010102").await;
+        let theirs = household(&app, "12010101").await;
+        update_address(&app, mine, "KG 8 Ave").await;
+        update_address(&app, theirs, "KK 1 Rd").await;
+        while dispatch_once(&app.store, &dispatch).await.unwrap() > 0 {}
+        let got = wait_for("two webhook deliveries", || {
+            let g = hook.got.lock().unwrap();
+            (g.len() >= 2).then(|| g.clone())
+        })
+        .await;
+        let mut types = Vec::new();
+        for (event, ts, sig, body) in &got {
+            webhook::verify(&secret, ts, sig, body, Utc::now(), 300).unwrap();
+            assert!(webhook::verify("whsec_forged", ts, sig, body, Utc::now(), 300).is_err());
+            let v: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(v["id"].as_str(), Some(event.as_str()), "{v}");
+            assert_eq!(v["subject_id"], mine.to_string(), "[{db:?}] {v}");
+            assert_eq!(v["webhook"], id.as_str());
+            assert!(v["records"][0].is_object(), "{v}");
+            types.push(v["type"].as_str().unwrap().to_string());
+        }
+        assert_eq!(
+            types,
+            ["household_registered", "household_updated"],
+            "[{db:?}]"
+        );
+
+        // Deleted: later events are not sent; another user cannot delete it.
+        add_user(&app, "other", Role::DistrictOfficer, "11").await;
+        let other = common::token(&app, "other", &["read"]).await;
+        let path = app.url(&format!("/api/v1/webhooks/{id}"));
+        let res = app
+            .client
+            .delete(&path)
+            .bearer_auth(&other)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 404, "[{db:?}]");
+        let res = app
+            .client
+            .delete(&path)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 204, "[{db:?}]");
+        update_address(&app, mine, "KG 9 Ave").await;
+        while dispatch_once(&app.store, &dispatch).await.unwrap() > 0 {}
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(hook.got.lock().unwrap().len(), 2, "[{db:?}]");
+        stop.cancel();
+        worker.await.unwrap().unwrap();
+        app.stop().await;
+    }
+}

@@ -308,6 +308,27 @@ const REGISTRY: &[Entry] = &[
         Role::DistrictOfficer,
     ),
     api(
+        "POST",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks",
+        Foreign::NotApplicable,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "GET",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks",
+        Foreign::Filtered,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "DELETE",
+        "/api/v1/webhooks/{id}",
+        "/api/v1/webhooks/0190f2a4-0000-7000-8000-000000000000",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
         "GET",
         "/api/v1/crvs/events",
         "/api/v1/crvs/events",

@@ -175,6 +175,50 @@ impl CrvsEvents<'_> {
         row.map(from_row).transpose()
     }
 
+    /// The event `event_id` of `source` (not scoped: for a review's decision).
+    pub async fn by_event_id(
+        &self,
+        source: &str,
+        event_id: &str,
+    ) -> StoreResult<Option<CrvsEvent>> {
+        let row: Option<Row> = on_read!(self.pools(), |p| {
+            sqlx::query_as(&format!(
+                "SELECT {COLS} FROM crvs_events WHERE source = $1 AND event_id = $2"
+            ))
+            .bind(source)
+            .bind(event_id)
+            .fetch_optional(p)
+            .await?
+        });
+        row.map(from_row).transpose()
+    }
+
+    /// An event in review, resolved by an officer's decision: `processed` with `outcome`, in
+    /// the decision's unit of work; false when it was not in review.
+    pub async fn resolve(
+        &self,
+        uow: &mut UnitOfWork,
+        id: Uuid,
+        outcome: &Value,
+        area_code: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = on_uow!(uow, |c| {
+            sqlx::query(
+                "UPDATE crvs_events SET status = 'processed', outcome = $1, area_code = $2, \
+                 processed_at = $3 WHERE id = $4 AND status = 'review'",
+            )
+            .bind(Json(outcome))
+            .bind(area_code)
+            .bind(at)
+            .bind(id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// The events of `subject` before `seq`: how many arrived, how many are still open.
     pub async fn predecessors(
         &self,

@@ -40,6 +40,26 @@ pub struct Subscription {
     pub criteria: Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// [`KIND_DCI`] or [`KIND_WEBHOOK`].
+    pub kind: String,
+    /// A webhook's HMAC key (migration `0028_webhooks`); shown once, when it is made.
+    pub secret: Option<WebhookSecret>,
+}
+
+/// A DCI subscriber: `notify` envelopes.
+pub const KIND_DCI: &str = "dci";
+/// A partner's webhook: plain JSON events signed with HMAC-SHA256.
+pub const KIND_WEBHOOK: &str = "webhook";
+
+/// The HMAC key of a webhook. It must be kept to sign each delivery (a digest would not do),
+/// so it is stored as is and only kept out of logs here.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(pub String);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(…)")
+    }
 }
 
 /// A position in the commit order of registry events (SQLite: rowid, 0; PostgreSQL: transaction
@@ -152,6 +172,9 @@ pub trait NotifyStore: Send + Sync {
 
     /// Every active subscription.
     async fn active_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+
+    /// One subscription by its code, whoever made it (for the delivery job).
+    async fn subscription(&self, code: &str) -> StoreResult<Option<Subscription>>;
 
     /// Locks the dispatcher's cursor for the unit of work (one dispatcher at a time); returns
     /// it with the next notification sequence number.

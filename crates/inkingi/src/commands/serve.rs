@@ -83,7 +83,8 @@ pub async fn worker_only(config: &Config, args: &WorkerArgs) -> anyhow::Result<(
 }
 
 /// The worker and, beside it, the dispatcher of DCI event notifications and, when a national
-/// ID registry is configured, the sweep that queues verifications.
+/// ID registry is configured, the sweep that queues verifications; when DHIS2 is configured,
+/// its sync jobs and their schedule.
 async fn run_worker(
     store: Store,
     config: Config,

@@ -63,76 +63,6 @@ async fn crvs(args: CrvsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn subscriber(args: SubscriberArgs) -> anyhow::Result<()> {
-    let plan = FaultPlan {
-        seed: args.seed,
-        fail_share: args.fail_share,
-        outage_after: args.outage_after,
-        outage: Duration::from_secs(args.outage_secs),
-        latency: Duration::from_millis(args.latency_ms),
-        lost_ack_share: args.duplicate_share,
-    };
-    let sim = Subscriber::start(args.listen, plan).await?;
-    println!("subscriber simulator listening on http://{}", sim.addr());
-    println!("sender_uri: {}", sim.sender_uri());
-    tokio::signal::ctrl_c().await?;
-    sim.stop();
-    let s = sim.stats();
-    println!(
-        "{} notify request(s), {} event(s) taken, {} duplicate(s), {} out of order",
-        s.requests, s.effects, s.duplicates, s.out_of_order
-    );
-    Ok(())
-}
-
-async fn national_id(args: IdArgs) -> anyhow::Result<()> {
-    let people = match (&args.people, args.households) {
-        (Some(path), _) => load_people(path).map_err(anyhow::Error::msg)?,
-        (None, Some(n)) => generated_people(n, args.seed).await?,
-        (None, None) => anyhow::bail!("give --people FILE or --households N"),
-    };
-    let plan = IdPlan {
-        faults: FaultPlan {
-            seed: args.seed,
-            fail_share: args.fail_share,
-            outage_after: args.outage_after,
-            outage: Duration::from_secs(args.outage_secs),
-            latency: Duration::from_millis(args.latency_ms),
-            lost_ack_share: 0.0,
-        },
-        mismatch_share: args.mismatch_share,
-    };
-    let sim = IdRegistry::start(args.listen, plan, people).await?;
-    println!(
-        "national ID registry simulator holding {} people, listening on http://{}",
-        sim.people(),
-        sim.addr()
-    );
-    println!("connectors.national_id.url = \"{}\"", sim.url());
-    tokio::signal::ctrl_c().await?;
-    sim.stop();
-    let s = sim.stats();
-    println!(
-        "{} request(s): {} found, {} not found, {} failed by injection, {} refused in outage",
-        s.requests, s.found, s.not_found, s.injected_failures, s.outage_refusals
-    );
-    Ok(())
-}
-
-/// The people of a registry generated as `inkingi generate --households N --seed S` would.
-async fn generated_people(
-    households: u64,
-    seed: u64,
-) -> anyhow::Result<Vec<inkingi_interop::simulate::national_id::IdPerson>> {
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let out = dir.path().to_path_buf();
-    let config = inkingi_synth::GenerateConfig::new(households, seed);
-    tokio::task::spawn_blocking(move || inkingi_synth::generate(&config, &out, &|_| {}))
-        .await
-        .context("generator thread")??;
-    load_people(&dir.path().join("members.csv")).map_err(anyhow::Error::msg)
-}
-
 async fn dhis2(args: Dhis2SimArgs) -> anyhow::Result<()> {
     use inkingi_interop::dhis2::Mapping;
     use inkingi_interop::simulate::dhis2::{load_children, Dhis2Plan, Dhis2Sim, ROOT_ORG_UNIT};
@@ -238,3 +168,73 @@ fn made_up_children(
 }
 
 const ROOT: &str = inkingi_interop::simulate::dhis2::ROOT_ORG_UNIT;
+
+async fn subscriber(args: SubscriberArgs) -> anyhow::Result<()> {
+    let plan = FaultPlan {
+        seed: args.seed,
+        fail_share: args.fail_share,
+        outage_after: args.outage_after,
+        outage: Duration::from_secs(args.outage_secs),
+        latency: Duration::from_millis(args.latency_ms),
+        lost_ack_share: args.duplicate_share,
+    };
+    let sim = Subscriber::start(args.listen, plan).await?;
+    println!("subscriber simulator listening on http://{}", sim.addr());
+    println!("sender_uri: {}", sim.sender_uri());
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    let s = sim.stats();
+    println!(
+        "{} notify request(s), {} event(s) taken, {} duplicate(s), {} out of order",
+        s.requests, s.effects, s.duplicates, s.out_of_order
+    );
+    Ok(())
+}
+
+async fn national_id(args: IdArgs) -> anyhow::Result<()> {
+    let people = match (&args.people, args.households) {
+        (Some(path), _) => load_people(path).map_err(anyhow::Error::msg)?,
+        (None, Some(n)) => generated_people(n, args.seed).await?,
+        (None, None) => anyhow::bail!("give --people FILE or --households N"),
+    };
+    let plan = IdPlan {
+        faults: FaultPlan {
+            seed: args.seed,
+            fail_share: args.fail_share,
+            outage_after: args.outage_after,
+            outage: Duration::from_secs(args.outage_secs),
+            latency: Duration::from_millis(args.latency_ms),
+            lost_ack_share: 0.0,
+        },
+        mismatch_share: args.mismatch_share,
+    };
+    let sim = IdRegistry::start(args.listen, plan, people).await?;
+    println!(
+        "national ID registry simulator holding {} people, listening on http://{}",
+        sim.people(),
+        sim.addr()
+    );
+    println!("connectors.national_id.url = \"{}\"", sim.url());
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    let s = sim.stats();
+    println!(
+        "{} request(s): {} found, {} not found, {} failed by injection, {} refused in outage",
+        s.requests, s.found, s.not_found, s.injected_failures, s.outage_refusals
+    );
+    Ok(())
+}
+
+/// The people of a registry generated as `inkingi generate --households N --seed S` would.
+async fn generated_people(
+    households: u64,
+    seed: u64,
+) -> anyhow::Result<Vec<inkingi_interop::simulate::national_id::IdPerson>> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let out = dir.path().to_path_buf();
+    let config = inkingi_synth::GenerateConfig::new(households, seed);
+    tokio::task::spawn_blocking(move || inkingi_synth::generate(&config, &out, &|_| {}))
+        .await
+        .context("generator thread")??;
+    load_people(&dir.path().join("members.csv")).map_err(anyhow::Error::msg)
+}

@@ -11,3 +11,4 @@ pub mod records;
 pub mod search;
 pub mod signing;
 pub mod txn;
+pub mod webhook;

@@ -23,7 +23,7 @@ use inkingi_domain::audit::AuditRecord;
 use inkingi_domain::identity::{AreaScope, Username};
 use inkingi_domain::registry::history::{Channel, RegistryEvent};
 use inkingi_store::dci_notify::{
-    NewNotification, Notification, NotificationStatus, OutboxEvent, Subscription,
+    NewNotification, Notification, NotificationStatus, OutboxEvent, Subscription, KIND_WEBHOOK,
 };
 use inkingi_store::jobs::{Job, NewJob};
 use inkingi_store::registry::{PersonField, PersonFilter};
@@ -405,8 +405,12 @@ pub struct NotifyJob {
     pub event_id: Uuid,
     /// The household: notifications of one subject are delivered in order.
     pub subject_id: Uuid,
-    /// The `notify` envelope; its `message_ts` is set when sent.
+    /// The `notify` envelope; its `message_ts` is set when sent. For a webhook, the event's
+    /// JSON.
     pub body: Value,
+    /// A partner webhook: signed with the subscription's HMAC key at each attempt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook: bool,
 }
 
 /// The queue of notification deliveries.
@@ -465,14 +469,35 @@ enum Sent {
 }
 
 impl NotifyHandler {
-    async fn send(&self, job: &NotifyJob) -> Sent {
-        let mut body = job.body.clone();
+    async fn send(&self, job: &NotifyJob, webhook_secret: Option<&str>) -> Sent {
         let now = Utc::now();
-        body["header"]["message_ts"] = json!(timestamp(now));
-        if let Some(signer) = &self.signer {
-            signer.sign(&mut body, now);
-        }
-        match self.client.post(&job.url).json(&body).send().await {
+        let request = match webhook_secret {
+            Some(secret) => {
+                let bytes = job.body.to_string().into_bytes();
+                self.client
+                    .post(&job.url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(super::webhook::EVENT_HEADER, job.event_id.to_string())
+                    .header(
+                        super::webhook::TIMESTAMP_HEADER,
+                        now.timestamp().to_string(),
+                    )
+                    .header(
+                        super::webhook::SIGNATURE_HEADER,
+                        super::webhook::sign(secret, now, &bytes),
+                    )
+                    .body(bytes)
+            }
+            None => {
+                let mut body = job.body.clone();
+                body["header"]["message_ts"] = json!(timestamp(now));
+                if let Some(signer) = &self.signer {
+                    signer.sign(&mut body, now);
+                }
+                self.client.post(&job.url).json(&body)
+            }
+        };
+        match request.send().await {
             Err(e) => Sent::Retry(format!("POST {}: {e}", job.url)),
             Ok(res) if res.status().is_success() => Sent::Ok,
             Ok(res) => {
@@ -519,6 +544,15 @@ impl JobHandler for NotifyHandler {
                 .await
                 .map_err(JobError::retry);
         }
+        let secret = match webhook_secret(store, &job).await? {
+            Ok(secret) => secret,
+            Err(gone) => {
+                finish(store, &job, NotificationStatus::Dead)
+                    .await
+                    .map_err(JobError::retry)?;
+                return Err(JobError::Permanent(gone));
+            }
+        };
         let system = breaker::system_of(&job.url);
         let breakers = Breakers::global();
         if let Err(wait) = breakers.before_call(CONNECTOR, &system) {
@@ -528,7 +562,7 @@ impl JobHandler for NotifyHandler {
                 reason: format!("circuit of {system} is open"),
             });
         }
-        match self.send(&job).await {
+        match self.send(&job, secret.as_deref()).await {
             Sent::Ok => {
                 breakers.success(CONNECTOR, &system);
                 finish(store, &job, NotificationStatus::Delivered)
@@ -551,6 +585,32 @@ impl JobHandler for NotifyHandler {
             }
         }
     }
+}
+
+/// A webhook job's HMAC key (`Ok(None)` for a DCI notification), or why the webhook no longer
+/// takes deliveries: deleted after the event was queued.
+async fn webhook_secret(
+    store: &Store,
+    job: &NotifyJob,
+) -> Result<Result<Option<String>, String>, JobError> {
+    if !job.webhook {
+        return Ok(Ok(None));
+    }
+    let sub = store
+        .dci_notify()
+        .subscription(&job.subscription_code)
+        .await
+        .map_err(JobError::retry)?;
+    Ok(match sub {
+        Some(s) if s.status == "subscribe" => s
+            .secret
+            .map(|k| Some(k.0))
+            .ok_or_else(|| format!("webhook {} has no secret", job.subscription_code)),
+        _ => Err(format!(
+            "webhook {} was deleted; event {} not sent",
+            job.subscription_code, job.event_id
+        )),
+    })
 }
 
 /// Records the end of a notification and releases the next of its chain, in one transaction.
@@ -686,7 +746,11 @@ pub async fn dispatch_once(store: &Store, settings: &DispatchSettings) -> anyhow
             let Some((records, record)) = read_records(store, scope, sub, ev).await? else {
                 continue;
             };
-            let body = notify_body(settings, sub, ev, etype, records, next_seq);
+            let body = if sub.kind == KIND_WEBHOOK {
+                super::webhook::body(sub, ev, etype, records, next_seq)
+            } else {
+                notify_body(settings, sub, ev, etype, records, next_seq)
+            };
             add_notification(store, &mut uow, sub, ev, etype, body, next_seq).await?;
             audit.push(record);
             next_seq += 1;
@@ -876,6 +940,7 @@ async fn add_notification(
         event_id: ev.event.id,
         subject_id: subject,
         body,
+        webhook: sub.kind == KIND_WEBHOOK,
     };
     let open = store
         .dci_notify()

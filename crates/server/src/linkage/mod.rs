@@ -272,12 +272,14 @@ pub(crate) async fn do_confirm(
     let reason = body.reason.clone().filter(|r| !r.trim().is_empty());
     if review.review.kind == REGISTRY_DUPLICATE {
         confirm_pair(state, principal, review, body.survivor_id, reason).await
+    } else if review.review.kind.starts_with(crate::crvs::REVIEW_PREFIX) {
+        crate::crvs::confirm_review(state, principal, review, body.person_id, reason).await
     } else {
         confirm_source(state, principal, review, body.person_id, reason).await
     }
 }
 
-async fn decide(
+pub(crate) async fn decide(
     state: &AppState,
     uow: &mut inkingi_store::UnitOfWork,
     principal: &Principal,

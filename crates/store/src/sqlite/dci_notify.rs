@@ -18,7 +18,7 @@ use crate::registry::event_row_decode;
 use crate::{StoreError, StoreResult, UnitOfWork};
 
 const SUB_COLS: &str = "code, client, sender_id, notify_url, event_types, areas, record_type, \
-     purpose, status, transaction_id, reference_id, criteria, created_at, updated_at";
+     purpose, status, transaction_id, reference_id, criteria, created_at, updated_at, kind, secret";
 
 fn json(r: &SqliteRow, col: &str) -> StoreResult<Value> {
     let t: String = r.try_get(col)?;
@@ -41,6 +41,10 @@ fn subscription(r: &SqliteRow) -> StoreResult<Subscription> {
         criteria: json(r, "criteria")?,
         created_at: parse_ts(r.try_get("created_at")?)?,
         updated_at: parse_ts(r.try_get("updated_at")?)?,
+        kind: r.try_get("kind")?,
+        secret: r
+            .try_get::<Option<String>, _>("secret")?
+            .map(crate::dci_notify::WebhookSecret),
     })
 }
 
@@ -68,7 +72,7 @@ impl NotifyStore for SqliteAdapter {
     async fn create_subscription(&self, uow: &mut UnitOfWork, s: &Subscription) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO dci_subscriptions ({SUB_COLS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(&s.code)
         .bind(&s.client)
@@ -84,6 +88,8 @@ impl NotifyStore for SqliteAdapter {
         .bind(s.criteria.to_string())
         .bind(ts(s.created_at))
         .bind(ts(s.updated_at))
+        .bind(&s.kind)
+        .bind(s.secret.as_ref().map(|k| k.0.clone()))
         .execute(uow.sqlite()?)
         .await?;
         Ok(())
@@ -140,6 +146,16 @@ impl NotifyStore for SqliteAdapter {
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(subscription).collect()
+    }
+
+    async fn subscription(&self, code: &str) -> StoreResult<Option<Subscription>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUB_COLS} FROM dci_subscriptions WHERE code = $1"
+        ))
+        .bind(code)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(subscription).transpose()
     }
 
     async fn lock_cursor(&self, uow: &mut UnitOfWork) -> StoreResult<(EventPos, i64)> {
