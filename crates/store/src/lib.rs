@@ -13,8 +13,8 @@ pub mod areas;
 pub mod audit;
 pub mod changes;
 pub mod children;
-pub mod crvs;
 pub mod connectors;
+pub mod crvs;
 pub mod cycles;
 #[macro_use]
 mod children_sql;
