@@ -2,12 +2,12 @@
 //! households with their current members, and the simulation of scoring models and eligibility
 //! rules over it (see docs/TARGETING.md, "Simulation").
 //!
-//! The stream is two cursors ordered by household id (households, and people by household),
-//! merged on the fly: no page queries, no per-household round trip. A reader task turns rows
-//! into raw batches; a blocking worker decodes them (JSON answers, dates) and runs the caller's
-//! work with rayon on every core, so reading overlaps with computing. Nothing is written.
+//! The stream is one cursor over the active households in id order, each row carrying the
+//! household's members aggregated as JSON by the database: no page queries, no per-household
+//! round trip, and the driver's per-row cost is paid once per household. A reader task turns
+//! rows into raw batches; a blocking worker decodes them (JSON answers and members, dates) and
+//! runs the caller's work with rayon on every core, so reading overlaps with computing.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -36,35 +36,23 @@ use crate::{Store, StoreError, StoreResult};
 /// Households handed to the workers at a time.
 pub const BATCH: usize = 8192;
 
-type RawHousehold = (Uuid, String, String);
-type RawPerson = (
-    Uuid,
-    Uuid,
+/// One household row with its members aggregated as a JSON array by the database, not yet
+/// decoded: `[[id, sex, birth_date, role, answers, died_on], …]`.
+type RawInput = (Uuid, String, String, Option<String>);
+
+type MemberJson = (
+    String,
     String,
     Option<String>,
     Option<String>,
-    String,
-    Option<NaiveDate>,
+    Map<String, Value>,
+    Option<String>,
 );
 
-/// A household's row and its members' rows, not yet decoded.
-struct RawInput {
-    household: RawHousehold,
-    members: Vec<RawPerson>,
-}
-
-fn bad(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(what.to_string())
-}
-
-fn json_map(text: &str) -> StoreResult<Map<String, Value>> {
-    serde_json::from_str(text).map_err(|e| bad(format!("stored answers: {e}")))
-}
-
-fn decode_member(r: RawPerson) -> StoreResult<MemberRow> {
-    let (person_id, _, sex, birth, role, answers, died_on) = r;
+fn decode_member(m: MemberJson) -> StoreResult<MemberRow> {
+    let (id, sex, birth, role, answers, died_on) = m;
     Ok(MemberRow {
-        person_id,
+        person_id: Uuid::parse_str(&id).map_err(bad)?,
         sex: sex.parse::<Sex>().map_err(bad)?,
         birth_date: birth
             .as_deref()
@@ -76,57 +64,42 @@ fn decode_member(r: RawPerson) -> StoreResult<MemberRow> {
             .unwrap_or("other_relative")
             .parse::<MemberRole>()
             .map_err(bad)?,
-        answers: json_map(&answers)?,
-        died_on,
+        answers,
+        died_on: died_on
+            .as_deref()
+            .map(|d| d.get(..10).unwrap_or(d).parse::<NaiveDate>())
+            .transpose()
+            .map_err(bad)?,
     })
 }
 
 fn decode(r: RawInput) -> StoreResult<ScoringInput> {
-    let (id, village, answers) = r.household;
+    let (id, village, answers, members) = r;
+    let members: Vec<MemberJson> = match members.as_deref() {
+        None => Vec::new(),
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| bad(format!("stored members: {e}")))?
+        }
+    };
     Ok(ScoringInput {
         household_id: id,
         village: AreaCode::parse(&village).map_err(bad)?,
         answers: json_map(&answers)?,
-        members: r
-            .members
+        members: members
             .into_iter()
             .map(decode_member)
             .collect::<StoreResult<_>>()?,
     })
 }
 
-/// Merges the two ordered cursors into batches of households with their members. People whose
-/// household is not in the household cursor (inactive, outside the scope) are skipped.
-async fn merge<H, P>(mut hs: H, mut ps: P, tx: &mpsc::Sender<Vec<RawInput>>) -> StoreResult<()>
+/// Sends the rows of `rows` to `tx` in batches.
+async fn batches<S>(mut rows: S, tx: &mpsc::Sender<Vec<RawInput>>) -> StoreResult<()>
 where
-    H: Stream<Item = Result<RawHousehold, sqlx::Error>> + Unpin,
-    P: Stream<Item = Result<RawPerson, sqlx::Error>> + Unpin,
+    S: Stream<Item = Result<RawInput, sqlx::Error>> + Unpin,
 {
-    let mut pending: Option<RawPerson> = None;
     let mut batch = Vec::with_capacity(BATCH);
-    while let Some(h) = hs.try_next().await? {
-        let mut members = Vec::new();
-        loop {
-            let p = match pending.take() {
-                Some(p) => p,
-                None => match ps.try_next().await? {
-                    Some(p) => p,
-                    None => break,
-                },
-            };
-            match p.1.cmp(&h.0) {
-                Ordering::Less => continue,
-                Ordering::Equal => members.push(p),
-                Ordering::Greater => {
-                    pending = Some(p);
-                    break;
-                }
-            }
-        }
-        batch.push(RawInput {
-            household: h,
-            members,
-        });
+    while let Some(r) = rows.try_next().await? {
+        batch.push(r);
         if batch.len() == BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             if tx.send(full).await.is_err() {
@@ -141,6 +114,14 @@ where
     Ok(())
 }
 
+fn bad(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(what.to_string())
+}
+
+fn json_map(text: &str) -> StoreResult<Map<String, Value>> {
+    serde_json::from_str(text).map_err(|e| bad(format!("stored answers: {e}")))
+}
+
 impl Targeting<'_> {
     fn read_pools(&self) -> Pools {
         self.store.adapter.pools()
@@ -153,33 +134,31 @@ impl Targeting<'_> {
         tx: &mpsc::Sender<Vec<RawInput>>,
     ) -> StoreResult<()> {
         let pools = self.read_pools();
-        // JSONB comes out of PostgreSQL as text, so answers are parsed by the workers.
-        let answers = match pools {
-            Pools::Postgres(_) => "answers::text",
-            Pools::Sqlite { .. } => "answers",
+        // The members come aggregated per household, so one cursor carries everything and
+        // the per-row cost of the driver is paid once per household, not once per person.
+        let (answers, members) = match pools {
+            Pools::Postgres(_) => (
+                "h.answers::text",
+                "(SELECT json_agg(json_build_array(p.id, p.sex, p.birth_date, p.role, \
+                 p.answers, p.died_on))::text FROM registry_people p \
+                 WHERE p.household_id = h.id)",
+            ),
+            Pools::Sqlite { .. } => (
+                "h.answers",
+                "(SELECT json_group_array(json_array(hex(p.id), p.sex, p.birth_date, p.role, \
+                 json(p.answers), p.died_on)) FROM registry_people p \
+                 WHERE p.household_id = h.id)",
+            ),
         };
         on_read!(pools, |p| {
-            // Two cursors at once need two connections.
-            if p.options().get_max_connections() < 2 {
-                return Err(bad(
-                    "a registry pass needs at least two database connections",
-                ));
-            }
-            let mut hq = QueryBuilder::new(format!(
-                "SELECT id, village_code, {answers} FROM registry_households \
-                 WHERE status = 'active'"
+            let mut q = QueryBuilder::new(format!(
+                "SELECT h.id, h.village_code, {answers}, {members} \
+                 FROM registry_households h WHERE h.status = 'active'"
             ));
-            push_scope(&mut hq, "village_code", scope);
-            hq.push(" ORDER BY id");
-            let mut pq = QueryBuilder::new(format!(
-                "SELECT id, household_id, sex, birth_date, role, {answers}, died_on \
-                 FROM registry_people WHERE household_id IS NOT NULL"
-            ));
-            push_scope(&mut pq, "village_code", scope);
-            pq.push(" ORDER BY household_id");
-            let hs = hq.build_query_as::<RawHousehold>().fetch(p);
-            let ps = pq.build_query_as::<RawPerson>().fetch(p);
-            merge(hs, ps, tx).await
+            push_scope(&mut q, "h.village_code", scope);
+            q.push(" ORDER BY h.id");
+            let rows = q.build_query_as::<RawInput>().fetch(p);
+            batches(rows, tx).await
         })
     }
 
