@@ -258,7 +258,7 @@ impl Blocker {
         R: Fn(T, T) -> T + Sync + Send,
     {
         let fold = |acc: &mut T, _rule: usize, a: u32, b: u32| fold(acc, a, b);
-        self.fold_units(&|_| true, init, fold, reduce, tick)
+        self.fold_units(&|_| true, true, init, fold, reduce, tick)
     }
 
     /// Like [`Blocker::fold_pairs`], over a seeded random `share` of the work units: every
@@ -283,12 +283,41 @@ impl Blocker {
         // A unit is kept when its hash, read as a fraction of 2^64, is below the share.
         let limit = (share.max(0.0) * u64::MAX as f64) as u64;
         let keep = |unit: usize| share >= 1.0 || mix(seed ^ mix(unit as u64 + 1)) < limit;
-        self.fold_units(&keep, init, fold, reduce, tick)
+        self.fold_units(&keep, true, init, fold, reduce, tick)
+    }
+
+    /// Like [`Blocker::fold_sample`], but every pair of every rule's blocks, including pairs an
+    /// earlier rule also produced: the pairs of one rule as that rule alone would make them
+    /// (what an EM session per blocking rule trains on). `share` applies to each rule.
+    pub fn fold_sample_per_rule<T, I, F, R>(
+        &self,
+        share: f64,
+        seed: u64,
+        init: I,
+        fold: F,
+        reduce: R,
+        tick: &(dyn Fn(u64) + Sync),
+    ) -> T
+    where
+        T: Send,
+        I: Fn() -> T + Sync + Send,
+        F: Fn(&mut T, usize, u32, u32) + Sync + Send,
+        R: Fn(T, T) -> T + Sync + Send,
+    {
+        let limit = (share.max(0.0) * u64::MAX as f64) as u64;
+        let keep = |unit: usize| share >= 1.0 || mix(seed ^ mix(unit as u64 + 1)) < limit;
+        self.fold_units(&keep, false, init, fold, reduce, tick)
+    }
+
+    /// Pairs in the blocks of `rule` that were not skipped.
+    pub fn rule_pairs(&self, rule: usize) -> u64 {
+        self.report.rules.get(rule).map_or(0, |r| r.pairs)
     }
 
     fn fold_units<T, I, F, R>(
         &self,
         keep: &(dyn Fn(usize) -> bool + Sync),
+        distinct: bool,
         init: I,
         fold: F,
         reduce: R,
@@ -305,7 +334,7 @@ impl Blocker {
             .enumerate()
             .fold(&init, |mut acc, (i, u)| {
                 let n = if keep(i) {
-                    self.run_unit(u, &mut acc, &fold)
+                    self.run_unit(u, distinct, &mut acc, &fold)
                 } else {
                     self.unit_pairs(u)
                 };
@@ -328,7 +357,13 @@ impl Blocker {
         }
     }
 
-    fn run_unit<T, F: Fn(&mut T, usize, u32, u32)>(&self, u: &Unit, acc: &mut T, fold: &F) -> u64 {
+    fn run_unit<T, F: Fn(&mut T, usize, u32, u32)>(
+        &self,
+        u: &Unit,
+        distinct: bool,
+        acc: &mut T,
+        fold: &F,
+    ) -> u64 {
         let rule = u.rule as usize;
         let block = &self.order[rule][u.start as usize..(u.start + u.len) as usize];
         let mut n = 0u64;
@@ -341,7 +376,7 @@ impl Blocker {
             };
             for &b in others {
                 n += 1;
-                if (0..rule).any(|r| self.in_live_block(r, a as usize, b as usize)) {
+                if distinct && (0..rule).any(|r| self.in_live_block(r, a as usize, b as usize)) {
                     continue;
                 }
                 fold(acc, rule, a, b);
@@ -367,6 +402,10 @@ impl Blocker {
     /// The fields (column indexes) a rule's keys are made of.
     pub fn rule_columns(&self, rule: usize) -> Vec<usize> {
         self.parts[rule].iter().map(|p| p.column).collect()
+    }
+
+    pub fn rule_name(&self, rule: usize) -> &str {
+        &self.names[rule]
     }
 
     pub fn rule_count(&self) -> usize {

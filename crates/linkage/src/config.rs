@@ -124,6 +124,14 @@ pub struct ModelConfig {
     /// random sample when blocking makes more: the shares of patterns are what EM needs, and
     /// past tens of millions of pairs more of them change nothing but the time.
     pub em_sample_pairs: u64,
+    /// Train m in one EM session per blocking rule, as Splink does, instead of one EM over all
+    /// candidate pairs: each session reads the pairs of one rule's blocks, leaves out the
+    /// fields that rule makes agree, holds u at the random-sample values and starts λ from
+    /// the deterministic rules; a field's m is the plain mean over the sessions that
+    /// estimated it. Pooled EM mistakes what blocking guarantees (the same given name in the
+    /// same cell) for what matches share once the blocks hold many more non-matches than
+    /// matches; sessions do not.
+    pub em_sessions: bool,
 }
 
 impl Default for ModelConfig {
@@ -137,6 +145,7 @@ impl Default for ModelConfig {
             em_tolerance: 1e-6,
             max_block_pairs: 5_000_000,
             em_sample_pairs: 20_000_000,
+            em_sessions: false,
         }
     }
 }
@@ -229,6 +238,11 @@ impl LinkageConfig {
             return bad(
                 "model.u_sample_pairs, model.max_block_pairs and model.em_sample_pairs must be more than 0"
                     .into(),
+            );
+        }
+        if m.em_sessions && m.deterministic.is_empty() {
+            return bad(
+                "model.em_sessions needs model.deterministic rules: λ comes from them".into(),
             );
         }
         if let Some(t) = &self.constraints.twins {

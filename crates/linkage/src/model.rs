@@ -63,6 +63,28 @@ pub struct TrainingSummary {
     pub distinct_patterns: u64,
     pub em_iterations: u32,
     pub em_converged: bool,
+    /// With `model.em_sessions`: what each blocking rule's EM session found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SessionSummary>,
+}
+
+/// One EM session: m trained on the pairs of one blocking rule's blocks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub rule: String,
+    /// Pairs the session read (a seeded sample of the rule's pairs when there are more).
+    pub pairs: u64,
+    /// Fields the rule makes agree, left out of the session.
+    pub left_out: Vec<String>,
+    pub lambda_start: f64,
+    /// The share of the session's pairs EM put in the match class.
+    pub lambda: f64,
+    pub iterations: u32,
+    pub converged: bool,
+    /// Whether the session's m entered the model; `note` says why not.
+    pub used: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// Mixed-radix code of a pair's levels over all comparisons.
@@ -258,6 +280,129 @@ pub fn expectation_maximisation(
         iterations,
         converged,
     }
+}
+
+/// What one EM session (one blocking rule's pairs) estimated.
+pub struct Session {
+    pub m: Vec<Vec<f64>>,
+    /// Per comparison: the session estimated its m (not left out, and seen in the pairs).
+    pub estimated: Vec<bool>,
+    pub lambda: f64,
+    pub iterations: u32,
+    pub converged: bool,
+}
+
+/// EM over one blocking rule's pattern counts with u held at `u` (the random-sample values)
+/// and the comparisons in `left_out` ignored: the rule made them agree, so within its blocks
+/// they say nothing about matching. Only m and the session's λ move, λ at most `lambda_max`:
+/// fields that go with the rule's keys (given names and family names tell the sex) make the
+/// block's non-matches agree more than random pairs, and with λ free EM explains that excess
+/// with a "match" class of most of the block; a block cannot hold more matches than the
+/// data, which bounds λ.
+#[allow(clippy::too_many_arguments)]
+pub fn em_session(
+    codec: &PatternCodec,
+    comparisons: &[Comparison],
+    patterns: &HashMap<Pattern, u64>,
+    u: &[Vec<f64>],
+    left_out: &[bool],
+    (lambda_start, lambda_max): (f64, f64),
+    max_iterations: u32,
+    tolerance: f64,
+) -> Session {
+    let lambda_max = lambda_max.clamp(FLOOR, 1.0 - FLOOR);
+    // Patterns merged once the left-out levels are cleared; a BTreeMap keeps the order (and
+    // so the float sums) independent of hashing.
+    let mut merged: std::collections::BTreeMap<Vec<u8>, f64> = Default::default();
+    for (p, n) in patterns {
+        let mut levels = codec.decode(*p);
+        for (l, out) in levels.iter_mut().zip(left_out) {
+            if *out {
+                *l = 0;
+            }
+        }
+        *merged.entry(levels).or_insert(0.0) += *n as f64;
+    }
+    let mut m: Vec<Vec<f64>> = comparisons.iter().map(initial_m).collect();
+    let mut lambda = lambda_start.clamp(FLOOR, lambda_max);
+    let mut observed = vec![0.0f64; comparisons.len()];
+    let (mut iterations, mut converged) = (0, false);
+    while iterations < max_iterations {
+        iterations += 1;
+        let mut m_acc: Vec<Vec<f64>> = m.iter().map(|l| vec![0.0; l.len()]).collect();
+        observed.fill(0.0);
+        let (mut matches, mut total) = (0.0, 0.0);
+        for (levels, count) in &merged {
+            let (mut pm, mut pu) = (lambda, 1.0 - lambda);
+            for (i, &l) in levels.iter().enumerate().filter(|(_, &l)| l != 0) {
+                pm *= m[i][usize::from(l)];
+                pu *= u[i][usize::from(l)];
+            }
+            let r = if pm + pu > 0.0 { pm / (pm + pu) } else { 0.0 };
+            matches += r * count;
+            total += count;
+            for (i, &l) in levels.iter().enumerate().filter(|(_, &l)| l != 0) {
+                m_acc[i][usize::from(l)] += r * count;
+                observed[i] += r * count;
+            }
+        }
+        // A comparison the match class never saw keeps its m: nothing was learnt about it.
+        let new_m: Vec<Vec<f64>> = m_acc
+            .iter()
+            .zip(&m)
+            .zip(&observed)
+            .map(|((acc, old), &o)| if o > 0.0 { normalise(acc) } else { old.clone() })
+            .collect();
+        let new_lambda = if total > 0.0 {
+            (matches / total).clamp(FLOOR, lambda_max)
+        } else {
+            lambda
+        };
+        let delta = max_change(&m, &new_m).max((new_lambda - lambda).abs());
+        m = new_m;
+        lambda = new_lambda;
+        if delta < tolerance {
+            converged = true;
+            break;
+        }
+    }
+    let estimated = observed
+        .iter()
+        .zip(left_out)
+        .map(|(&o, &out)| !out && o >= 1.0)
+        .collect();
+    Session {
+        m,
+        estimated,
+        lambda,
+        iterations,
+        converged,
+    }
+}
+
+/// Why a session's match class is not one of matches, if it is not. A class of matches
+/// agrees exactly far more often than random pairs on most fields (identifiers, names, birth
+/// date, place); a class EM settled on by mistake (all pairs of the same sex, say) agrees more
+/// than chance on one or two fields and like random pairs on the rest.
+pub fn degenerate(session: &Session, u: &[Vec<f64>], names: &[&str]) -> Option<String> {
+    const STRONG: f64 = 10.0;
+    let fields: Vec<usize> = (0..u.len()).filter(|&i| session.estimated[i]).collect();
+    if fields.is_empty() {
+        return Some("no compared field was seen in the session's pairs".into());
+    }
+    let strong: Vec<&str> = fields
+        .iter()
+        .filter(|&&i| session.m[i][usize::from(EXACT)] >= STRONG * u[i][usize::from(EXACT)])
+        .map(|&i| names[i])
+        .collect();
+    (strong.len() * 2 < fields.len()).then(|| {
+        format!(
+            "its match class agrees exactly at least {STRONG} times as often as random pairs on only {} of {} fields ({})",
+            strong.len(),
+            fields.len(),
+            strong.join(", ")
+        )
+    })
 }
 
 fn initial_m(c: &Comparison) -> Vec<f64> {
@@ -482,6 +627,41 @@ mod tests {
             assert!((probability(weight_of(p)) - p).abs() < 1e-9);
         }
         assert_eq!(probability(0.0), 0.5);
+    }
+
+    #[test]
+    fn a_match_class_agreeing_on_one_field_only_is_refused() {
+        // Fields: an ID, a name, sex. u of exact agreement: rare, rare, half.
+        let u = vec![
+            vec![1.0, 1e-6, 0.999_999],
+            vec![1.0, 0.01, 0.99],
+            vec![1.0, 0.5, 0.5],
+        ];
+        let session = |m: Vec<Vec<f64>>| Session {
+            m,
+            estimated: vec![true; 3],
+            lambda: 0.5,
+            iterations: 3,
+            converged: true,
+        };
+        let names = ["id", "name", "sex"];
+        // "Same sex" is not a match class: the ID and the name agree as in random pairs.
+        let same_sex = session(vec![
+            vec![1.0, 1e-6, 0.999_999],
+            vec![1.0, 0.01, 0.99],
+            vec![1.0, 1.0, 0.0],
+        ]);
+        let why = degenerate(&same_sex, &u, &names);
+        assert!(
+            why.as_deref().is_some_and(|w| w.contains("0 of 3")),
+            "{why:?}"
+        );
+        let matches = session(vec![
+            vec![1.0, 0.99, 0.01],
+            vec![1.0, 0.8, 0.2],
+            vec![1.0, 0.99, 0.01],
+        ]);
+        assert_eq!(degenerate(&matches, &u, &names), None);
     }
 
     #[test]

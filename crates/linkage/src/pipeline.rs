@@ -117,6 +117,18 @@ fn train(
     let mc = &config.model;
     progress.stage("estimating u", 0);
     let (u, sampled) = model::estimate_u(comparisons, data, mc.u_sample_pairs, mc.seed);
+    if mc.em_sessions {
+        return train_in_sessions(
+            config,
+            data,
+            comparisons,
+            codec,
+            blocker,
+            &u,
+            sampled,
+            progress,
+        );
+    }
     let planned = blocker.planned_pairs();
     let share = mc.em_sample_pairs as f64 / planned.max(1) as f64;
     progress.stage("comparison patterns", planned);
@@ -128,12 +140,7 @@ fn train(
             *m.entry(codec.encode(comparisons, data, a as usize, b as usize))
                 .or_insert(0) += 1
         },
-        |mut x, y| {
-            for (k, v) in y {
-                *x.entry(k).or_insert(0) += v;
-            }
-            x
-        },
+        merge_counts,
         &|n| progress.advance(n),
     );
     // Pairs EM reads; all candidate pairs when the sample is the whole.
@@ -147,19 +154,7 @@ fn train(
         mc.em_max_iterations,
         mc.em_tolerance,
     );
-    let total = total_pairs(data);
-    let deterministic = if mc.deterministic.is_empty() {
-        None
-    } else {
-        progress.stage("deterministic rules", 0);
-        let det = Blocker::new(data, &mc.deterministic, mc.max_block_pairs)?;
-        let found = det.count_distinct();
-        Some((
-            model::estimate_lambda(found, mc.deterministic_recall, total),
-            found,
-        ))
-    };
-    let (lambda, deterministic_pairs) = match deterministic {
+    let (lambda, deterministic_pairs) = match deterministic_lambda(config, data, progress)? {
         Some(d) => d,
         None => {
             // Without deterministic rules, λ is EM's share of matches among candidates spread
@@ -167,7 +162,7 @@ fn train(
             let matched = em_match_share(codec, &patterns, &em.m, &u);
             let candidate_pairs = em_pairs as f64 / share.min(1.0);
             (
-                (matched * candidate_pairs / total.max(1) as f64).clamp(1e-12, 0.5),
+                (matched * candidate_pairs / total_pairs(data).max(1) as f64).clamp(1e-12, 0.5),
                 0,
             )
         }
@@ -182,8 +177,169 @@ fn train(
         distinct_patterns: patterns.len() as u64,
         em_iterations: em.iterations,
         em_converged: em.converged,
+        sessions: Vec::new(),
     };
     Ok(TrainedModel::new(comparisons, &em.m, &u, lambda, training))
+}
+
+fn merge_counts(mut x: HashMap<u64, u64>, y: HashMap<u64, u64>) -> HashMap<u64, u64> {
+    for (k, v) in y {
+        *x.entry(k).or_insert(0) += v;
+    }
+    x
+}
+
+/// λ and the distinct pairs the deterministic rules find, when there are such rules.
+fn deterministic_lambda(
+    config: &LinkageConfig,
+    data: &Dataset,
+    progress: &dyn Progress,
+) -> Result<Option<(f64, u64)>, LinkageError> {
+    let mc = &config.model;
+    if mc.deterministic.is_empty() {
+        return Ok(None);
+    }
+    progress.stage("deterministic rules", 0);
+    let det = Blocker::new(data, &mc.deterministic, mc.max_block_pairs)?;
+    let found = det.count_distinct();
+    Ok(Some((
+        model::estimate_lambda(found, mc.deterministic_recall, total_pairs(data)),
+        found,
+    )))
+}
+
+/// Splink's way of training m: one EM session per blocking rule over that rule's pairs, the
+/// rule's own fields left out, u held at the random-sample values, λ started from the
+/// matches the deterministic rules lead one to expect; each field's m is the plain mean over
+/// the sessions that estimated it. A session whose match class is not one of matches
+/// ([`model::degenerate`]) is reported and left out.
+#[allow(clippy::too_many_arguments)]
+fn train_in_sessions(
+    config: &LinkageConfig,
+    data: &Dataset,
+    comparisons: &[Comparison],
+    codec: &PatternCodec,
+    blocker: &Blocker,
+    u: &[Vec<f64>],
+    sampled: u64,
+    progress: &dyn Progress,
+) -> Result<TrainedModel, LinkageError> {
+    let mc = &config.model;
+    let (lambda, deterministic_pairs) =
+        deterministic_lambda(config, data, progress)?.ok_or_else(|| {
+            LinkageError::Config(
+                "model.em_sessions needs model.deterministic rules: λ comes from them".into(),
+            )
+        })?;
+    let expected_matches = deterministic_pairs as f64 / mc.deterministic_recall;
+    let rules = blocker.rule_count();
+    let planned = blocker.planned_pairs();
+    let share = mc.em_sample_pairs as f64 / planned.max(1) as f64;
+    progress.stage("comparison patterns", planned);
+    let patterns: Vec<HashMap<u64, u64>> = blocker.fold_sample_per_rule(
+        share,
+        mc.seed,
+        || vec![HashMap::new(); rules],
+        |m, rule, a, b| {
+            *m[rule]
+                .entry(codec.encode(comparisons, data, a as usize, b as usize))
+                .or_insert(0) += 1
+        },
+        |x, y| {
+            x.into_iter()
+                .zip(y)
+                .map(|(a, b)| merge_counts(a, b))
+                .collect()
+        },
+        &|n| progress.advance(n),
+    );
+    progress.stage("EM", 0);
+    let names: Vec<&str> = comparisons.iter().map(|c| c.name.as_str()).collect();
+    let mut sum: Vec<Vec<f64>> = comparisons.iter().map(|c| vec![0.0; c.radix()]).collect();
+    let mut sessions_of = vec![0u32; comparisons.len()];
+    let mut summaries = Vec::new();
+    let (mut em_pairs, mut distinct, mut iterations, mut converged) = (0u64, 0u64, 0u32, true);
+    for (rule, counts) in patterns.iter().enumerate() {
+        let columns = blocker.rule_columns(rule);
+        let left_out: Vec<bool> = comparisons
+            .iter()
+            .map(|c| columns.contains(&c.column))
+            .collect();
+        let pairs: u64 = counts.values().sum();
+        // The share of the rule's pairs that would match if every expected match were among
+        // them: where EM starts, and twice it where EM must stop (see model::em_session).
+        let expected_share = expected_matches / blocker.rule_pairs(rule).max(1) as f64;
+        let lambda_start = expected_share.clamp(1e-6, 0.5);
+        let session = model::em_session(
+            codec,
+            comparisons,
+            counts,
+            u,
+            &left_out,
+            (lambda_start, (2.0 * expected_share).max(lambda_start)),
+            mc.em_max_iterations,
+            mc.em_tolerance,
+        );
+        let problem = model::degenerate(&session, u, &names);
+        if problem.is_none() {
+            for (i, m) in session.m.iter().enumerate() {
+                if session.estimated[i] {
+                    sessions_of[i] += 1;
+                    sum[i].iter_mut().zip(m).for_each(|(s, x)| *s += x);
+                }
+            }
+            converged &= session.converged;
+        }
+        em_pairs += pairs;
+        distinct += counts.len() as u64;
+        iterations += session.iterations;
+        summaries.push(model::SessionSummary {
+            rule: blocker.rule_name(rule).to_string(),
+            pairs,
+            left_out: comparisons
+                .iter()
+                .zip(&left_out)
+                .filter(|(_, &o)| o)
+                .map(|(c, _)| c.name.clone())
+                .collect(),
+            lambda_start,
+            lambda: session.lambda,
+            iterations: session.iterations,
+            converged: session.converged,
+            used: problem.is_none(),
+            note: problem.unwrap_or_default(),
+        });
+    }
+    let m = average_m(&sum, &sessions_of, u);
+    let training = TrainingSummary {
+        records: data.len() as u64,
+        u_sample_pairs: sampled,
+        deterministic_pairs,
+        candidate_pairs: em_pairs,
+        em_pairs,
+        distinct_patterns: distinct,
+        em_iterations: iterations,
+        em_converged: converged,
+        sessions: summaries,
+    };
+    Ok(TrainedModel::new(comparisons, &m, u, lambda, training))
+}
+
+/// Each comparison's m: the mean of the sessions that estimated it. One that no session
+/// estimated gets m = u, a weight of 0: nothing was learnt about it, so it counts for nothing.
+fn average_m(sum: &[Vec<f64>], sessions_of: &[u32], u: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    sum.iter()
+        .zip(sessions_of)
+        .zip(u)
+        .map(|((s, &n), u)| {
+            if n == 0 {
+                return u.clone();
+            }
+            let mut m = vec![1.0];
+            m.extend(s[1..].iter().map(|x| x / f64::from(n)));
+            m
+        })
+        .collect()
 }
 
 /// The share of candidate pairs EM's m and the sampled u call matches, at an even prior.

@@ -225,6 +225,33 @@ fn deduplicates_generated_people_accurately() {
 }
 
 #[test]
+fn em_sessions_per_blocking_rule_train_an_accurate_model() {
+    let mut config = config();
+    config.model.em_sessions = true;
+    let (rows, truth) = people(3000, 1);
+    let data = dataset(&config, &rows);
+    let out = run(&config, &data, None, &Silent).unwrap();
+    let entity = dense_ids(truth.iter().map(|s| Some(s.as_str())));
+    let eval = Evaluation {
+        entity: &entity,
+        cluster: &out.clustering.cluster,
+        left: None,
+    };
+    let m = eval.metrics(None, None);
+    let sessions = &out.model.training.sessions;
+    assert!(m.f1 > 0.95, "{m:?} {sessions:?}");
+    assert_eq!(sessions.len(), 3, "one session per blocking rule");
+    assert!(sessions.iter().all(|s| s.used), "{sessions:?}");
+    // Each session leaves out the fields its rule makes agree.
+    assert_eq!(sessions[0].left_out, ["family_name", "dob"]);
+    assert_eq!(sessions[2].left_out, ["national_id"]);
+    // The ID session's pairs nearly all match: its match class takes nearly all of them.
+    assert!(sessions[2].lambda > 0.9, "{sessions:?}");
+    let again = run(&config, &data, None, &Silent).unwrap();
+    assert_eq!(again.model.to_json(), out.model.to_json());
+}
+
+#[test]
 fn explanations_add_up_to_the_weight() {
     let config = config();
     let (rows, _) = people(500, 2);
