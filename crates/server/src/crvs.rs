@@ -36,7 +36,7 @@ use inkingi_domain::registry::change::{ChangeKind, ChangeRequest, ChangeStatus};
 use inkingi_domain::registry::history::Channel;
 use inkingi_domain::registry::{BirthDate, MemberRole, Name, NationalId, PersonInput, Sex};
 use inkingi_interop::crvs::{birth_of, death_of, read_notice, CrvsPerson, CrvsProcessJob};
-use inkingi_interop::dci::envelope::{short, Ack, Envelope, ErrorCode, HeaderRules};
+use inkingi_interop::dci::envelope::{short, Ack, ErrorCode, HeaderRules};
 use inkingi_interop::dci::records::ID_NATIONAL;
 use inkingi_interop::worker::{JobContext, JobError, JobHandler};
 use inkingi_store::children::LinkageReview;
@@ -117,7 +117,7 @@ async fn receive(
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
     may_deliver(principal)?;
-    let env: Envelope = serde_json::from_slice(body).map_err(|e| bad(format!("envelope: {e}")))?;
+    let env = crate::dci::read_envelope(&state.settings.dci, body, now)?;
     if env.header.is_msg_encrypted == Some(true) {
         return Err(Refusal::Err(
             ErrorCode::EncryptionInvalid,
@@ -228,7 +228,7 @@ async fn receive(
     ),
     security(("bearer" = [])))]
 pub async fn on_subscribe(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     principal: Principal,
     body: Bytes,
 ) -> Response {
@@ -237,9 +237,9 @@ pub async fn on_subscribe(
     if let Err(e) = may_deliver(&principal) {
         return e.into_response();
     }
-    let env: Envelope = match serde_json::from_slice(&body) {
+    let env = match crate::dci::read_envelope(&state.settings.dci, &body, now) {
         Ok(e) => e,
-        Err(e) => return bad(format!("envelope: {e}")).ack(&cid, now),
+        Err(r) => return r.ack(&cid, now),
     };
     let codes: Vec<&str> = env.message["subscribe_response"]
         .as_array()

@@ -201,11 +201,7 @@ pub(crate) async fn accept<M: DeserializeOwned>(
     principal.require(Permission::ReadPersonalData)?;
     let purpose = principal.purpose(&state.auth.settings.purposes)?;
     let now = Utc::now();
-    let raw: Value = serde_json::from_slice(body)
-        .map_err(|e| Refusal::Err(ErrorCode::RequestBad, format!("envelope: {e}")))?;
-    check_signature(&state.settings.dci, &raw, now)?;
-    let env: Envelope = serde_json::from_value(raw)
-        .map_err(|e| Refusal::Err(ErrorCode::RequestBad, format!("envelope: {e}")))?;
+    let env = read_envelope(&state.settings.dci, body, now)?;
     if env.header.is_msg_encrypted == Some(true) {
         return Err(Refusal::Err(
             ErrorCode::EncryptionInvalid,
@@ -277,6 +273,20 @@ fn signed<T: serde::Serialize>(state: &AppState, answer: &T) -> Response {
         }
         Err(e) => ApiError::internal(format!("serialising a DCI answer: {e}")).into_response(),
     }
+}
+
+/// Reads a DCI envelope and checks its signature (see [`check_signature`]); every inbound DCI
+/// endpoint reads its body through this.
+pub(crate) fn read_envelope(
+    dci: &DciSettings,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Envelope, Refusal> {
+    let raw: Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::Err(ErrorCode::RequestBad, format!("envelope: {e}")))?;
+    check_signature(dci, &raw, now)?;
+    serde_json::from_value(raw)
+        .map_err(|e| Refusal::Err(ErrorCode::RequestBad, format!("envelope: {e}")))
 }
 
 /// Verifies a signed message when its sender's keys are known, and insists on a verified

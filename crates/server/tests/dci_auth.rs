@@ -273,6 +273,18 @@ async fn signed_messages_are_verified_required_and_answered_signed() {
         assert_eq!(s, 400, "[{db:?}]");
         let (s, b) = post(&app, SYNC, &api, &body).await;
         assert_eq!(s, 200, "[{db:?}] {b}");
+
+        // The CRVS endpoints read their messages the same way.
+        add_user(&app, "crvs.client", Role::NationalOfficer, "national").await;
+        let crvs = token(&app, "crvs.client", &["write"]).await;
+        let mut notify = search("sp-mis");
+        notify["header"]["action"] = json!("notify");
+        let (s, b) = post(&app, "/dci/crvs/notify", &crvs, &notify).await;
+        assert_eq!(s, 400, "[{db:?}] {b}");
+        assert_eq!(
+            b["message"]["error"]["code"], "err.signature.invalid",
+            "[{db:?}] {b}"
+        );
         app.stop().await;
     }
 }
