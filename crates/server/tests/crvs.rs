@@ -552,8 +552,11 @@ async fn vital_events_are_processed_once_in_order_into_requests_and_reviews() {
         // Approving a death (two tiers) exits the person's enrolments.
         let a = token(&app, "officer.a", &["read", "write"]).await;
         let b = token(&app, "officer.b", &["read", "write"]).await;
-        // One death per household: a second would name as new head someone who died, or
-        // leave a head to name (officers decide those in turn; here we keep it simple).
+        // One death per household (the first notified): a second would name as new head
+        // someone who died, or leave a head to name (officers decide those in turn; here we
+        // keep it simple). Which households the simulator's deaths fall in varies between
+        // runs, so the first of each household is taken rather than single-death households
+        // only, which some runs have none of.
         let household_of = |p: &Uuid| {
             known
                 .values()
@@ -561,18 +564,12 @@ async fn vital_events_are_processed_once_in_order_into_requests_and_reviews() {
                 .unwrap()
                 .household_id
         };
-        let mut per_household: HashMap<Uuid, usize> = HashMap::new();
-        for (_, p) in &deaths {
-            *per_household.entry(household_of(p)).or_default() += 1;
-        }
+        let mut seen_households: HashSet<Uuid> = HashSet::new();
         let approved: Vec<&(String, Uuid)> = deaths
             .iter()
-            .filter(|(_, p)| per_household[&household_of(p)] == 1)
+            .filter(|(_, p)| seen_households.insert(household_of(p)))
             .collect();
-        assert!(
-            !approved.is_empty(),
-            "[{db_name}] a household with one death"
-        );
+        assert!(!approved.is_empty(), "[{db_name}] some death to approve");
         for (cr, _) in &approved {
             approve(&app, &a, cr).await;
             approve(&app, &b, cr).await;
