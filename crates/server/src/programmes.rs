@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::audit::record_read;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::registry::{audit_change, etag, input::parse_body, not_visible, reader};
 use crate::AppState;
 
@@ -103,7 +103,8 @@ pub async fn create_programme(
     Ok((StatusCode::CREATED, [etag(saved.version)], Json(saved)).into_response())
 }
 
-async fn programme_or_404(state: &AppState, code: &str) -> ApiResult<StoredProgramme> {
+/// A programme by its code, or a 404 naming it.
+pub(crate) async fn programme_or_404(state: &AppState, code: &str) -> ApiResult<StoredProgramme> {
     state
         .store
         .programmes()
@@ -298,13 +299,7 @@ pub async fn list_enrolments(
         &state.auth.settings.purposes,
     )?;
     programme_or_404(&state, &code).await?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "query parameter 'limit': must be between 1 and 1000",
-        ));
-    }
+    let limit = page_limit(params.limit, 100, 1000)?;
     let q = EnrolmentQuery {
         programme: Some(code.clone()),
         status: status_param(params.status.as_deref())?,
