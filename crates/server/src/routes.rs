@@ -45,7 +45,12 @@ pub(crate) struct Route {
     handler: MethodRouter<AppState>,
 }
 
-fn route(method: Method, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> Route {
+fn route(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AppState>,
+) -> Route {
     Route {
         spec: RouteSpec {
             method,
@@ -527,7 +532,11 @@ fn all() -> Vec<Route> {
         // Programme pages: the list, set-up with the rule editor, and enrolments (scoped).
         get_route("/programmes", PROGRAMMES, programmes::pages::list_page),
         get_route("/programmes/new", PROGRAMMES, programmes::pages::new_page),
-        post_route("/programmes/new", PROGRAMMES, programmes::pages::create_page),
+        post_route(
+            "/programmes/new",
+            PROGRAMMES,
+            programmes::pages::create_page,
+        ),
         post_route(
             "/programmes/rule-check",
             PROGRAMMES,

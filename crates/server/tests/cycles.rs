@@ -8,8 +8,10 @@
 
 mod common;
 
-use common::programmes::{add_member, client, drain_jobs, enrol, household, setup_programme, Client};
 use common::add_user;
+use common::programmes::{
+    add_member, client, drain_jobs, enrol, household, setup_programme, Client,
+};
 use inkingi_domain::identity::{AreaScope, Role};
 use inkingi_testkit::{databases, TestApp};
 use reqwest::Method;

@@ -51,7 +51,11 @@ async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-fn programme_fields<'a>(csrf: &'a str, per_member: &'a str, rule: &'a str) -> Vec<(&'a str, &'a str)> {
+fn programme_fields<'a>(
+    csrf: &'a str,
+    per_member: &'a str,
+    rule: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("csrf", csrf),
         ("code", "kids_cash"),
@@ -92,7 +96,10 @@ async fn set_up_names_each_bad_field_saves_nothing_then_saves_and_refuses_a_stal
         let (s, html) = post_form(&app, &cookie, "/programmes/new", &bad, false).await;
         assert_eq!(s, 422, "[{db:?}] {html}");
         assert!(html.contains("id=\"e-per_member\""), "{html}");
-        assert!(html.contains("&#39;ten&#39;") || html.contains("'ten'"), "{html}");
+        assert!(
+            html.contains("&#39;ten&#39;") || html.contains("'ten'"),
+            "{html}"
+        );
         let (s, _) = pm.get("/api/v1/programmes/kids_cash").await;
         assert_eq!(s, 404, "nothing saved");
         // The rule alone wrong: named with its position.
@@ -172,7 +179,10 @@ async fn the_rule_is_checked_as_typed_and_simulated_by_district() {
         let cookie = session(&app, "prog.manager").await;
         let (_, html) = page(&app, &cookie, "/programmes/cash/edit").await;
         let csrf = hidden(&html, "csrf");
-        assert!(html.contains("hx-post=\"/programmes/rule-check\""), "{html}");
+        assert!(
+            html.contains("hx-post=\"/programmes/rule-check\""),
+            "{html}"
+        );
 
         let check = |rule: &'static str| {
             let (app, cookie, csrf) = (&app, cookie.clone(), csrf.clone());
@@ -204,14 +214,21 @@ async fn the_rule_is_checked_as_typed_and_simulated_by_district() {
         assert!(frag.contains("<svg class=\"sim-chart\""), "{frag}");
         assert!(frag.contains("Nyarugenge"), "the district by name: {frag}");
         // Without htmx the same chart comes in a whole page.
-        let (s, whole) = post_form(&app, &cookie, "/programmes/cash/simulate", &fields, false).await;
+        let (s, whole) =
+            post_form(&app, &cookie, "/programmes/cash/simulate", &fields, false).await;
         assert_eq!(s, 200);
-        assert!(whole.contains("<html") && whole.contains("sim-chart"), "{whole}");
+        assert!(
+            whole.contains("<html") && whole.contains("sim-chart"),
+            "{whole}"
+        );
         // A typed rule that does not compile is shown where the chart would be.
         let fields = [("csrf", csrf.as_str()), ("eligibility", "size >=")];
         let (s, frag) = post_form(&app, &cookie, "/programmes/cash/simulate", &fields, true).await;
         assert_eq!(s, 200);
-        assert!(frag.contains("field-error") && !frag.contains("<svg"), "{frag}");
+        assert!(
+            frag.contains("field-error") && !frag.contains("<svg"),
+            "{frag}"
+        );
         app.stop().await;
     }
 }

@@ -20,6 +20,7 @@ use inkingi_store::programmes::{Enrolment, StoredProgramme};
 use inkingi_store::simulation::{CompareRequest, RuleChoice, SimulationRequest};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 use super::{enrolments_in_scope, programme_or_404, save_programme, status_param};
 use crate::auth::PagePrincipal;
@@ -110,7 +111,7 @@ pub async fn list_page(
 
 /// The set-up form as posted: every field as text, so that a wrong one can be shown back
 /// exactly as typed next to its error.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgrammeForm {
     csrf: String,
@@ -198,6 +199,23 @@ impl ProgrammeForm {
 /// Field name → what is wrong with it.
 type Errors = BTreeMap<String, String>;
 
+/// The errors as the template reads them: by a field name given as `&str`.
+struct FieldErrors(Errors);
+
+impl FieldErrors {
+    fn get(&self, field: &str) -> Option<&String> {
+        self.0.get(field)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+}
+
 fn whole<T: std::str::FromStr>(errors: &mut Errors, field: &str, raw: &str) -> Option<T> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -212,10 +230,7 @@ fn whole<T: std::str::FromStr>(errors: &mut Errors, field: &str, raw: &str) -> O
     }
 }
 
-fn required<T: std::str::FromStr>(errors: &mut Errors, field: &str, raw: &str) -> T
-where
-    T: Default,
-{
+fn required<T: std::str::FromStr + Default>(errors: &mut Errors, field: &str, raw: &str) -> T {
     if raw.trim().is_empty() {
         errors.insert(field.into(), "is required".into());
         return T::default();
@@ -343,7 +358,7 @@ struct EditPage {
     targets: Vec<Choice>,
     benefits: Vec<Choice>,
     frequencies: Vec<Choice>,
-    errors: Errors,
+    errors: FieldErrors,
     stale: bool,
     check: RuleCheckView,
 }
@@ -404,7 +419,7 @@ async fn edit_page_for(
             &form.frequency,
         ),
         form,
-        errors,
+        errors: FieldErrors(errors),
         stale: false,
         check,
     })
@@ -568,8 +583,6 @@ fn rule_error_text(e: &RuleError) -> String {
 /// What the live check shows under the rule.
 #[derive(Debug, Clone, Default)]
 struct RuleCheckView {
-    /// Nothing checked yet.
-    idle: bool,
     valid: bool,
     error: String,
     excerpt: String,
@@ -591,7 +604,7 @@ struct RuleCheckFragment {
     check: RuleCheckView,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RuleCheckForm {
     csrf: String,
     #[serde(default)]
@@ -615,11 +628,9 @@ pub async fn rule_check_fragment(
     principal.require(Permission::ManageProgrammes)?;
     let mut errors = Errors::new();
     let target = target_of(&f.target, &mut errors).rule_target();
+    // An empty rule shows nothing yet: the form says it is required when saved.
     let check = if f.eligibility.trim().is_empty() {
-        RuleCheckView {
-            idle: true,
-            ..RuleCheckView::default()
-        }
+        RuleCheckView::default()
     } else {
         match compile(&state, f.eligibility.trim(), target).await? {
             Ok(_) => RuleCheckView {
@@ -648,6 +659,8 @@ struct ChartRow {
     proposed: u64,
     current_w: u32,
     proposed_w: u32,
+    /// Where the counts are written: after the longer bar.
+    value_x: u32,
 }
 
 const CHART_LABEL_W: u32 = 170;
@@ -691,7 +704,9 @@ fn chart_rows(report: &Report) -> (Vec<ChartRow>, u64) {
         }
         // Rounded, and at least one unit for a non-zero count so that it stays visible.
         let w = (u128::from(v) * u128::from(CHART_BAR_W) + u128::from(max) / 2) / u128::from(max);
-        u32::try_from(w).unwrap_or(CHART_BAR_W).max(u32::from(v > 0))
+        u32::try_from(w)
+            .unwrap_or(CHART_BAR_W)
+            .max(u32::from(v > 0))
     };
     let rows = report
         .areas
@@ -699,13 +714,15 @@ fn chart_rows(report: &Report) -> (Vec<ChartRow>, u64) {
         .enumerate()
         .map(|(i, a)| {
             let (current, proposed) = pair(a);
+            let (current_w, proposed_w) = (scale(current), scale(proposed));
             ChartRow {
                 name: a.name.clone(),
                 y: u32::try_from(i).unwrap_or(0) * CHART_ROW_H,
                 current,
                 proposed,
-                current_w: scale(current),
-                proposed_w: scale(proposed),
+                current_w,
+                proposed_w,
+                value_x: CHART_LABEL_W + current_w.max(proposed_w) + 6,
             }
         })
         .collect();
@@ -888,7 +905,11 @@ pub async fn enrolments_page(
     let page = EnrolmentsPage {
         chrome: ctx.chrome(
             Section::Programmes,
-            &format!("{} — {}", ctx.t().prog_enrolments_title, prog.programme.name),
+            &format!(
+                "{} — {}",
+                ctx.t().prog_enrolments_title,
+                prog.programme.name
+            ),
         ),
         name: prog.programme.name.clone(),
         code,
