@@ -1038,11 +1038,11 @@ mod tests {
             by: inkingi_domain::areas::AreaLevel::District,
             scenarios: Vec::new(),
             programmes: vec!["cash".into()],
-            areas: vec![area("Gasabo", 200, 100), area("Nyarugenge", 1, 0)],
-            total: area("", 201, 100),
+            areas: vec![area("Gasabo", 1000, 500), area("Nyarugenge", 1, 0)],
+            total: area("", 1001, 500),
         };
         let (rows, max) = chart_rows(&report);
-        assert_eq!(max, 200);
+        assert_eq!(max, 1000);
         assert_eq!(rows[0].current_w, CHART_BAR_W);
         assert_eq!(rows[0].proposed_w, CHART_BAR_W / 2);
         assert_eq!(rows[1].y, CHART_ROW_H);
