@@ -340,6 +340,15 @@ async fn reminders_and_digests_are_sent_once_through_both_gateways() {
                 stored.iter().all(|m| m.status == SmsStatus::Sent),
                 "{label} {stored:?}"
             );
+            // Per-connector metrics, in the shared connector style.
+            let metrics = app.get("/metrics").await.text().await.unwrap();
+            let conn = format!("connector=\"sms.{}\"", provider.as_str());
+            for name in ["connector_sent_total", "connector_retried_total"] {
+                assert!(
+                    metrics.lines().any(|l| l.starts_with(name) && l.contains(&conn)),
+                    "{label} no {name} for {conn}"
+                );
+            }
             let reminder = of_kind(&stored, SmsKind::Reminder).pop().unwrap();
             assert_eq!(reminder.recipient.id(), keza.mother);
 
