@@ -345,7 +345,9 @@ async fn reminders_and_digests_are_sent_once_through_both_gateways() {
             let conn = format!("connector=\"sms.{}\"", provider.as_str());
             for name in ["connector_sent_total", "connector_retried_total"] {
                 assert!(
-                    metrics.lines().any(|l| l.starts_with(name) && l.contains(&conn)),
+                    metrics
+                        .lines()
+                        .any(|l| l.starts_with(name) && l.contains(&conn)),
                     "{label} no {name} for {conn}"
                 );
             }
