@@ -618,3 +618,45 @@ async fn a_health_workers_worklist_covers_their_cell() {
         assert_eq!(s, 400, "{body}");
     }
 }
+
+/// Planning throughput (docs/BENCHMARKS.md): `cargo test --workspace --test sms --
+/// --ignored --nocapture plan_throughput` (`SMS_BENCH_FAMILIES`, default 1000, one child each,
+/// all in one cell). Prints the time of the first planning run and of the repeat.
+#[tokio::test]
+#[ignore]
+async fn plan_throughput() {
+    let n: usize = std::env::var("SMS_BENCH_FAMILIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        for i in 0..n {
+            let phone = format!("+25078{:07}", i);
+            family(
+                &app.store,
+                "Aline",
+                Some(&phone),
+                &[("Keza", 60 + (i as u64 % 900))],
+            )
+            .await;
+        }
+        staff(&app, "en").await;
+        let set = settings(3, LOOSE);
+        let started = Instant::now();
+        let first = plan(&app.store, &set, Utc::now()).await.unwrap();
+        let t1 = started.elapsed();
+        let started = Instant::now();
+        let again = plan(&app.store, &set, Utc::now()).await.unwrap();
+        let t2 = started.elapsed();
+        assert_eq!(first.reminders as usize, n);
+        assert_eq!(again.reminders, 0);
+        println!(
+            "[{}] {n} children overdue: first plan {:.2} s ({:.0} children/s), repeat {:.2} s",
+            app.kind.as_str(),
+            t1.as_secs_f64(),
+            n as f64 / t1.as_secs_f64(),
+            t2.as_secs_f64()
+        );
+    }
+}

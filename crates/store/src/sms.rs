@@ -536,45 +536,59 @@ impl Sms<'_> {
         Ok(())
     }
 
-    /// Counts one more reminder of an overdue occurrence on `day` (once per day) in `uow`, and
-    /// returns the count so far.
+    /// Counts one more reminder of each overdue occurrence (service, occurrence) of a person on
+    /// `day` (once per day) in `uow`, and returns the counts so far, in the order given. Two
+    /// statements whatever the number of services.
     pub async fn remind(
         &self,
         uow: &mut UnitOfWork,
         person_id: Uuid,
-        service: &str,
-        occurrence: u32,
+        services: &[(&str, u32)],
         day: NaiveDate,
-    ) -> StoreResult<ReminderCount> {
-        let occ = i32::try_from(occurrence).unwrap_or(i32::MAX);
-        let row: (i32, NaiveDate, Option<NaiveDate>) = on_uow!(uow, |c| {
-            sqlx::query(
-                "INSERT INTO sms_reminders (person_id, service, occurrence, reminders, first_on, \
-                 last_on) VALUES ($1, $2, $3, 1, $4, $4) ON CONFLICT (person_id, service, \
-                 occurrence) DO UPDATE SET reminders = sms_reminders.reminders + 1, \
-                 last_on = excluded.last_on WHERE sms_reminders.last_on < excluded.last_on",
-            )
-            .bind(person_id)
-            .bind(service)
-            .bind(occ)
-            .bind(day)
-            .execute(&mut *c)
-            .await?;
+    ) -> StoreResult<Vec<ReminderCount>> {
+        if services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<String> = (0..services.len())
+            .map(|i| format!("($1, ${}, ${}, 1, $2, $2)", 3 + 2 * i, 4 + 2 * i))
+            .collect();
+        let upsert = format!(
+            "INSERT INTO sms_reminders (person_id, service, occurrence, reminders, first_on, \
+             last_on) VALUES {} ON CONFLICT (person_id, service, occurrence) DO UPDATE SET \
+             reminders = sms_reminders.reminders + 1, last_on = excluded.last_on \
+             WHERE sms_reminders.last_on < excluded.last_on",
+            values.join(", ")
+        );
+        type R = (String, i32, i32, NaiveDate, Option<NaiveDate>);
+        let rows: Vec<R> = on_uow!(uow, |c| {
+            let mut q = sqlx::query(&upsert).bind(person_id).bind(day);
+            for (service, occ) in services {
+                q = q
+                    .bind(*service)
+                    .bind(i32::try_from(*occ).unwrap_or(i32::MAX));
+            }
+            q.execute(&mut *c).await?;
             sqlx::query_as(
-                "SELECT reminders, first_on, escalated_on FROM sms_reminders \
-                 WHERE person_id = $1 AND service = $2 AND occurrence = $3",
+                "SELECT service, occurrence, reminders, first_on, escalated_on \
+                 FROM sms_reminders WHERE person_id = $1",
             )
             .bind(person_id)
-            .bind(service)
-            .bind(occ)
-            .fetch_one(&mut *c)
+            .fetch_all(&mut *c)
             .await?
         });
-        Ok(ReminderCount {
-            reminders: u32::try_from(row.0).unwrap_or(0),
-            first_on: row.1,
-            escalated_on: row.2,
-        })
+        Ok(services
+            .iter()
+            .map(|(service, occ)| {
+                let r = rows
+                    .iter()
+                    .find(|r| r.0 == *service && i64::from(r.1) == i64::from(*occ));
+                ReminderCount {
+                    reminders: r.map_or(0, |r| u32::try_from(r.2).unwrap_or(0)),
+                    first_on: r.map_or(day, |r| r.3),
+                    escalated_on: r.and_then(|r| r.4),
+                }
+            })
+            .collect())
     }
 
     /// Marks an occurrence escalated on `day`; false when it was escalated already.

@@ -239,19 +239,18 @@ impl Planner<'_> {
         if self.store.sms().queue(&mut uow, &m).await?.is_some() {
             self.sum.reminders += 1;
         }
+        let asked: Vec<(&str, u32)> = child
+            .overdue
+            .iter()
+            .map(|s| (s.service.as_str(), s.occurrence))
+            .collect();
+        let counts = self
+            .store
+            .sms()
+            .remind(&mut uow, child.person_id, &asked, self.day)
+            .await?;
         let mut ignored = Vec::new();
-        for s in &child.overdue {
-            let n = self
-                .store
-                .sms()
-                .remind(
-                    &mut uow,
-                    child.person_id,
-                    &s.service,
-                    s.occurrence,
-                    self.day,
-                )
-                .await?;
+        for (s, n) in child.overdue.iter().zip(counts) {
             if n.reminders >= self.settings.escalate_after
                 && n.escalated_on.is_none()
                 && self
