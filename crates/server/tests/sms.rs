@@ -12,14 +12,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Timelike, Utc};
+use common::children::{member, register};
 use common::{add_user, token};
-use inkingi_domain::areas::AreaCode;
 use inkingi_domain::identity::{Role, Username};
 use inkingi_domain::jobs::{JobName, JobStatus, RetryPolicy};
-use inkingi_domain::registry::history::Channel;
-use inkingi_domain::registry::{
-    BirthDate, HouseholdInput, MemberRole, Name, PersonInput, PhoneNumber, RegistryNumber, Sex,
-};
+use inkingi_domain::registry::{MemberRole, PhoneNumber, Sex};
 use inkingi_interop::breaker::{BreakerSettings, Breakers};
 use inkingi_interop::simulate::faults::FaultPlan;
 use inkingi_interop::simulate::sms::{SmsPlan, SmsSim};
@@ -31,7 +28,7 @@ use inkingi_interop::worker::{run_with, Registry, WorkerSettings};
 use inkingi_server::children::reminders::{plan, PlanSummary};
 use inkingi_store::jobs::{JobFilter, JobRecord, NewJob};
 use inkingi_store::notifications::NotifyJob;
-use inkingi_store::registry::{EventMeta, NewHousehold, NewMember};
+use inkingi_store::registry::NewMember;
 use inkingi_store::sms::{SmsKind, SmsMessage, SmsStatus};
 use inkingi_store::Store;
 use inkingi_testkit::{databases, TestApp};
@@ -45,37 +42,12 @@ const MOTHER_PHONE: &str = "+250788123456";
 const CHW_PHONE: &str = "+250788000111";
 const NURSE_PHONE: &str = "+250788000222";
 
-fn member(
-    given: &str,
-    born: NaiveDate,
-    role: MemberRole,
-    mother: Option<Uuid>,
-    phone: Option<&str>,
-) -> NewMember {
-    NewMember {
-        id: Uuid::now_v7(),
-        person: PersonInput {
-            given_name: Name::parse(given).unwrap(),
-            family_name: Name::parse("Uwase").unwrap(),
-            sex: Sex::Female,
-            birth_date: Some(BirthDate::exact(born)),
-            national_id: None,
-            birth_registration: None,
-            refugee_id: None,
-            passport: None,
-            phones: phone
-                .map(|p| PhoneNumber::parse(p).unwrap())
-                .into_iter()
-                .collect(),
-            answers: Default::default(),
-        },
-        role,
-        since: born,
-        mother_id: mother,
-        father_id: None,
-        guardian_id: None,
-        source_key: None,
-    }
+fn with_phone(mut m: NewMember, phone: Option<&str>) -> NewMember {
+    m.person.phones = phone
+        .map(|p| PhoneNumber::parse(p).unwrap())
+        .into_iter()
+        .collect();
+    m
 }
 
 struct Family {
@@ -93,63 +65,28 @@ async fn family(
     kids: &[(&str, u64)],
 ) -> Family {
     let today = Utc::now().date_naive();
-    let mother = member(
-        mother_name,
-        NaiveDate::from_ymd_opt(1995, 3, 2).unwrap(),
-        MemberRole::Head,
-        None,
+    let born = NaiveDate::from_ymd_opt(1995, 3, 2).unwrap();
+    let mother = with_phone(
+        member(mother_name, Sex::Female, born, MemberRole::Head, None),
         phone,
     );
     let mut members = vec![mother.clone()];
     for (name, age) in kids {
+        let born = today - Days::new(*age);
         members.push(member(
             name,
-            today - Days::new(*age),
+            Sex::Female,
+            born,
             MemberRole::Child,
             Some(mother.id),
-            None,
         ));
     }
+    let children = members[1..].iter().map(|m| m.id).collect();
     let f = Family {
-        household: Uuid::now_v7(),
+        household: register(store, VILLAGE, members).await,
         mother: mother.id,
-        children: members[1..].iter().map(|m| m.id).collect(),
+        children,
     };
-    let new = NewHousehold {
-        id: f.household,
-        registry_number: RegistryNumber::generate(&mut rand::rng()),
-        input: HouseholdInput {
-            village: AreaCode::parse(VILLAGE).unwrap(),
-            address: None,
-            gps: None,
-            answers: json!({"tenure": "owner", "wall": "mud_bricks", "roof": "iron_sheets",
-                "floor": "earth", "rooms": 2, "water_source": "public_tap",
-                "toilet": "pit_latrine_slab", "lighting": "solar", "cooking_fuel": "firewood",
-                "owns_land": false, "owns_livestock": false, "income_sources": ["farming"],
-                "meals_per_day": 2})
-            .as_object()
-            .unwrap()
-            .clone(),
-        },
-        form_id: "rw-socioeconomic".into(),
-        form_version: 1,
-        source_key: None,
-        members,
-    };
-    let meta = EventMeta {
-        actor: "seed".into(),
-        channel: Channel::System,
-        reason: None,
-        change_request_id: None,
-        at: Utc::now(),
-    };
-    let mut uow = store.begin().await.unwrap();
-    store
-        .registry()
-        .register_household(&mut uow, &new, &meta)
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
     f
 }
 
