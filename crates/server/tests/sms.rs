@@ -236,6 +236,21 @@ async fn reminders_and_digests_are_sent_once_through_both_gateways() {
                 (2, 1, 1, 1),
                 "{label} {first:?}"
             );
+            // The planner's read of the worklist is audited.
+            let audit = app
+                .store
+                .audit()
+                .query(
+                    &inkingi_domain::identity::AreaScope::national(),
+                    &inkingi_store::audit::AuditQuery {
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(audit.iter().any(|e| e.record.action == "worklist.read"
+                && e.record.subject_id.as_deref() == Some("chw.cell")));
             // The planner again: nothing new.
             let again = plan(&app.store, &set, Utc::now()).await.unwrap();
             assert_eq!(

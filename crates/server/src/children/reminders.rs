@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, Timelike, Utc};
+use inkingi_domain::audit::AuditRecord;
 use inkingi_domain::identity::{AreaScope, Role};
 use inkingi_domain::registry::MemberRole;
 use inkingi_interop::sms::{catalogue::LANGUAGES, SmsSettings, RWANDA_OFFSET_SECS};
@@ -131,8 +132,20 @@ pub async fn plan(
         if children > 0 {
             p.digest(&chw, children, &counts).await?;
         }
+        audit_plan(store, &chw, children).await?;
     }
     Ok(p.sum)
+}
+
+/// Audits that the planner read the worklist of a health worker's areas (as the API's
+/// `worklist.read` does for a person).
+async fn audit_plan(store: &Store, chw: &UserContact, children: u64) -> ApiResult<()> {
+    let mut rec = AuditRecord::new("system", "worklist.read", "user");
+    rec.subject_id = Some(chw.username.clone());
+    rec.purpose = Some("sms reminders".into());
+    rec.fields = vec![format!("children:{children}"), "services_overdue".into()];
+    store.audit().append(vec![rec]).await?;
+    Ok(())
 }
 
 /// A person's language: the registry answer `language` when it is one of the catalogue's,
