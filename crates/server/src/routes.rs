@@ -383,6 +383,14 @@ fn all() -> Vec<Route> {
             HEALTH_READ,
             children::page::child_page,
         ),
+        // SMS delivery reports: gateways cannot sign in; a per-message secret (Kannel) or the
+        // gateway's own message id (Africa's Talking) identifies the message.
+        get_route("/sms/dlr/kannel", Public, children::sms_dlr::kannel),
+        post_route(
+            "/sms/dlr/africastalking",
+            Public,
+            children::sms_dlr::africastalking,
+        ),
         // Registry pages: search, a household, and its forms (the handlers check writes).
         get_route("/registry", READ, pages::search_page),
         get_route("/registry/households/new", WRITE, pages::edit::new_page),

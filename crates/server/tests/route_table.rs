@@ -68,6 +68,9 @@ const TABLE: &[Entry] = &[
     public("GET", "/api/docs", 200),
     // Without a form: grant_type is missing.
     public("POST", "/dci/oauth2/client/token", 400),
+    // SMS delivery reports without their parameters: refused, naming the field.
+    public("GET", "/sms/dlr/kannel", 400),
+    public("POST", "/sms/dlr/africastalking", 400),
     public("GET", "/dci/.well-known/jwks.json", 200),
     Entry {
         call: "/assets/app.css",

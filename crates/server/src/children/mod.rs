@@ -6,7 +6,9 @@ pub mod fhir;
 pub mod ingest;
 pub mod link;
 pub mod page;
+pub mod reminders;
 pub mod services;
+pub mod sms_dlr;
 
 use utoipa::OpenApi;
 
@@ -27,9 +29,11 @@ use utoipa::OpenApi;
         services::services,
         services::overdue,
         page::child_page,
+        sms_dlr::kannel,
+        sms_dlr::africastalking,
     ),
     components(schemas(services::ServicesView, services::Worklist, services::VillageList,
-        services::OverdueChild, services::OverdueItem)),
+        services::OverdueChild, services::OverdueItem, sms_dlr::ReportAnswer, sms_dlr::AtReport)),
     tags((name = "fhir", description = "FHIR R4 for the child record (application/fhir+json; errors are OperationOutcome)"),
         (name = "children", description = "Services due to children under six and their mothers, and worklists"))
 )]
