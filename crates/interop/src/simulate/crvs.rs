@@ -31,7 +31,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{Fault, FaultPlan, FaultState};
@@ -226,8 +225,6 @@ impl CrvsRegistry {
             }),
             plan,
         });
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let app = Router::new()
             .route("/stats", get(stats))
@@ -237,15 +234,7 @@ impl CrvsRegistry {
             .route("/registry/subscribe", post(subscribe))
             .route("/registry/sync/search", post(search))
             .with_state(shared.clone());
-        let s = stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { s.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "CRVS simulator stopped");
-            }
-        });
+        let addr = super::serve(listen, app, &stop, "CRVS simulator").await?;
         if let Some(every) = shared.plan.every {
             tokio::spawn(schedule(shared.clone(), every, stop.clone()));
         }

@@ -21,7 +21,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{Fault, FaultPlan, FaultState};
@@ -204,22 +203,12 @@ impl IdRegistry {
                 stats: IdStats::default(),
             }),
         });
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let app = Router::new()
             .route("/stats", get(stats))
             .route("/registry/sync/search", post(search))
             .with_state(shared.clone());
-        let s = stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { s.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "ID registry simulator stopped");
-            }
-        });
+        let addr = super::serve(listen, app, &stop, "ID registry simulator").await?;
         Ok(IdRegistry { addr, shared, stop })
     }
 

@@ -23,7 +23,6 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{Fault, FaultPlan, FaultState};
@@ -110,8 +109,6 @@ impl SmsSim {
             plan,
             http,
         });
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let app = Router::new()
             .route("/cgi-bin/sendsms", get(kannel_send))
@@ -120,15 +117,7 @@ impl SmsSim {
             .route("/stats", get(stats))
             .route("/admin/dlr", post(admin_dlr))
             .with_state(shared.clone());
-        let s = stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { s.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "SMS gateway simulator stopped");
-            }
-        });
+        let addr = super::serve(listen, app, &stop, "SMS gateway simulator").await?;
         Ok(SmsSim { addr, shared, stop })
     }
 

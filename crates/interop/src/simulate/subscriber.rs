@@ -21,7 +21,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use super::faults::FaultPlan;
@@ -73,8 +72,6 @@ impl Subscriber {
     /// Listens on `listen` (port 0 picks one) and serves until [`Subscriber::stop`].
     pub async fn start(listen: SocketAddr, plan: FaultPlan) -> std::io::Result<Subscriber> {
         let faults = FaultState::new(plan)?;
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
         let inner = Arc::new(Mutex::new(Inner {
             faults,
             stats: Stats::default(),
@@ -88,15 +85,7 @@ impl Subscriber {
             .route("/stats", get(stats))
             .route("/{*path}", post(receive))
             .with_state(inner.clone());
-        let s = stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { s.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "subscriber simulator stopped");
-            }
-        });
+        let addr = super::serve(listen, app, &stop, "subscriber simulator").await?;
         Ok(Subscriber { addr, inner, stop })
     }
 
