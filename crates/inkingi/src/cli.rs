@@ -97,6 +97,22 @@ pub enum Command {
     /// DHIS2 (the HMIS): pull the child record's facts (`[connectors.dhis2]`).
     #[command(subcommand)]
     Dhis2(Dhis2Command),
+    /// The child record's feeds from files.
+    #[command(subcommand)]
+    Children(ChildrenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChildrenCommand {
+    /// Store pre-primary enrolments from a school-data CSV (the columns of
+    /// `POST /api/v1/children/feeds/school`): all rows, or none when any row is bad.
+    ImportSchool {
+        /// The CSV file.
+        file: PathBuf,
+        /// The sending system, part of every source key (same file, same source: nothing new).
+        #[arg(long, default_value = "school-data")]
+        source: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

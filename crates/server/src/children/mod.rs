@@ -1,14 +1,26 @@
 //! The integrated child record: facts about children under six and their mothers received from
 //! health systems (FHIR R4), linked to registry people, and the services due to each.
 
+pub mod charts;
 pub mod dhis2;
+pub mod feeds;
 pub mod fhir;
 pub mod ingest;
 pub mod link;
 pub mod page;
+pub mod sealed;
+pub mod sensitive;
 pub mod services;
 
+use std::sync::Arc;
 use utoipa::OpenApi;
+
+/// Settings of the child record.
+#[derive(Debug, Clone, Default)]
+pub struct ChildrenSettings {
+    /// `[children] field_key_file`: without keys, sensitive facts are refused.
+    pub field_keys: Option<Arc<sealed::FieldKeys>>,
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,9 +39,14 @@ use utoipa::OpenApi;
         services::services,
         services::overdue,
         page::child_page,
+        feeds::school,
+        feeds::protection,
+        feeds::protection_read,
+        sensitive::hiv_exposure,
     ),
     components(schemas(services::ServicesView, services::Worklist, services::VillageList,
-        services::OverdueChild, services::OverdueItem)),
+        services::OverdueChild, services::OverdueItem, feeds::FeedSummary, feeds::FeedBody,
+        sensitive::HivExposureView, sensitive::HivExposureRecord)),
     tags((name = "fhir", description = "FHIR R4 for the child record (application/fhir+json; errors are OperationOutcome)"),
         (name = "children", description = "Services due to children under six and their mothers, and worklists"))
 )]

@@ -9,6 +9,7 @@ use inkingi_server::auth::{Argon2Settings, Passwords};
 use inkingi_testkit::TestApp;
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod children;
 pub mod programmes;
 
 pub const PASSWORD: &str = "a long enough password";
