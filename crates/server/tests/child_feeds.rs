@@ -77,6 +77,34 @@ fn school_row(given: &str, born: NaiveDate, year: &str) -> String {
     format!("ES-042,Ecole Maternelle Kacyiru,{VILLAGE},{given},Uwase,F,{born},,,Aline Uwase,{enrolled},{year}")
 }
 
+/// The child page as `user` sees it (signed in).
+async fn page_html(app: &TestApp, user: &str, child: uuid::Uuid) -> String {
+    let cookie = session(app, user).await;
+    let res = app
+        .client
+        .get(app.url(&format!("/children/{child}")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{user}");
+    res.text().await.unwrap()
+}
+
+/// The whole audit log, after the queued reads are written.
+async fn audit_log(app: &TestApp) -> Vec<inkingi_domain::audit::AuditEntry> {
+    app.audit.flush().await.unwrap();
+    let q = inkingi_store::audit::AuditQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    app.store
+        .audit()
+        .query(&AreaScope::national(), &q)
+        .await
+        .unwrap()
+}
+
 async fn open_reviews(app: &TestApp, kind: &str) -> usize {
     app.store
         .children()
@@ -173,17 +201,7 @@ async fn school_feed_links_each_child_once_and_completes_enrolment() {
         assert_eq!(pre["status"], "completed", "{pre}");
 
         // On the child page's timeline, with the school and the source.
-        let cookie = session(&app, "nurse").await;
-        let html = app
-            .client
-            .get(app.url(&format!("/children/{}", f.child)))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = page_html(&app, "nurse", f.child).await;
         assert!(
             html.contains("pre-primary enrolment") && html.contains("Ecole Maternelle Kacyiru")
         );
@@ -287,40 +305,14 @@ async fn child_protection_is_read_only_with_that_purpose() {
         assert!(facts[0].1.enrolments.is_empty());
 
         // The page shows the section to the nurse, not to the community health worker.
-        let child = f.child;
-        let page = |user: &'static str| {
-            let app = &app;
-            async move {
-                let cookie = session(app, user).await;
-                app.client
-                    .get(app.url(&format!("/children/{child}")))
-                    .header("cookie", cookie)
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap()
-            }
-        };
-        assert!(page("nurse").await.contains("case CL-7"));
-        let html = page("chw").await;
+        assert!(page_html(&app, "nurse", f.child)
+            .await
+            .contains("case CL-7"));
+        let html = page_html(&app, "chw", f.child).await;
         assert!(!html.contains("CL-7") && !html.contains("id=\"protection\""));
 
         // Reads were audited with the child-protection purpose.
-        app.audit.flush().await.unwrap();
-        let entries = app
-            .store
-            .audit()
-            .query(
-                &AreaScope::national(),
-                &inkingi_store::audit::AuditQuery {
-                    limit: 1000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let entries = audit_log(&app).await;
         assert!(entries.iter().any(|e| e.record.action == "person.read"
             && e.record.purpose.as_deref() == Some("child-protection")
             && e.record.fields.iter().any(|x| x == "protection_cases")));
@@ -422,17 +414,7 @@ async fn hiv_exposure_is_sealed_and_opened_only_for_health_workers() {
 
         // On the page: the value for the nurse, only "restricted" for the community worker.
         for (user, shown) in [("nurse", true), ("chw", false)] {
-            let cookie = session(&app, user).await;
-            let html = app
-                .client
-                .get(app.url(&format!("/children/{}", f.child)))
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let html = page_html(&app, user, f.child).await;
             assert_eq!(
                 html.contains("class=\"hiv-value\">exposed<"),
                 shown,
@@ -446,19 +428,7 @@ async fn hiv_exposure_is_sealed_and_opened_only_for_health_workers() {
             );
         }
         // Every read is audited, opened or not.
-        app.audit.flush().await.unwrap();
-        let entries = app
-            .store
-            .audit()
-            .query(
-                &AreaScope::national(),
-                &inkingi_store::audit::AuditQuery {
-                    limit: 1000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let entries = audit_log(&app).await;
         let reads = |field: &str| {
             entries
                 .iter()
