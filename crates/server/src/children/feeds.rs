@@ -24,6 +24,7 @@ use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::dhis2::widen;
 use super::fhir::parse::{PersonIn, SID_BIRTH_REGISTRATION, SID_NATIONAL_ID};
 use super::ingest::Ingest;
 use crate::auth::Principal;
@@ -552,14 +553,16 @@ pub async fn receive(
         Feed::Protection => "protection.case.create",
     };
     for c in &checked {
+        // Compared with the registry people of the record's district, as for DHIS2 (faster,
+        // and fewer look-alikes), when the sender may see all of it.
+        let district = widen(&c.village, AreaLevel::District);
+        let within = match AreaScope::areas([district.clone()]) {
+            Ok(d) if principal.scope.contains(&district) => d,
+            _ => principal.scope.clone(),
+        };
+        ingest.place(within, Some(c.village.clone()));
         let found = ingest
-            .feed_person(
-                &mut uow,
-                (&system, &c.person_key),
-                &c.at,
-                &c.person,
-                c.village.clone(),
-            )
+            .feed_person(&mut uow, (&system, &c.person_key), &c.at, &c.person)
             .await?;
         let (subject, area) = match found {
             Ok(x) => x,

@@ -116,16 +116,15 @@ impl<'a> Ingest<'a> {
     }
 
     /// Stores a person named by a feed (school, child protection) like a FHIR Patient: linked
-    /// to a registry person when certain, else unlinked, filed under `area` and queued for
-    /// review. A person this source sent before is not stored again. Returns whom the person's
-    /// facts are about, and the area their audit records name.
+    /// to a registry person when certain, else unlinked, filed under the area given to
+    /// [`Ingest::place`] and queued for review. A person this source sent before is not stored
+    /// again. Returns whom the person's facts are about, and the area their audit records name.
     pub async fn feed_person(
         &mut self,
         uow: &mut UnitOfWork,
         source: (&str, &str),
         at: &str,
         p: &PersonIn,
-        area: AreaCode,
     ) -> Outcome<(Subject, Option<AreaCode>)> {
         let inc = Incoming {
             resource_type: "Patient",
@@ -134,7 +133,6 @@ impl<'a> Ingest<'a> {
             body: Body::Patient(p.clone()),
             at: at.to_string(),
         };
-        self.area = Some(area);
         if let Err(issues) = self.person(uow, &inc, p, None).await? {
             return Ok(Err(issues));
         }
