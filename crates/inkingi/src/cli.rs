@@ -97,9 +97,33 @@ pub enum Command {
     /// DHIS2 (the HMIS): pull the child record's facts (`[connectors.dhis2]`).
     #[command(subcommand)]
     Dhis2(Dhis2Command),
+    /// SMS reminders, digests and notifications (`[connectors.sms]`).
+    #[command(subcommand)]
+    Sms(SmsCommand),
     /// The child record's feeds from files.
     #[command(subcommand)]
     Children(ChildrenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmsCommand {
+    /// Plan today's reminders, health workers' digests and escalations (and queue pending
+    /// beneficiary notifications) now; the worker sends them. Running it again queues nothing
+    /// new. The worker also runs it daily at `plan_at`.
+    SendDue,
+    /// Set a user's phone (for digests and escalations) and language (rw, en, fr).
+    Contact {
+        username: String,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// Messages planned since a day (default today), as JSON lines.
+    List {
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,6 +261,47 @@ pub enum SimulateCommand {
     /// with the children under six of a registry export (or made up from the seed) and their
     /// generated health records, configured as data/dhis2/mapping.toml describes.
     Dhis2(Dhis2SimArgs),
+    /// An SMS gateway speaking Kannel's `/cgi-bin/sendsms` and Africa's Talking's
+    /// `/version1/messaging`; lists what it took (`GET /messages`) and sends delivery reports
+    /// on demand (`POST /admin/dlr {"id": "...", "delivered": true}`).
+    Sms(SmsSimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SmsSimArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Serve only this protocol: kannel or africastalking (default: both).
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// Kannel sendsms-user / Africa's Talking username accepted.
+    #[arg(long, default_value = "inkingi")]
+    pub username: String,
+    /// Kannel password / Africa's Talking API key accepted.
+    #[arg(long, default_value = "simulator-secret")]
+    pub secret: String,
+    /// Where Africa's Talking delivery reports go (Inkingi's `/sms/dlr/africastalking`).
+    #[arg(long, value_name = "URL")]
+    pub callback_url: Option<String>,
+    /// Seeds the faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Share of requests answered 500 without taking the message (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub fail_share: f64,
+    /// Share of messages taken but answered 503, as if the answer was lost (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub lost_ack_share: f64,
+    /// Start a downtime (every request answered 503) after this many requests.
+    #[arg(long, value_name = "N")]
+    pub outage_after: Option<u64>,
+    /// How long the downtime lasts, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub outage_secs: u64,
+    /// Delay before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -87,6 +87,9 @@ pub struct ConnectorsConfig {
     /// `[connectors.dhis2]`: pull the child record's facts from DHIS2 (the HMIS). Absent: no
     /// DHIS2 sync.
     pub dhis2: Option<Dhis2Config>,
+    /// `[connectors.sms]`: the SMS gateway for reminders, digests and beneficiary
+    /// notifications. Absent: nothing is sent (messages stay queued).
+    pub sms: Option<crate::sms_config::SmsConfig>,
 }
 
 /// `[connectors.dhis2]`.
@@ -485,6 +488,9 @@ impl Config {
         }
         if let Some(c) = &self.connectors.crvs {
             c.connector().map_err(ConfigError::Invalid)?;
+        }
+        if let Some(c) = &self.connectors.sms {
+            c.check().map_err(ConfigError::Invalid)?;
         }
         if self.db_max_connections == 0 {
             return bad("db_max_connections", "a whole number of at least 1");

@@ -10,5 +10,6 @@ pub mod probe;
 pub mod programmes;
 pub mod registry_io;
 pub mod simulate;
+pub mod sms;
 pub mod targeting;
 pub mod worker;

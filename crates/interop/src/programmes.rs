@@ -6,8 +6,8 @@
 //!   decision for a reviewer; nobody is exited by the machine. Running it twice opens nothing
 //!   new (one open decision per enrolment).
 //! - `notify.beneficiary`: writes the message of an enrolment transition or a re-certification
-//!   decision to the notification outbox, once per cause. Sending it (SMS) is the outbox
-//!   reader's job: replace or follow this handler when a gateway exists.
+//!   decision to the notification outbox, once per cause. The SMS planner
+//!   (`inkingi_server::children::reminders::queue_notifications`) sends it.
 
 use inkingi_store::jobs::Job;
 use inkingi_store::notifications::NotifyJob;

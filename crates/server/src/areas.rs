@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ProblemBody};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::AppState;
 
 const DEFAULT_LIMIT: u32 = 100;
@@ -137,13 +137,7 @@ pub struct ListParams {
 
 impl ListParams {
     fn into_query(self) -> ApiResult<AreaQuery> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::invalid_field(
-                "limit",
-                format!("query parameter 'limit': must be from 1 to {MAX_LIMIT}, got {limit}"),
-            ));
-        }
+        let limit = page_limit(self.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
         if self
             .q
             .as_deref()

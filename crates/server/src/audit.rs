@@ -15,7 +15,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::auth::{PagePrincipal, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::web::page::{render, Chrome, PageCtx, Section};
 use crate::AppState;
 
@@ -112,13 +112,7 @@ pub struct AuditPage {
 }
 
 fn to_query(p: &AuditParams) -> ApiResult<AuditQuery> {
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("query parameter 'limit': must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(p.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     if let (Some(f), Some(t)) = (p.from, p.to) {
         if t <= f {
             return Err(ApiError::invalid_field(

@@ -54,7 +54,7 @@ use crate::auth::Principal;
 use crate::children::link::{self, Decision};
 use crate::dci::Refusal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::AppState;
 
 #[derive(OpenApi)]
@@ -296,13 +296,7 @@ pub async fn list_events(
             )
         })?),
     };
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("query parameter 'limit': {limit} is not from 1 to 1000"),
-        ));
-    }
+    let limit = page_limit(params.limit, 100, 1000)?;
     let items = state
         .store
         .crvs()

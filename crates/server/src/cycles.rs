@@ -28,7 +28,8 @@ use uuid::Uuid;
 
 use crate::auth::{PagePrincipal, Principal};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
+use crate::programmes::programme_or_404;
 use crate::registry::{etag, input::parse_body};
 use crate::web::page::{render, PageCtx, Section};
 use crate::AppState;
@@ -67,18 +68,6 @@ fn require_national(principal: &Principal) -> ApiResult<()> {
         "cycles cover a whole programme: creating, freezing, verifying and approving them needs \
          national scope",
     ))
-}
-
-async fn programme_or_404(
-    state: &AppState,
-    code: &str,
-) -> ApiResult<inkingi_store::programmes::StoredProgramme> {
-    state
-        .store
-        .programmes()
-        .programme(code)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no programme {code}")))
 }
 
 async fn cycle_or_404(state: &AppState, id: Uuid) -> ApiResult<Cycle> {
@@ -339,13 +328,7 @@ pub async fn list_entitlements(
     Query(params): Query<EntitlementParams>,
 ) -> ApiResult<Json<Vec<Entitlement>>> {
     let purpose = purpose(&state, &principal)?;
-    let limit = params.limit.unwrap_or(500);
-    if !(1..=PAGE).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("query parameter 'limit': must be between 1 and {PAGE}"),
-        ));
-    }
+    let limit = page_limit(params.limit, 500, PAGE)?;
     let cycle = cycle_or_404(&state, id).await?;
     let rows = state
         .store

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::auth::jwt::{self, Claims};
 use crate::auth::secrets::token_prefix;
 use crate::auth::{active_token, AuthRejection, XRoad};
+use crate::error::ApiError;
 use crate::AppState;
 
 #[derive(OpenApi)]
@@ -171,6 +172,10 @@ async fn issue(
         jti: Uuid::now_v7().to_string(),
         scope: scope.map(|s| s.chars().take(512).collect()),
     };
+    let access_token = match jwt::issue(&dci.signing_key, &claims) {
+        Ok(t) => t,
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
     let mut record = AuditRecord::new(info.username.as_str(), "auth.token_issue", "api_token");
     record.via = Some(format!("token:{}", info.prefix));
     record.role = Some(info.role.to_string());
@@ -184,7 +189,7 @@ async fn issue(
         return e.into_response();
     }
     let mut res = Json(json!({
-        "access_token": jwt::issue(&dci.signing_key, &claims),
+        "access_token": access_token,
         "token_type": "bearer",
         "expires_in": dci.token_ttl.num_seconds(),
         "scope": claims.scope,

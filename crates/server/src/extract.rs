@@ -37,6 +37,21 @@ pub fn parse_query<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
     })
 }
 
+/// The `limit` query parameter of a list: `default` when absent, refused with a 400 naming the
+/// parameter and its range when outside `1..=max` (zero would page forever, a huge one would
+/// read a whole registry into one answer).
+pub fn page_limit(given: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = given.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid_field(
+            "limit",
+            format!("query parameter 'limit': must be between 1 and {max}, got {limit}"),
+        ))
+    }
+}
+
 fn form_urlencoded_parse(raw: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(raw.as_bytes())
 }

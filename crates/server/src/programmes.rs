@@ -25,14 +25,18 @@ use uuid::Uuid;
 use crate::audit::record_read;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::Query;
-use crate::registry::{audit_change, etag, input::parse_body, not_visible, reader};
+use crate::extract::{page_limit, Query};
+use crate::registry::{audit_change, etag, if_match, input::parse_body, not_visible, reader};
 use crate::AppState;
+
+pub mod pages;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(list_agencies, list_programmes, create_programme, get_programme, enrol,
-        list_enrolments, get_enrolment, transition, beneficiaries),
+    paths(list_agencies, list_programmes, create_programme, update_programme, get_programme, enrol,
+        list_enrolments, get_enrolment, transition, beneficiaries, pages::list_page,
+        pages::new_page, pages::create_page, pages::edit_page, pages::update_page,
+        pages::rule_check_fragment, pages::simulate_fragment, pages::enrolments_page),
     components(schemas(EnrolRequest, TransitionRequest, BeneficiaryView, Overlap)),
     tags((name = "programmes", description = "Agencies, programmes, enrolment and the consolidated beneficiary registry"))
 )]
@@ -80,9 +84,47 @@ pub async fn create_programme(
     body: Bytes,
 ) -> ApiResult<Response> {
     principal.require(Permission::ManageProgrammes)?;
+    let p = programme_from_body(&body)?;
+    let saved = save_programme(&state, &principal, &p, None).await?;
+    Ok((StatusCode::CREATED, [etag(saved.version)], Json(saved)).into_response())
+}
+
+/// Replace a programme (same JSON as create; `code` must match the path), with `If-Match`
+/// holding the ETag of the version changed: 412 when someone changed it since.
+#[utoipa::path(put, path = "/api/v1/programmes/{code}", tag = "programmes", operation_id = "programmes_update",
+    params(("code" = String, Path), ("If-Match" = String, Header, description = "ETag of the version changed")),
+    request_body = Object,
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "Saved; ETag is the new version", body = Object),
+        (status = 404, description = "No such programme"),
+        (status = 412, description = "The programme changed since that version"),
+        (status = 422, description = "Invalid field, named", body = crate::error::ProblemBody),
+        (status = 428, description = "If-Match is missing")))]
+pub async fn update_programme(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    principal.require(Permission::ManageProgrammes)?;
+    let expected = if_match(&headers)?;
+    let p = programme_from_body(&body)?;
+    if p.code != code {
+        return Err(ApiError::invalid_field(
+            "code",
+            format!("'{}' is not the programme of this URL ({code})", p.code),
+        ));
+    }
+    programme_or_404(&state, &code).await?;
+    let saved = save_programme(&state, &principal, &p, Some(expected)).await?;
+    Ok((StatusCode::OK, [etag(saved.version)], Json(saved)).into_response())
+}
+
+fn programme_from_body(body: &[u8]) -> ApiResult<Programme> {
     let text =
-        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
-    let p = Programme::from_json(text).map_err(|e| {
+        std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+    Programme::from_json(text).map_err(|e| {
         let reason = match &e.rule_error {
             Some(r) => format!("{}\n{}", e.reason, r.excerpt),
             None => e.reason.clone(),
@@ -91,19 +133,35 @@ pub async fn create_programme(
             field: e.field,
             reason,
         }])
-    })?;
+    })
+}
+
+/// Stores a checked programme (a new one when `expected` is `None`) and audits the change.
+pub(crate) async fn save_programme(
+    state: &AppState,
+    principal: &Principal,
+    p: &Programme,
+    expected: Option<i64>,
+) -> ApiResult<StoredProgramme> {
     let saved = state
         .store
         .programmes()
-        .put_programme(&p, None, principal.username.as_str())
+        .put_programme(p, expected, principal.username.as_str())
         .await?;
-    let mut audit = principal.audit_record("programme.create", "programme");
+    let action = if expected.is_some() {
+        "programme.update"
+    } else {
+        "programme.create"
+    };
+    let mut audit = principal.audit_record(action, "programme");
     audit.subject_id = Some(p.code.clone());
+    audit.fields = vec![format!("version={}", saved.version)];
     state.audit.append(vec![audit]).await?;
-    Ok((StatusCode::CREATED, [etag(saved.version)], Json(saved)).into_response())
+    Ok(saved)
 }
 
-async fn programme_or_404(state: &AppState, code: &str) -> ApiResult<StoredProgramme> {
+/// A programme by its code, or a 404 naming it.
+pub(crate) async fn programme_or_404(state: &AppState, code: &str) -> ApiResult<StoredProgramme> {
     state
         .store
         .programmes()
@@ -267,7 +325,7 @@ pub struct EnrolmentParams {
     limit: Option<u32>,
 }
 
-fn status_param(s: Option<&str>) -> ApiResult<Option<EnrolmentStatus>> {
+pub(crate) fn status_param(s: Option<&str>) -> ApiResult<Option<EnrolmentStatus>> {
     s.filter(|s| !s.is_empty())
         .map(|s| {
             EnrolmentStatus::parse(s).ok_or_else(|| {
@@ -298,16 +356,24 @@ pub async fn list_enrolments(
         &state.auth.settings.purposes,
     )?;
     programme_or_404(&state, &code).await?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "query parameter 'limit': must be between 1 and 1000",
-        ));
-    }
+    let limit = page_limit(params.limit, 100, 1000)?;
+    let status = status_param(params.status.as_deref())?;
+    let list = enrolments_in_scope(&state, &principal, purpose, &code, status, limit).await?;
+    Ok(Json(list))
+}
+
+/// A programme's enrolments in the caller's area scope, each read audited.
+pub(crate) async fn enrolments_in_scope(
+    state: &AppState,
+    principal: &Principal,
+    purpose: Purpose,
+    code: &str,
+    status: Option<EnrolmentStatus>,
+    limit: u32,
+) -> ApiResult<Vec<Enrolment>> {
     let q = EnrolmentQuery {
-        programme: Some(code.clone()),
-        status: status_param(params.status.as_deref())?,
+        programme: Some(code.to_string()),
+        status,
         household: None,
         limit,
     };
@@ -330,7 +396,7 @@ pub async fn list_enrolments(
             .collect();
         state.audit.append(records).await?;
     }
-    Ok(Json(list))
+    Ok(list)
 }
 
 /// An enrolment with its transitions.

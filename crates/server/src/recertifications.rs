@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::registry::{audit_change, input::parse_body};
 use crate::AppState;
 
@@ -70,13 +70,7 @@ pub async fn list(
             )
         })?,
     };
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "query parameter 'limit': must be between 1 and 1000",
-        ));
-    }
+    let limit = page_limit(params.limit, 100, 1000)?;
     let rows = state
         .store
         .recertifications()

@@ -6,7 +6,7 @@
 
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
 use inkingi_domain::identity::Permission;
 
@@ -45,19 +45,28 @@ pub(crate) struct Route {
     handler: MethodRouter<AppState>,
 }
 
+fn route(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AppState>,
+) -> Route {
+    Route {
+        spec: RouteSpec {
+            method,
+            path,
+            access,
+        },
+        handler,
+    }
+}
+
 fn get_route<H, T>(path: &'static str, access: Access, h: H) -> Route
 where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    Route {
-        spec: RouteSpec {
-            method: Method::GET,
-            path,
-            access,
-        },
-        handler: get(h),
-    }
+    route(Method::GET, path, access, get(h))
 }
 
 fn post_route<H, T>(path: &'static str, access: Access, h: H) -> Route
@@ -65,14 +74,7 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    Route {
-        spec: RouteSpec {
-            method: Method::POST,
-            path,
-            access,
-        },
-        handler: post(h),
-    }
+    route(Method::POST, path, access, post(h))
 }
 
 /// A POST route that accepts bodies up to `limit` bytes instead of the server's default.
@@ -81,14 +83,16 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    Route {
-        spec: RouteSpec {
-            method: Method::POST,
-            path,
-            access,
-        },
-        handler: post(h).layer(axum::extract::DefaultBodyLimit::max(limit)),
-    }
+    let handler = post(h).layer(axum::extract::DefaultBodyLimit::max(limit));
+    route(Method::POST, path, access, handler)
+}
+
+fn put_route<H, T>(path: &'static str, access: Access, h: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    route(Method::PUT, path, access, put(h))
 }
 
 fn patch_route<H, T>(path: &'static str, access: Access, h: H) -> Route
@@ -96,14 +100,7 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    Route {
-        spec: RouteSpec {
-            method: Method::PATCH,
-            path,
-            access,
-        },
-        handler: patch(h),
-    }
+    route(Method::PATCH, path, access, patch(h))
 }
 
 fn delete_route<H, T>(path: &'static str, access: Access, h: H) -> Route
@@ -111,14 +108,7 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    Route {
-        spec: RouteSpec {
-            method: Method::DELETE,
-            path,
-            access,
-        },
-        handler: delete(h),
-    }
+    route(Method::DELETE, path, access, delete(h))
 }
 
 fn all() -> Vec<Route> {
@@ -393,6 +383,14 @@ fn all() -> Vec<Route> {
             HEALTH_READ,
             children::page::child_page,
         ),
+        // SMS delivery reports: gateways cannot sign in; a per-message secret (Kannel) or the
+        // gateway's own message id (Africa's Talking) identifies the message.
+        get_route("/sms/dlr/kannel", Public, children::sms_dlr::kannel),
+        post_route(
+            "/sms/dlr/africastalking",
+            Public,
+            children::sms_dlr::africastalking,
+        ),
         // School and child-protection feeds; restricted reads (the handlers check purposes).
         post_route(
             "/api/v1/children/feeds/school",
@@ -488,6 +486,11 @@ fn all() -> Vec<Route> {
             PROGRAMMES,
             programmes::get_programme,
         ),
+        put_route(
+            "/api/v1/programmes/{code}",
+            PROGRAMMES,
+            programmes::update_programme,
+        ),
         post_route(
             "/api/v1/programmes/{code}/enrolments",
             PROGRAMMES,
@@ -554,6 +557,39 @@ fn all() -> Vec<Route> {
             PROGRAMMES,
             64 * 1024 * 1024,
             cycles::upload_statuses,
+        ),
+        // Programme pages: the list, set-up with the rule editor, and enrolments (scoped).
+        get_route("/programmes", PROGRAMMES, programmes::pages::list_page),
+        get_route("/programmes/new", PROGRAMMES, programmes::pages::new_page),
+        post_route(
+            "/programmes/new",
+            PROGRAMMES,
+            programmes::pages::create_page,
+        ),
+        post_route(
+            "/programmes/rule-check",
+            PROGRAMMES,
+            programmes::pages::rule_check_fragment,
+        ),
+        get_route(
+            "/programmes/{code}/edit",
+            PROGRAMMES,
+            programmes::pages::edit_page,
+        ),
+        post_route(
+            "/programmes/{code}/edit",
+            PROGRAMMES,
+            programmes::pages::update_page,
+        ),
+        post_route(
+            "/programmes/{code}/simulate",
+            PROGRAMMES,
+            programmes::pages::simulate_fragment,
+        ),
+        get_route(
+            "/programmes/{code}/enrolments",
+            PROGRAMMES,
+            programmes::pages::enrolments_page,
         ),
         get_route("/programmes/{code}/cycles", PROGRAMMES, cycles::cycles_page),
         post_route(

@@ -12,6 +12,7 @@ use axum::Json;
 use chrono::Utc;
 use inkingi_domain::identity::Permission;
 use inkingi_domain::targeting::rules::{Rule, RuleError, Target};
+use inkingi_domain::targeting::simulation::Report;
 use inkingi_domain::targeting::ScoringModel;
 use inkingi_store::simulation::{resolve, SimulationRequest};
 use inkingi_store::targeting::{RuleSet, SavedModel, StoredScore};
@@ -148,7 +149,7 @@ fn target_of(t: Option<&str>) -> ApiResult<Target> {
     }
 }
 
-async fn compile(
+pub(crate) async fn compile(
     state: &AppState,
     rule: &str,
     target: Target,
@@ -334,8 +335,31 @@ pub async fn simulate(
     } else {
         parse_body(&body)?
     };
-    let form = current_form(&state).await?;
-    let sim = resolve(&state.store, &req, &form).await?.map_err(|r| {
+    let report = run_simulation(&state, &principal, &req).await?;
+    if !csv {
+        return Ok(Json(report).into_response());
+    }
+    let mut res = report.to_csv().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    res.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"simulation.csv\""),
+    );
+    Ok(res)
+}
+
+/// Resolves and runs a simulation within the caller's scope, audited as an aggregate read
+/// (the API and the rule editor page share it).
+pub(crate) async fn run_simulation(
+    state: &AppState,
+    principal: &Principal,
+    req: &SimulationRequest,
+) -> ApiResult<Report> {
+    let form = current_form(state).await?;
+    let sim = resolve(&state.store, req, &form).await?.map_err(|r| {
         ApiError::validation(vec![FieldError {
             field: r.field,
             reason: r.reason,
@@ -358,17 +382,5 @@ pub async fn simulate(
         .simulate(&principal.scope, sim)
         .await?;
     state.audit.append(vec![audit]).await?;
-    if !csv {
-        return Ok(Json(report).into_response());
-    }
-    let mut res = report.to_csv().into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    res.headers_mut().insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"simulation.csv\""),
-    );
-    Ok(res)
+    Ok(report)
 }

@@ -37,7 +37,7 @@ pub fn api() -> utoipa::openapi::OpenApi {
 }
 
 /// Most webhooks one user may keep: each costs a notification per matching event.
-const MAX_PER_USER: usize = 20;
+const MAX_PER_USER: i64 = 20;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -192,15 +192,11 @@ fn new_secret() -> String {
 }
 
 async fn own_webhooks(state: &AppState, principal: &Principal) -> ApiResult<Vec<Subscription>> {
-    let subs = state
+    Ok(state
         .store
         .dci_notify()
-        .subscriptions(principal.username.as_str(), &[])
-        .await?;
-    Ok(subs
-        .into_iter()
-        .filter(|s| s.kind == KIND_WEBHOOK)
-        .collect())
+        .active_of_kind(principal.username.as_str(), KIND_WEBHOOK)
+        .await?)
 }
 
 /// Subscribe a webhook; the answer holds its secret, shown this once.
@@ -220,23 +216,18 @@ pub async fn create(
     principal.require(Permission::ReadPersonalData)?;
     let purpose = principal.purpose(&state.auth.settings.purposes)?;
     let req: NewWebhook = parse_body(&body)?;
-    let active = own_webhooks(&state, &principal)
-        .await?
-        .iter()
-        .filter(|s| s.status == "subscribe")
-        .count();
+    let sub = subscription(&principal, req, purpose.to_string())?;
+    let mut uow = state.store.begin().await?;
+    let notify = state.store.dci_notify();
+    let active = notify
+        .count_active_locked(&mut uow, principal.username.as_str(), KIND_WEBHOOK)
+        .await?;
     if active >= MAX_PER_USER {
         return Err(ApiError::conflict(format!(
             "you already have {active} active webhooks (at most {MAX_PER_USER}); delete one first"
         )));
     }
-    let sub = subscription(&principal, req, purpose.to_string())?;
-    let mut uow = state.store.begin().await?;
-    state
-        .store
-        .dci_notify()
-        .create_subscription(&mut uow, &sub)
-        .await?;
+    notify.create_subscription(&mut uow, &sub).await?;
     uow.commit().await?;
     let mut record = principal.audit_record("webhook.create", "webhook");
     record.subject_id = Some(sub.code.clone());
@@ -252,7 +243,7 @@ pub async fn create(
     ))
 }
 
-/// The caller's webhooks (without their secrets).
+/// The caller's active webhooks (without their secrets); deleted ones are not listed.
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "list_webhooks",
     responses((status = 200, description = "The caller's webhooks", body = [Webhook])),
     security(("bearer" = [])))]
@@ -282,7 +273,7 @@ pub async fn delete(
     let mine = own_webhooks(&state, &principal)
         .await?
         .into_iter()
-        .any(|s| s.code == id && s.status == "subscribe");
+        .any(|s| s.code == id);
     if !mine {
         return Err(ApiError::not_found(
             "no active webhook of yours has this id",

@@ -11,9 +11,10 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate, Utc};
-use common::children::{family_born, Family, VILLAGE};
+use common::children::{member, register};
 use common::{add_user, session, token};
 use inkingi_domain::identity::{AreaScope, Role};
+use inkingi_domain::registry::{MemberRole, Sex};
 use inkingi_server::children::sealed::FieldKeys;
 use inkingi_server::children::ChildrenSettings;
 use inkingi_server::ServerSettings;
@@ -22,6 +23,7 @@ use inkingi_testkit::{databases, TestApp, TestDb};
 use serde_json::{json, Value};
 use sqlx::Connection;
 
+const VILLAGE: &str = "11010102";
 const KEYS: &str = "k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const HEADER: &str = "school_code,school_name,village,given_name,family_name,sex,birth_date,\
                       national_id,birth_registration,mother_name,enrolled_on,school_year";
@@ -66,10 +68,29 @@ async fn caller<'a>(app: &'a TestApp, name: &str, role: Role, purpose: &str) -> 
     }
 }
 
-/// A child of four, old enough for pre-primary school.
-async fn pupil(app: &TestApp) -> Family {
+struct Pupil {
+    child: uuid::Uuid,
+    born: NaiveDate,
+}
+
+/// Keza Uwase, four, old enough for pre-primary school, with her mother in VILLAGE.
+async fn pupil(app: &TestApp) -> Pupil {
     let born = Utc::now().date_naive() - Days::new(4 * 365 + 10);
-    family_born(app, "Keza", born).await
+    let mother_born = NaiveDate::from_ymd_opt(1995, 3, 2).unwrap();
+    let mother = member("Aline", Sex::Female, mother_born, MemberRole::Head, None);
+    let child = member(
+        "Keza",
+        Sex::Female,
+        born,
+        MemberRole::Child,
+        Some(mother.id),
+    );
+    let pupil = Pupil {
+        child: child.id,
+        born,
+    };
+    register(&app.store, VILLAGE, vec![mother, child]).await;
+    pupil
 }
 
 fn school_row(given: &str, born: NaiveDate, year: &str) -> String {

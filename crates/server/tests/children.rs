@@ -7,16 +7,51 @@
 
 mod common;
 
-use chrono::{Days, NaiveDate};
-use common::children::{family, VILLAGE};
+use chrono::{Days, NaiveDate, Utc};
+use common::children::{member, register};
 use common::{add_user, session, token};
 use inkingi_domain::identity::{AreaScope, Role};
+use inkingi_domain::registry::{MemberRole, Sex};
 use inkingi_testkit::{databases, TestApp};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+const VILLAGE: &str = "11010102";
 const CVX: &str = "http://hl7.org/fhir/sid/cvx";
 const LOINC: &str = "http://loinc.org";
+
+struct Family {
+    mother: Uuid,
+    child: Uuid,
+    born: NaiveDate,
+}
+
+/// A mother and her daughter Keza, born 120 days ago, in VILLAGE.
+async fn family(app: &TestApp) -> Family {
+    let today = Utc::now().date_naive();
+    let born = today - Days::new(120);
+    let mother = member(
+        "Aline",
+        Sex::Female,
+        NaiveDate::from_ymd_opt(1995, 3, 2).unwrap(),
+        MemberRole::Head,
+        None,
+    );
+    let child = member(
+        "Keza",
+        Sex::Female,
+        born,
+        MemberRole::Child,
+        Some(mother.id),
+    );
+    let f = Family {
+        mother: mother.id,
+        child: child.id,
+        born,
+    };
+    register(&app.store, VILLAGE, vec![mother, child]).await;
+    f
+}
 
 struct Fhir<'a> {
     app: &'a TestApp,

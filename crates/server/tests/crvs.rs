@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
@@ -74,8 +74,10 @@ fn input(given: &str, family: &str, sex: Sex, born: &str, nid: &str) -> PersonIn
 }
 
 /// Six households: a mother born 1990 (head), her husband and her mother-in-law, each with a
-/// national ID, each enrolled in an individual programme. Returns them by national ID.
-async fn registry(store: &Store) -> HashMap<String, Known> {
+/// national ID, each enrolled in an individual programme. Returns them by national ID, in
+/// order: the simulator draws from the list it is given with its seed, so a stable order makes
+/// its events the same on every run.
+async fn registry(store: &Store) -> BTreeMap<String, Known> {
     let catalogue = inkingi_domain::programmes::Catalogue::rw_illustrative().unwrap();
     inkingi_store::programmes::load_catalogue(store, &catalogue, "test")
         .await
@@ -87,7 +89,7 @@ async fn registry(store: &Store) -> HashMap<String, Known> {
         change_request_id: None,
         at: Utc::now(),
     };
-    let mut out = HashMap::new();
+    let mut out = BTreeMap::new();
     for (k, (given, family)) in MOTHERS.iter().enumerate() {
         let people = [
             (
@@ -255,7 +257,7 @@ async fn list(app: &TestApp, token: &str, query: &str) -> (u16, Value) {
 /// (change request id, person id).
 async fn check_outcomes(
     store: &Store,
-    known: &HashMap<String, Known>,
+    known: &BTreeMap<String, Known>,
     emitted: &[Emitted],
     db: &str,
 ) -> Vec<(String, Uuid)> {

@@ -8,56 +8,16 @@
 
 mod common;
 
-use common::programmes::{add_member, drain_jobs, household, Client};
-use common::{add_user, token};
+use common::add_user;
+use common::programmes::{
+    add_member, client, drain_jobs, enrol, household, setup_programme, Client,
+};
 use inkingi_domain::identity::{AreaScope, Role};
 use inkingi_testkit::{databases, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const OFFICER: &str = "district.officer";
-
-async fn client<'a>(app: &'a TestApp, user: &str, role: Role, scope: &str) -> Client<'a> {
-    add_user(app, user, role, scope).await;
-    Client {
-        app,
-        token: token(app, user, &["read", "write"]).await,
-        purpose: "programme-administration",
-    }
-}
-
-/// A household programme paying `1000 + 500 × size`, at most 3000, to every household.
-fn cash_programme(code: &str, rule: &str) -> Value {
-    json!({
-        "code": code, "name": format!("Programme {code}"), "agency": "loda",
-        "target": "household", "eligibility": rule,
-        "benefit": {"type": "per_member", "base": 1000, "per_member": 500, "cap": 3000},
-        "frequency": "monthly"
-    })
-}
-
-async fn setup_programme(app: &TestApp, pm: &Client<'_>, code: &str, rule: &str) {
-    let catalogue = inkingi_domain::programmes::Catalogue::rw_illustrative().unwrap();
-    inkingi_store::programmes::load_catalogue(&app.store, &catalogue, "test")
-        .await
-        .unwrap();
-    let (s, p) = pm
-        .post("/api/v1/programmes", cash_programme(code, rule))
-        .await;
-    assert_eq!(s, 201, "{p}");
-}
-
-async fn enrol(pm: &Client<'_>, code: &str, hh: &str) -> Value {
-    let (s, e) = pm
-        .post(
-            &format!("/api/v1/programmes/{code}/enrolments"),
-            json!({"household": hh}),
-        )
-        .await;
-    assert_eq!(s, 201, "{e}");
-    assert_eq!(e["status"], "enrolled", "{e}");
-    e
-}
 
 async fn step(c: &Client<'_>, cycle: &str, name: &str) -> (u16, Value) {
     c.post(

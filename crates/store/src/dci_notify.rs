@@ -14,6 +14,7 @@ use inkingi_domain::registry::history::RegistryEvent;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::shared_sql::on_uow;
 use crate::{StoreError, StoreResult, UnitOfWork};
 
 /// A subscription as stored.
@@ -160,6 +161,20 @@ pub trait NotifyStore: Send + Sync {
     async fn subscriptions(&self, client: &str, codes: &[String])
         -> StoreResult<Vec<Subscription>>;
 
+    /// The client's active subscriptions of one `kind` (`dci`, `webhook`), oldest first: all
+    /// of them, since a client may hold only a few active ones.
+    async fn active_of_kind(&self, client: &str, kind: &str) -> StoreResult<Vec<Subscription>>;
+
+    /// How many active subscriptions of `kind` the client holds, counted inside the unit of
+    /// work after taking a per-client lock kept to its end, so that two concurrent creations
+    /// cannot both pass a per-client limit.
+    async fn count_active_locked(
+        &self,
+        uow: &mut UnitOfWork,
+        client: &str,
+        kind: &str,
+    ) -> StoreResult<i64>;
+
     /// Sets a subscription's status; false when the client has no subscription with that code.
     async fn set_subscription_status(
         &self,
@@ -245,4 +260,21 @@ pub trait NotifyStore: Send + Sync {
 pub(crate) fn text_list(v: Value, what: &str) -> StoreResult<Vec<String>> {
     serde_json::from_value(v)
         .map_err(|e| StoreError::Invalid(format!("dci_subscriptions.{what}: {e}")))
+}
+
+/// The count behind [`NotifyStore::count_active_locked`], the same SQL on both backends (each
+/// backend takes its own lock first).
+pub(crate) async fn count_active(
+    uow: &mut UnitOfWork,
+    client: &str,
+    kind: &str,
+) -> StoreResult<i64> {
+    const SQL: &str = "SELECT COUNT(*) FROM dci_subscriptions \
+         WHERE client = $1 AND kind = $2 AND status = 'subscribe'";
+    let n: i64 = on_uow!(uow, |c| sqlx::query_scalar(SQL)
+        .bind(client)
+        .bind(kind)
+        .fetch_one(c)
+        .await?);
+    Ok(n)
 }

@@ -37,6 +37,7 @@ pub mod registry;
 pub mod registry_bulk;
 mod shared_sql;
 pub mod simulation;
+pub mod sms;
 mod sqlite;
 pub mod synthetic;
 pub mod system;

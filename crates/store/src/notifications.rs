@@ -2,10 +2,11 @@
 //! enqueued in the transaction of the change it reports (an enrolment transition, a
 //! re-certification decision); its handler writes one row of `notification_outbox`.
 //!
-//! The outbox is the seam for the SMS sender (another issue): it reads pending rows, looks up
-//! the recipient's phone at sending time (so no contact detail is copied here), renders the
-//! template in the recipient's language and marks the row sent or failed. Writing the outbox is
-//! idempotent on the cause (`source_key`), so a job that runs twice writes one message.
+//! The SMS sender ([`crate::sms`]) turns pending rows into messages keyed by the same cause,
+//! looks up the recipient's phone at sending time (so no contact detail is copied here),
+//! renders the template in the recipient's language and marks the row sent or failed. Writing
+//! the outbox is idempotent on the cause (`source_key`), so a job that runs twice writes one
+//! message.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -198,8 +198,13 @@ impl Programmes<'_> {
                 p.agency
             )));
         }
+        // Locked on PostgreSQL so that two editors of one version cannot both pass the check.
+        let sql = match self.store.kind() {
+            BackendKind::Postgres => "SELECT version FROM programmes WHERE code = $1 FOR UPDATE",
+            BackendKind::Sqlite => "SELECT version FROM programmes WHERE code = $1",
+        };
         let current: Option<i64> = on_uow!(uow, |c| {
-            sqlx::query_scalar("SELECT version FROM programmes WHERE code = $1")
+            sqlx::query_scalar(sql)
                 .bind(&p.code)
                 .fetch_optional(&mut *c)
                 .await?

@@ -15,6 +15,7 @@ mod migrate;
 mod review_queue;
 mod serve;
 mod simulate;
+mod sms;
 mod targeting;
 mod tokens;
 pub mod users;
@@ -57,6 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Targeting(cmd) => targeting::run(&config, cmd).await,
         Command::Programmes(cmd) => targeting::programmes(&config, cmd).await,
         Command::Dhis2(cmd) => dhis2::run(&config, cmd).await,
+        Command::Sms(cmd) => sms::run(&config, cmd).await,
         Command::Children(cmd) => children::run(&config, cmd).await,
         // Handled above, before the configuration is loaded.
         Command::Generate(_) | Command::Match(_) | Command::Simulate(_) | Command::Keys(_) => {

@@ -167,6 +167,28 @@ async fn run_worker(
             )));
         }
     }
+    let mut sms_schedule = None;
+    if let Some(c) = &config.connectors.sms {
+        use inkingi_server::children::reminders::{run_schedule, PlanRemindersHandler};
+        let settings = c.settings().map_err(anyhow::Error::msg)?;
+        let gateway = c
+            .connector()
+            .and_then(|g| g.gateway())
+            .map_err(anyhow::Error::msg)?;
+        handlers = handlers
+            .register(inkingi_interop::sms::send::SendSmsHandler::new(
+                gateway,
+                settings.clone(),
+            ))
+            .register(PlanRemindersHandler::new(settings.clone()));
+        sms_schedule = Some(tokio::spawn(run_schedule(
+            store.clone(),
+            settings,
+            c.plan_at().map_err(anyhow::Error::msg)?,
+            Duration::from_secs(c.poll_secs.max(1)),
+            shutdown.clone(),
+        )));
+    }
     let worked = inkingi_interop::worker::run_with(
         store,
         worker_settings(&config),
@@ -184,6 +206,9 @@ async fn run_worker(
     }
     if let Some(s) = schedule {
         s.await.context("DHIS2 sync schedule task")?;
+    }
+    if let Some(s) = sms_schedule {
+        s.await.context("SMS schedule task")?;
     }
     worked
 }

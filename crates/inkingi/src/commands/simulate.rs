@@ -7,7 +7,7 @@ use inkingi_interop::simulate::faults::FaultPlan;
 use inkingi_interop::simulate::national_id::{load_people, IdPlan, IdRegistry};
 use inkingi_interop::simulate::subscriber::Subscriber;
 
-use crate::cli::{CrvsArgs, Dhis2SimArgs, IdArgs, SimulateCommand, SubscriberArgs};
+use crate::cli::{CrvsArgs, Dhis2SimArgs, IdArgs, SimulateCommand, SmsSimArgs, SubscriberArgs};
 
 pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
     match cmd {
@@ -15,6 +15,7 @@ pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
         SimulateCommand::Id(args) => national_id(args).await,
         SimulateCommand::Crvs(args) => crvs(args).await,
         SimulateCommand::Dhis2(args) => dhis2(args).await,
+        SimulateCommand::Sms(args) => sms(args).await,
     }
 }
 
@@ -237,4 +238,46 @@ async fn generated_people(
         .await
         .context("generator thread")??;
     load_people(&dir.path().join("members.csv")).map_err(anyhow::Error::msg)
+}
+
+async fn sms(args: SmsSimArgs) -> anyhow::Result<()> {
+    use inkingi_interop::simulate::sms::{SmsPlan, SmsSim};
+    use inkingi_interop::sms::Provider;
+    let protocol = args
+        .protocol
+        .as_deref()
+        .map(Provider::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--protocol {e}"))?;
+    let plan = SmsPlan {
+        faults: FaultPlan {
+            seed: args.seed,
+            fail_share: args.fail_share,
+            outage_after: args.outage_after,
+            outage: Duration::from_secs(args.outage_secs),
+            latency: Duration::from_millis(args.latency_ms),
+            lost_ack_share: args.lost_ack_share,
+        },
+        protocol,
+        username: args.username.clone(),
+        secret: args.secret.clone(),
+        callback_url: args.callback_url,
+    };
+    let sim = SmsSim::start(args.listen, plan).await?;
+    println!("SMS gateway simulator listening on {}", sim.url());
+    println!(
+        "[connectors.sms] provider = \"{}\", url = \"{}\", username = \"{}\" (password / api_key: --secret)",
+        protocol.unwrap_or(Provider::Kannel).as_str(),
+        sim.url(),
+        args.username
+    );
+    println!("messages taken: GET {}/messages", sim.url());
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    let s = sim.stats();
+    println!(
+        "{} request(s): {} taken, {} refused, {} failure(s) and {} outage refusal(s) injected, {} answer(s) lost, {} report(s) sent",
+        s.requests, s.taken, s.refused, s.injected_failures, s.outage_refusals, s.lost_answers, s.reports_sent
+    );
+    Ok(())
 }

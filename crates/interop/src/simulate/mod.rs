@@ -5,4 +5,5 @@ pub mod crvs;
 pub mod dhis2;
 pub mod faults;
 pub mod national_id;
+pub mod sms;
 pub mod subscriber;

@@ -30,13 +30,14 @@ pub struct Claims {
     pub scope: Option<String>,
 }
 
-/// `header.claims.signature`.
-pub fn issue(key: &KeyPair, claims: &Claims) -> String {
+/// `header.claims.signature`. Serialising the claims cannot fail in practice (strings and
+/// integers), but a failure is passed on rather than signing an empty token.
+pub fn issue(key: &KeyPair, claims: &Claims) -> Result<String, serde_json::Error> {
     let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": key.kid()});
-    let claims = serde_json::to_value(claims).unwrap_or(Value::Null);
+    let claims = serde_json::to_value(claims)?;
     let signing_input = format!("{}.{}", part(&header), part(&claims));
     let sig = URL_SAFE_NO_PAD.encode(key.sign(signing_input.as_bytes()));
-    format!("{signing_input}.{sig}")
+    Ok(format!("{signing_input}.{sig}"))
 }
 
 fn part(v: &Value) -> String {
@@ -121,7 +122,7 @@ mod tests {
     fn issued_tokens_verify_and_expire() {
         let key = KeyPair::generate("k1");
         let keys = [key.public()];
-        let t = issue(&key, &claims(1_000));
+        let t = issue(&key, &claims(1_000)).expect("issue");
         assert!(is_jwt(&t));
         assert_eq!(verify(&t, &keys, "inkingi", 1_100, 5), Ok(claims(1_000)));
         assert_eq!(
@@ -138,9 +139,9 @@ mod tests {
     fn forged_or_altered_tokens_are_refused() {
         let key = KeyPair::generate("k1");
         let keys = [key.public()];
-        let t = issue(&key, &claims(1_000));
+        let t = issue(&key, &claims(1_000)).expect("issue");
         // Another key under the same kid.
-        let forged = issue(&KeyPair::generate("k1"), &claims(1_000));
+        let forged = issue(&KeyPair::generate("k1"), &claims(1_000)).expect("issue");
         assert!(verify(&forged, &keys, "inkingi", 1_100, 5).is_err());
         // Claims swapped for a longer life, signature kept.
         let mut longer = claims(1_000);

@@ -8,9 +8,11 @@ pub mod fhir;
 pub mod ingest;
 pub mod link;
 pub mod page;
+pub mod reminders;
 pub mod sealed;
 pub mod sensitive;
 pub mod services;
+pub mod sms_dlr;
 
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -39,13 +41,16 @@ pub struct ChildrenSettings {
         services::services,
         services::overdue,
         page::child_page,
+        sms_dlr::kannel,
+        sms_dlr::africastalking,
         feeds::school,
         feeds::protection,
         feeds::protection_read,
         sensitive::hiv_exposure,
     ),
     components(schemas(services::ServicesView, services::Worklist, services::VillageList,
-        services::OverdueChild, services::OverdueItem, feeds::FeedSummary, feeds::FeedBody,
+        services::OverdueChild, services::OverdueItem, sms_dlr::ReportAnswer, sms_dlr::AtReport,
+        feeds::FeedSummary, feeds::FeedBody,
         sensitive::HivExposureView, sensitive::HivExposureRecord)),
     tags((name = "fhir", description = "FHIR R4 for the child record (application/fhir+json; errors are OperationOutcome)"),
         (name = "children", description = "Services due to children under six and their mothers, and worklists"))

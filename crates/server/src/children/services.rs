@@ -8,11 +8,12 @@ use inkingi_domain::areas::AreaCode;
 use inkingi_domain::children::schedule::{
     evaluate, Anchor, Fact, FactKind, ScheduleError, Schedules, ServiceStatus, Status,
 };
-use inkingi_domain::identity::{Permission, Purpose};
+use inkingi_domain::identity::{AreaScope, Permission, Purpose};
 use inkingi_store::children::{PersonFacts, Pregnancy};
 use inkingi_store::registry::{
     CmpOp, Condition, PeopleQuery, PersonField, PersonFilter, PersonRecord, PersonSort,
 };
+use inkingi_store::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -255,7 +256,10 @@ pub async fn services(
 #[serde(deny_unknown_fields)]
 pub struct WorklistParams {
     /// An area code (district, sector, cell or village) inside your scope.
-    pub area: String,
+    pub area: Option<String>,
+    /// Instead of `area`: a community health worker's username; the worklist covers the
+    /// areas of their scope, which must lie inside yours.
+    pub chw: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -293,35 +297,50 @@ pub struct Worklist {
     /// More children live in the area than one worklist covers.
     pub truncated: bool,
     pub villages: Vec<VillageList>,
+    /// The community health worker whose areas it covers (`?chw=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chw: Option<String>,
 }
 
-/// Who is overdue for what, per village: children under six of an area.
+/// Who is overdue for what, per village: children under six of an area, or of the areas of a
+/// community health worker.
 #[utoipa::path(get, path = "/api/v1/worklists/overdue", tag = "children", operation_id = "worklist_overdue",
     params(WorklistParams, ("X-Purpose-Of-Use" = Option<String>, Header, description = "Why health data is read (default healthcare)")),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "Overdue services per village", body = Worklist),
-        (status = 400, description = "Malformed area code"),
-        (status = 403, description = "The area is outside your scope")))]
+        (status = 400, description = "Malformed area code, unknown user, or both or neither of area and chw"),
+        (status = 403, description = "The area (or the health worker's) is outside your scope")))]
 pub async fn overdue(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<WorklistParams>,
 ) -> ApiResult<Json<Worklist>> {
     let purpose = health_reader(&state, &principal)?;
-    let area =
-        AreaCode::parse(&q.area).map_err(|e| ApiError::invalid_field("area", e.to_string()))?;
-    if !principal.scope.contains(&area) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("area {area} is outside your scope"),
-        ));
-    }
     let today = Utc::now().date_naive();
-    let list = worklist(&state, &principal, &area, today).await?;
-    let mut rec = principal.audit_record("worklist.read", "area");
-    rec.subject_id = Some(area.as_str().to_string());
-    rec.area = Some(area.clone());
+    let (list, subject) = match (&q.area, &q.chw) {
+        (Some(area), None) => {
+            let area = AreaCode::parse(area)
+                .map_err(|e| ApiError::invalid_field("area", e.to_string()))?;
+            if !principal.scope.contains(&area) {
+                return Err(outside(&format!("area {area}")));
+            }
+            let list = worklist(&state.store, &principal.scope, &area, today).await?;
+            (list, ("area", area.as_str().to_string(), Some(area)))
+        }
+        (None, Some(chw)) => {
+            let list = chw_worklist(&state, &principal, chw, today).await?;
+            (list, ("user", chw.clone(), None))
+        }
+        _ => {
+            return Err(ApiError::invalid_field(
+                "area",
+                "give either area or chw (a community health worker's username)",
+            ))
+        }
+    };
+    let mut rec = principal.audit_record("worklist.read", subject.0);
+    rec.subject_id = Some(subject.1);
+    rec.area = subject.2;
     rec.purpose = Some(purpose.to_string());
     rec.fields = vec![
         format!("children:{}", list.children_checked),
@@ -331,10 +350,55 @@ pub async fn overdue(
     Ok(Json(list))
 }
 
-/// The children under six of `area`, oldest first by village.
-async fn children_in(
+fn outside(what: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("{what} is outside your scope"),
+    )
+}
+
+/// The worklist of every area of a community health worker's scope, merged.
+async fn chw_worklist(
     state: &AppState,
     principal: &Principal,
+    chw: &str,
+    today: NaiveDate,
+) -> ApiResult<Worklist> {
+    let unknown =
+        || ApiError::invalid_field("chw", format!("'{chw}' is not a community health worker"));
+    let name = inkingi_domain::identity::Username::parse(chw).map_err(|_| unknown())?;
+    let user = state
+        .store
+        .identity()
+        .user_by_name(&name)
+        .await?
+        .filter(|u| u.role == inkingi_domain::identity::Role::CommunityHealthWorker)
+        .ok_or_else(unknown)?;
+    if !principal.scope.covers(&user.scope) {
+        return Err(outside(&format!("the area of {chw}")));
+    }
+    let mut out = Worklist {
+        area: user.scope.to_stored(),
+        as_of: today,
+        children_checked: 0,
+        truncated: false,
+        villages: Vec::new(),
+        chw: Some(chw.to_string()),
+    };
+    for area in user.scope.codes() {
+        let part = worklist(&state.store, &user.scope, area, today).await?;
+        out.children_checked += part.children_checked;
+        out.truncated |= part.truncated;
+        out.villages.extend(part.villages);
+    }
+    Ok(out)
+}
+
+/// The children under six of `area`, oldest first by village.
+async fn children_in(
+    store: &Store,
+    scope: &AreaScope,
     area: &AreaCode,
     today: NaiveDate,
 ) -> ApiResult<(Vec<PersonRecord>, bool)> {
@@ -364,27 +428,24 @@ async fn children_in(
         limit: WORKLIST_MAX_CHILDREN,
         offset: 0,
     };
-    let page = state
-        .store
-        .registry()
-        .find_people(&principal.scope, &q)
-        .await?;
+    let page = store.registry().find_people(scope, &q).await?;
     let truncated = page.total > page.items.len() as u64;
     Ok((page.items, truncated))
 }
 
+/// The overdue worklist of `area` on `today`, as `scope` sees it (the API's caller, or the
+/// reminder planner with a community health worker's scope).
 pub async fn worklist(
-    state: &AppState,
-    principal: &Principal,
+    store: &Store,
+    scope: &AreaScope,
     area: &AreaCode,
     today: NaiveDate,
 ) -> ApiResult<Worklist> {
-    let (kids, truncated) = children_in(state, principal, area, today).await?;
+    let (kids, truncated) = children_in(store, scope, area, today).await?;
     let ids: Vec<Uuid> = kids.iter().map(|k| k.person.id).collect();
-    let mut facts: BTreeMap<Uuid, PersonFacts> = state
-        .store
+    let mut facts: BTreeMap<Uuid, PersonFacts> = store
         .children()
-        .facts_of_people(&principal.scope, &ids)
+        .facts_of_people(scope, &ids)
         .await?
         .into_iter()
         .collect();
@@ -433,5 +494,6 @@ pub async fn worklist(
             .into_iter()
             .map(|(village, children)| VillageList { village, children })
             .collect(),
+        chw: None,
     })
 }

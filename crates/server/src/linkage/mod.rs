@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::audit::record_read;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::registry::{audit_change, input, reader};
 use crate::AppState;
 
@@ -93,13 +93,7 @@ pub(crate) fn to_query(p: &ListParams) -> ApiResult<ReviewQuery> {
         .map(inkingi_domain::areas::AreaCode::parse)
         .transpose()
         .map_err(|e| ApiError::invalid_field("area", e.to_string()))?;
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("{limit}: expected 1 to {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(p.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     Ok(ReviewQuery {
         status,
         kind: p.kind.clone().filter(|k| !k.is_empty()),

@@ -27,7 +27,7 @@ use super::input::{self, Errors, MemberFields};
 use super::{audit_change, current_form, event_meta, not_visible, reader};
 use crate::auth::{PagePrincipal, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::web::page::{render, PageCtx, Section};
 use crate::AppState;
 
@@ -518,13 +518,7 @@ pub struct ChangePage {
 }
 
 fn to_query(p: &ListParams) -> ApiResult<ChangeQuery> {
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("query parameter 'limit': must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(p.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(ChangeStatus::parse(s).ok_or_else(|| {

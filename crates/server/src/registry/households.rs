@@ -29,7 +29,7 @@ use super::{audit_change, current_form, etag, event_meta, if_match, not_visible,
 use crate::audit::record_read;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::AppState;
 
 const MAX_LIMIT: u32 = 500;
@@ -295,13 +295,7 @@ pub struct HouseholdPage {
 }
 
 fn to_query(p: &ListParams) -> ApiResult<HouseholdQuery> {
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("query parameter 'limit': must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(p.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let area = p
         .area
         .as_deref()

@@ -13,7 +13,7 @@ use super::{not_visible, reader};
 use crate::audit::record_read;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::AppState;
 
 /// What an audit entry of a read of checks records.
@@ -100,13 +100,7 @@ pub async fn worklist(
             )
         })?,
     };
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("query parameter 'limit': {limit} is not from 1 to 1000"),
-        ));
-    }
+    let limit = page_limit(params.limit, 100, 1000)?;
     let items = state
         .store
         .id_checks()

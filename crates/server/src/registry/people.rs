@@ -23,7 +23,7 @@ use super::{audit_change, current_form, etag, event_meta, if_match, not_visible,
 use crate::audit::record_read;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::AppState;
 
 /// The fields a person read returns, as the audit entry records them.
@@ -197,13 +197,7 @@ fn some(s: &Option<String>) -> Option<&str> {
 /// Reads the search parameters; `q` is classified as a registry number, national ID, phone
 /// number or, failing those, a name.
 pub fn to_search(p: &SearchParams) -> ApiResult<PersonSearch> {
-    let limit = p.limit.unwrap_or(20);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "query parameter 'limit': must be between 1 and 200",
-        ));
-    }
+    let limit = page_limit(p.limit, 20, 200)?;
     let bad = |f: &'static str| {
         move |e: String| ApiError::invalid_field(f, format!("query parameter '{f}': {e}"))
     };

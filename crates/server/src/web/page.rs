@@ -26,6 +26,8 @@ pub enum Section {
     Registry,
     /// The record-linkage review queue.
     Linkage,
+    /// Programmes: set-up, rule editor, enrolments and cycles.
+    Programmes,
     /// The sign-in page and the signed-in user's own pages.
     Account,
     /// Error pages belong to no section.
@@ -56,6 +58,8 @@ pub struct Viewer {
     pub may_approve: bool,
     /// Sees the registry search in the menu.
     pub may_read_registry: bool,
+    /// Sees the programmes in the menu.
+    pub may_manage_programmes: bool,
     pub must_change_password: bool,
 }
 
@@ -77,6 +81,7 @@ impl FromRequestParts<AppState> for PageCtx {
                     may_read_audit: may(u.role, Permission::ReadAudit),
                     may_approve: may(u.role, Permission::ApproveChanges),
                     may_read_registry: may(u.role, Permission::ReadPersonalData),
+                    may_manage_programmes: may(u.role, Permission::ManageProgrammes),
                     username: u.username,
                     csrf_token: u.csrf_token,
                     must_change_password: u.must_change_password,
@@ -174,6 +179,13 @@ impl PageCtx {
             .is_some_and(|v| v.may_approve && v.may_read_registry)
         {
             nav.push(("/linkage/reviews", &t.nav_linkage, Section::Linkage));
+        }
+        if self
+            .viewer
+            .as_ref()
+            .is_some_and(|v| v.may_manage_programmes)
+        {
+            nav.push(("/programmes", &t.nav_programmes, Section::Programmes));
         }
         Chrome {
             change_password_notice: section != Section::Account
@@ -353,6 +365,7 @@ mod tests {
                 may_read_audit,
                 may_approve: false,
                 may_read_registry: false,
+                may_manage_programmes: false,
                 must_change_password: true,
             }),
         };

@@ -1,19 +1,18 @@
-//! The child record's test households: a mother and her daughter in one village.
-#![allow(clippy::unwrap_used)]
+//! Registry families for the child-record tests: members and a household registered directly
+//! through the store.
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use inkingi_domain::areas::AreaCode;
 use inkingi_domain::registry::history::Channel;
 use inkingi_domain::registry::{
     BirthDate, HouseholdInput, MemberRole, Name, PersonInput, RegistryNumber, Sex,
 };
 use inkingi_store::registry::{EventMeta, NewHousehold, NewMember};
-use inkingi_testkit::TestApp;
+use inkingi_store::Store;
 use serde_json::json;
 use uuid::Uuid;
 
-pub const VILLAGE: &str = "11010102";
-
+/// A member of family Uwase born on `born`, with no identifiers.
 pub fn member(
     given: &str,
     sex: Sex,
@@ -44,37 +43,13 @@ pub fn member(
     }
 }
 
-pub struct Family {
-    pub mother: Uuid,
-    pub child: Uuid,
-    pub born: NaiveDate,
-}
-
-/// A mother and her daughter Keza, born 120 days ago, in VILLAGE.
-pub async fn family(app: &TestApp) -> Family {
-    family_born(app, "Keza", Utc::now().date_naive() - Days::new(120)).await
-}
-
-/// A mother (Aline Uwase) and her daughter `given` Uwase born on `born`, in VILLAGE.
-pub async fn family_born(app: &TestApp, given: &str, born: NaiveDate) -> Family {
-    let mother = member(
-        "Aline",
-        Sex::Female,
-        NaiveDate::from_ymd_opt(1995, 3, 2).unwrap(),
-        MemberRole::Head,
-        None,
-    );
-    let child = member(given, Sex::Female, born, MemberRole::Child, Some(mother.id));
-    let f = Family {
-        mother: mother.id,
-        child: child.id,
-        born,
-    };
+/// Registers a household of `members` in `village`; its id.
+pub async fn register(store: &Store, village: &str, members: Vec<NewMember>) -> Uuid {
     let new = NewHousehold {
         id: Uuid::now_v7(),
         registry_number: RegistryNumber::generate(&mut rand::rng()),
         input: HouseholdInput {
-            village: AreaCode::parse(VILLAGE).unwrap(),
+            village: AreaCode::parse(village).unwrap(),
             address: None,
             gps: None,
             answers: json!({"tenure": "owner", "wall": "mud_bricks", "roof": "iron_sheets",
@@ -89,7 +64,7 @@ pub async fn family_born(app: &TestApp, given: &str, born: NaiveDate) -> Family 
         form_id: "rw-socioeconomic".into(),
         form_version: 1,
         source_key: None,
-        members: vec![mother, child],
+        members,
     };
     let meta = EventMeta {
         actor: "seed".into(),
@@ -98,12 +73,12 @@ pub async fn family_born(app: &TestApp, given: &str, born: NaiveDate) -> Family 
         change_request_id: None,
         at: Utc::now(),
     };
-    let mut uow = app.store.begin().await.unwrap();
-    app.store
+    let mut uow = store.begin().await.unwrap();
+    store
         .registry()
         .register_household(&mut uow, &new, &meta)
         .await
         .unwrap();
     uow.commit().await.unwrap();
-    f
+    new.id
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use inkingi_domain::identity::Role;
 use inkingi_domain::jobs::RetryPolicy;
 use inkingi_interop::worker::{run_with, Registry, WorkerSettings};
 use inkingi_testkit::TestApp;
@@ -174,4 +175,46 @@ pub async fn drain_jobs(app: &TestApp) {
         .await
         .unwrap();
     assert!(dead.is_empty(), "dead jobs: {dead:?}");
+}
+
+pub async fn client<'a>(app: &'a TestApp, user: &str, role: Role, scope: &str) -> Client<'a> {
+    super::add_user(app, user, role, scope).await;
+    Client {
+        app,
+        token: super::token(app, user, &["read", "write"]).await,
+        purpose: "programme-administration",
+    }
+}
+
+/// A household programme paying `1000 + 500 × size`, at most 3000, to every household.
+pub fn cash_programme(code: &str, rule: &str) -> Value {
+    json!({
+        "code": code, "name": format!("Programme {code}"), "agency": "loda",
+        "target": "household", "eligibility": rule,
+        "benefit": {"type": "per_member", "base": 1000, "per_member": 500, "cap": 3000},
+        "frequency": "monthly"
+    })
+}
+
+pub async fn setup_programme(app: &TestApp, pm: &Client<'_>, code: &str, rule: &str) {
+    let catalogue = inkingi_domain::programmes::Catalogue::rw_illustrative().unwrap();
+    inkingi_store::programmes::load_catalogue(&app.store, &catalogue, "test")
+        .await
+        .unwrap();
+    let (s, p) = pm
+        .post("/api/v1/programmes", cash_programme(code, rule))
+        .await;
+    assert_eq!(s, 201, "{p}");
+}
+
+pub async fn enrol(pm: &Client<'_>, code: &str, hh: &str) -> Value {
+    let (s, e) = pm
+        .post(
+            &format!("/api/v1/programmes/{code}/enrolments"),
+            json!({"household": hh}),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    assert_eq!(e["status"], "enrolled", "{e}");
+    e
 }

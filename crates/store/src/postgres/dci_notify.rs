@@ -114,6 +114,32 @@ impl NotifyStore for PgAdapter {
         rows.iter().map(subscription).collect()
     }
 
+    async fn active_of_kind(&self, client: &str, kind: &str) -> StoreResult<Vec<Subscription>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUB_COLS} FROM dci_subscriptions \
+             WHERE client = $1 AND kind = $2 AND status = 'subscribe' ORDER BY created_at, code"
+        ))
+        .bind(client)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(subscription).collect()
+    }
+
+    async fn count_active_locked(
+        &self,
+        uow: &mut UnitOfWork,
+        client: &str,
+        kind: &str,
+    ) -> StoreResult<i64> {
+        // A transaction-scoped advisory lock per client: held until the unit of work ends.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('dci_subscriptions:' || $1))")
+            .bind(client)
+            .execute(uow.postgres()?)
+            .await?;
+        crate::dci_notify::count_active(uow, client, kind).await
+    }
+
     async fn set_subscription_status(
         &self,
         uow: &mut UnitOfWork,

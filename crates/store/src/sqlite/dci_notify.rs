@@ -117,6 +117,28 @@ impl NotifyStore for SqliteAdapter {
         rows.iter().map(subscription).collect()
     }
 
+    async fn active_of_kind(&self, client: &str, kind: &str) -> StoreResult<Vec<Subscription>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUB_COLS} FROM dci_subscriptions \
+             WHERE client = $1 AND kind = $2 AND status = 'subscribe' ORDER BY created_at, code"
+        ))
+        .bind(client)
+        .bind(kind)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(subscription).collect()
+    }
+
+    async fn count_active_locked(
+        &self,
+        uow: &mut UnitOfWork,
+        client: &str,
+        kind: &str,
+    ) -> StoreResult<i64> {
+        // The single writer connection already serialises units of work: no lock to take.
+        crate::dci_notify::count_active(uow, client, kind).await
+    }
+
     async fn set_subscription_status(
         &self,
         uow: &mut UnitOfWork,
