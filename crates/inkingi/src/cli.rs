@@ -100,6 +100,9 @@ pub enum Command {
     /// SMS reminders, digests and notifications (`[connectors.sms]`).
     #[command(subcommand)]
     Sms(SmsCommand),
+    /// The child record's feeds from files.
+    #[command(subcommand)]
+    Children(ChildrenCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +123,19 @@ pub enum SmsCommand {
     List {
         #[arg(long)]
         since: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChildrenCommand {
+    /// Store pre-primary enrolments from a school-data CSV (the columns of
+    /// `POST /api/v1/children/feeds/school`): all rows, or none when any row is bad.
+    ImportSchool {
+        /// The CSV file.
+        file: PathBuf,
+        /// The sending system, part of every source key (same file, same source: nothing new).
+        #[arg(long, default_value = "school-data")]
+        source: String,
     },
 }
 

@@ -36,6 +36,16 @@ pub struct Config {
     pub dci: DciConfig,
     pub connectors: ConnectorsConfig,
     pub lookup: LookupConfig,
+    pub children: ChildrenConfig,
+}
+
+/// `[children]`: the integrated child record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChildrenConfig {
+    /// The keys sealing sensitive fields (HIV exposure): lines `KEY_ID HEX64`, the last seals
+    /// new values. Absent: sensitive facts are refused, never stored in clear.
+    pub field_key_file: Option<PathBuf>,
 }
 
 /// `[lookup]`: the in-memory index `serve` keeps for registration-time duplicate lookups.
@@ -402,6 +412,7 @@ impl Default for Config {
             dci: DciConfig::default(),
             connectors: ConnectorsConfig::default(),
             lookup: LookupConfig::default(),
+            children: ChildrenConfig::default(),
         }
     }
 }

@@ -482,3 +482,67 @@ async fn review_queue_is_filled_once(db: &TestDb, out: &Path, first_run: &str) {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn import_school_stores_enrolments_once_and_refuses_a_bad_file_whole() {
+    for db in inkingi_testkit::databases().await {
+        let dir = tempfile::tempdir().unwrap();
+        let born = chrono::Utc::now().date_naive() - chrono::Days::new(4 * 365);
+        let enrolled = chrono::Utc::now().date_naive() - chrono::Days::new(20);
+        let header = "school_code,school_name,village,given_name,family_name,sex,birth_date,\
+                      enrolled_on,school_year,pupil_id";
+        let good = |given: &str, pupil: &str| {
+            format!("ES-1,Ecole,11010102,{given},Uwase,F,{born},{enrolled},2026,{pupil}")
+        };
+        let file = dir.path().join("school.csv");
+        std::fs::write(
+            &file,
+            format!(
+                "{header}\n{}\n{}\n",
+                good("Keza", "P1"),
+                good("Mutoni", "P2")
+            ),
+        )
+        .unwrap();
+        let school = |path: &Path| {
+            run(inkingi(&db)
+                .args(["children", "import-school"])
+                .arg(path)
+                .args(["--source", "sdms"]))
+        };
+        let (code, out) = school(&file);
+        assert_eq!(code, 0, "[{db:?}] {out}");
+        assert!(
+            out.contains("2 row(s): 2 enrolment(s) stored, 0 already stored"),
+            "{out}"
+        );
+        // The registry is empty: both children wait in the review queue.
+        assert!(
+            out.contains("0 child(ren) linked to the registry, 2 in the review queue"),
+            "{out}"
+        );
+        let (code, out) = school(&file);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("0 enrolment(s) stored, 2 already stored"),
+            "{out}"
+        );
+
+        let bad = dir.path().join("bad.csv");
+        let late = good("Ineza", "P3").replace(&enrolled.to_string(), "2999-01-01");
+        std::fs::write(&bad, format!("{header}\n{}\n{late}\n", good("Gaju", "P4"))).unwrap();
+        let (code, out) = school(&bad);
+        assert_ne!(code, 0, "{out}");
+        assert!(
+            out.contains("row[3].enrolled_on") && out.contains("in the future"),
+            "{out}"
+        );
+        // Its good row was not stored: sent alone, it is new.
+        std::fs::write(&bad, format!("{header}\n{}\n", good("Gaju", "P4"))).unwrap();
+        let (_, out) = school(&bad);
+        assert!(
+            out.contains("1 enrolment(s) stored, 0 already stored"),
+            "{out}"
+        );
+    }
+}

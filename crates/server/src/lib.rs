@@ -68,6 +68,8 @@ pub struct ServerSettings {
     pub dci: dci::DciSettings,
     /// The registration-time lookup index.
     pub lookup: lookup::LookupSettings,
+    /// The child record: keys of its sealed fields.
+    pub children: children::ChildrenSettings,
 }
 
 impl Default for ServerSettings {
@@ -79,6 +81,7 @@ impl Default for ServerSettings {
             approval_tiers: registry::changes::default_tiers(),
             dci: dci::DciSettings::default(),
             lookup: lookup::LookupSettings::default(),
+            children: children::ChildrenSettings::default(),
         }
     }
 }

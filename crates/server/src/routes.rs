@@ -391,6 +391,27 @@ fn all() -> Vec<Route> {
             Public,
             children::sms_dlr::africastalking,
         ),
+        // School and child-protection feeds; restricted reads (the handlers check purposes).
+        post_route(
+            "/api/v1/children/feeds/school",
+            HEALTH_WRITE,
+            children::feeds::school,
+        ),
+        post_route(
+            "/api/v1/children/feeds/protection",
+            HEALTH_WRITE,
+            children::feeds::protection,
+        ),
+        get_route(
+            "/api/v1/children/{person_id}/protection",
+            READ,
+            children::feeds::protection_read,
+        ),
+        get_route(
+            "/api/v1/children/{person_id}/hiv-exposure",
+            HEALTH_READ,
+            children::sensitive::hiv_exposure,
+        ),
         // Registry pages: search, a household, and its forms (the handlers check writes).
         get_route("/registry", READ, pages::search_page),
         get_route("/registry/households/new", WRITE, pages::edit::new_page),

@@ -930,6 +930,35 @@ const CHILDREN: &[Entry] = &[
         Foreign::Refused,
         Role::HealthWorker,
     ),
+    // The school and child-protection feeds; restricted reads.
+    api(
+        "POST",
+        "/api/v1/children/feeds/school",
+        "/api/v1/children/feeds/school",
+        Foreign::NotApplicable,
+        Role::HealthWorker,
+    ),
+    api(
+        "POST",
+        "/api/v1/children/feeds/protection",
+        "/api/v1/children/feeds/protection",
+        Foreign::NotApplicable,
+        Role::HealthWorker,
+    ),
+    api(
+        "GET",
+        "/api/v1/children/{person_id}/protection",
+        "/api/v1/children/{person}/protection",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
+    api(
+        "GET",
+        "/api/v1/children/{person_id}/hiv-exposure",
+        "/api/v1/children/{person}/hiv-exposure",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
     // Scoped to district 12, asking for district 11: refused (403).
     api(
         "GET",

@@ -150,6 +150,67 @@ pub struct Encounter {
     pub provenance: Provenance,
 }
 
+/// What a feed fact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedKind {
+    /// Enrolled in pre-primary school (school data).
+    PreprimaryEnrolment,
+    /// A child-protection case: a most-vulnerable-children flag or a child-labour case.
+    /// Readable only with the child-protection purpose.
+    ProtectionCase,
+    /// HIV exposure (mother-to-child-HIV tracker): its value is sealed.
+    HivExposure,
+}
+
+impl FeedKind {
+    pub const ALL: [FeedKind; 3] = [
+        FeedKind::PreprimaryEnrolment,
+        FeedKind::ProtectionCase,
+        FeedKind::HivExposure,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FeedKind::PreprimaryEnrolment => "preprimary_enrolment",
+            FeedKind::ProtectionCase => "protection_case",
+            FeedKind::HivExposure => "hiv_exposure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FeedKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A value sealed with an AEAD: the id of the key that sealed it, and nonce || ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key_id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A fact received from the school or child-protection feeds, or a sensitive fact whose value
+/// is sealed (migration `0031_child_feeds`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedFact {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub subject: Subject,
+    pub kind: FeedKind,
+    /// Enrolment date, case opened, exposure observed.
+    pub occurred_on: NaiveDate,
+    /// A closed case's closing date.
+    pub ended_on: Option<NaiveDate>,
+    /// What describes the fact in clear (never a sealed value).
+    pub details: Value,
+    /// The sealed value of a sensitive fact; never serialised.
+    #[serde(skip)]
+    pub sealed: Option<Sealed>,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
 /// A record that may be a registry person but was not linked automatically.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LinkageReview {
@@ -177,6 +238,9 @@ pub struct PersonFacts {
     pub measurements: Vec<Measurement>,
     pub pregnancies: Vec<Pregnancy>,
     pub encounters: Vec<Encounter>,
+    /// Pre-primary enrolments (school data). Protection cases and sealed facts are never
+    /// here: they are read one kind at a time ([`ChildStore::restricted_facts`]).
+    pub enrolments: Vec<FeedFact>,
 }
 
 /// Whether a write stored something new or found it already received.
@@ -212,6 +276,7 @@ pub trait ChildStore: Send + Sync {
     async fn put_measurement(&self, uow: &mut UnitOfWork, f: &Measurement) -> StoreResult<Written>;
     async fn put_pregnancy(&self, uow: &mut UnitOfWork, f: &Pregnancy) -> StoreResult<Written>;
     async fn put_encounter(&self, uow: &mut UnitOfWork, f: &Encounter) -> StoreResult<Written>;
+    async fn put_feed_fact(&self, uow: &mut UnitOfWork, f: &FeedFact) -> StoreResult<Written>;
     async fn add_review(&self, uow: &mut UnitOfWork, r: &LinkageReview) -> StoreResult<()>;
 
     // --- reads of personal data, within the reader's scope ---
@@ -237,6 +302,14 @@ pub trait ChildStore: Send + Sync {
     /// Every fact received with the source person `id`, linked or not.
     async fn facts_of_source_person(&self, scope: &AreaScope, id: Uuid)
         -> StoreResult<PersonFacts>;
+    /// The feed facts of `kind` about registry person `person_id` (empty when the person is
+    /// not visible in scope), oldest first. The caller checks the reader may see that kind.
+    async fn restricted_facts(
+        &self,
+        scope: &AreaScope,
+        person_id: Uuid,
+        kind: FeedKind,
+    ) -> StoreResult<Vec<FeedFact>>;
     /// Open reviews of `kind` within scope, oldest first.
     async fn open_reviews(
         &self,

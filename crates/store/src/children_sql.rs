@@ -13,8 +13,9 @@ macro_rules! children_impl {
         use uuid::Uuid;
 
         use crate::children::{
-            ChildStore, Encounter, Immunization, LinkageReview, Measurement, MeasurementKind,
-            PersonFacts, Pregnancy, Provenance, SourcePerson, Subject, Written,
+            ChildStore, Encounter, FeedFact, FeedKind, Immunization, LinkageReview, Measurement,
+            MeasurementKind, PersonFacts, Pregnancy, Provenance, Sealed, SourcePerson, Subject,
+            Written,
         };
         use crate::registry::push_scope;
         use crate::{StoreError, StoreResult, UnitOfWork};
@@ -117,6 +118,25 @@ macro_rules! children_impl {
             })
         }
 
+        fn feed_fact(r: &DbRow) -> StoreResult<FeedFact> {
+            let kind: String = r.try_get("kind")?;
+            let details: Json<serde_json::Value> = r.try_get("details")?;
+            let key_id: Option<String> = r.try_get("key_id")?;
+            let bytes: Option<Vec<u8>> = r.try_get("sealed")?;
+            Ok(FeedFact {
+                id: r.try_get("id")?,
+                subject: subject(r)?,
+                kind: FeedKind::parse(&kind).ok_or_else(|| {
+                    StoreError::Invalid(format!("child_feed_facts: kind '{kind}'"))
+                })?,
+                occurred_on: r.try_get("occurred_on")?,
+                ended_on: r.try_get::<Option<NaiveDate>, _>("ended_on")?,
+                details: details.0,
+                sealed: key_id.zip(bytes).map(|(key_id, bytes)| Sealed { key_id, bytes }),
+                provenance: provenance(r)?,
+            })
+        }
+
         fn review(r: &DbRow) -> StoreResult<LinkageReview> {
             let e: Json<serde_json::Value> = r.try_get("explanation")?;
             Ok(LinkageReview {
@@ -190,6 +210,12 @@ macro_rules! children_impl {
             for r in rows_of($s, "child_encounters", column, "occurred_on", ids).await? {
                 all.encounters.push(encounter(&r)?);
             }
+            // Only enrolments: protection cases and sealed facts are read one kind at a time.
+            let enrolments = "(SELECT * FROM child_feed_facts \
+                WHERE kind = 'preprimary_enrolment') f";
+            for r in rows_of($s, enrolments, column, "occurred_on", ids).await? {
+                all.enrolments.push(feed_fact(&r)?);
+            }
             Ok(all)
         }
 
@@ -220,6 +246,12 @@ macro_rules! children_impl {
                                 .collect(),
                             encounters: all
                                 .encounters
+                                .iter()
+                                .filter(|f| mine(&f.subject))
+                                .cloned()
+                                .collect(),
+                            enrolments: all
+                                .enrolments
                                 .iter()
                                 .filter(|f| mine(&f.subject))
                                 .cloned()
@@ -418,6 +450,44 @@ macro_rules! children_impl {
                 }
             }
 
+            async fn put_feed_fact(
+                &self,
+                uow: &mut UnitOfWork,
+                f: &FeedFact,
+            ) -> StoreResult<Written> {
+                let c = uow.$uow()?;
+                let done = sqlx::query(
+                    "INSERT INTO child_feed_facts (id, person_id, source_person_id, \
+                     source_system, source_id, kind, occurred_on, ended_on, details, key_id, \
+                     sealed, received_at, received_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ON CONFLICT (source_system, source_id) DO NOTHING",
+                )
+                .bind(f.id)
+                .bind(f.subject.person_id)
+                .bind(f.subject.source_person_id)
+                .bind(&f.provenance.source_system)
+                .bind(&f.provenance.source_id)
+                .bind(f.kind.as_str())
+                .bind(f.occurred_on)
+                .bind(f.ended_on)
+                .bind(Json(&f.details))
+                .bind(f.sealed.as_ref().map(|s| s.key_id.clone()))
+                .bind(f.sealed.as_ref().map(|s| s.bytes.clone()))
+                .bind(enc_ts(f.provenance.received_at))
+                .bind(&f.provenance.received_by)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+                match written(done, f.id) {
+                    Some(w) => Ok(w),
+                    None => {
+                        let pr = &f.provenance;
+                        existing(c, "child_feed_facts", &pr.source_system, &pr.source_id).await
+                    }
+                }
+            }
+
             async fn add_review(&self, uow: &mut UnitOfWork, r: &LinkageReview) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO linkage_reviews (id, kind, source_system, source_id, \
@@ -531,6 +601,26 @@ macro_rules! children_impl {
                     return Ok(PersonFacts::default());
                 }
                 facts_where(self, "source_person_id", &[id]).await
+            }
+
+            async fn restricted_facts(
+                &self,
+                scope: &AreaScope,
+                person_id: Uuid,
+                kind: FeedKind,
+            ) -> StoreResult<Vec<FeedFact>> {
+                let $s = self;
+                let mut qb: QueryBuilder<$db> = QueryBuilder::new(
+                    "SELECT f.* FROM child_feed_facts f \
+                     JOIN registry_people p ON p.id = f.person_id WHERE f.person_id = ",
+                );
+                qb.push_bind(person_id)
+                    .push(" AND f.kind = ")
+                    .push_bind(kind.as_str());
+                push_scope(&mut qb, "p.village_code", scope);
+                qb.push(" ORDER BY f.occurred_on, f.id");
+                let rows = qb.build().fetch_all($read).await?;
+                rows.iter().map(feed_fact).collect()
             }
 
             async fn open_reviews(

@@ -192,6 +192,21 @@ fn by_age(indicator: Indicator, sex: Sex, age: AgeDays, y: f64) -> Result<ZScore
     Ok(z_from(indicator, lms, y))
 }
 
+/// The SD lines growth charts draw: −3, −2, 0 (the median), +2, +3.
+pub const SD_LINES: [f64; 5] = [-3.0, -2.0, 0.0, 2.0, 3.0];
+
+/// The measurements on the [`SD_LINES`] of `indicator` for `sex` at `key` (age in days, or for
+/// weight-for-length/height the length in millimetres); `None` outside the table.
+pub fn reference_lines(indicator: Indicator, sex: Sex, key: u32) -> Option<[f64; 5]> {
+    let lms = indicator.table().at(sex, key)?;
+    Some(SD_LINES.map(|z| lms.centile(z)))
+}
+
+/// The first and last key of `indicator`'s table (days of age, or millimetres of length).
+pub fn table_range(indicator: Indicator) -> (u32, u32) {
+    indicator.table().range()
+}
+
 /// Weight-for-age (restricted beyond ±3 SD).
 pub fn weight_for_age(sex: Sex, age: AgeDays, weight: WeightKg) -> Result<ZScore, GrowthError> {
     by_age(Indicator::WeightForAge, sex, age, weight.value())

@@ -243,6 +243,15 @@ pub(crate) fn server_settings(config: &Config) -> anyhow::Result<ServerSettings>
             model,
             duplicate_share: l.duplicate_share,
         },
+        children: inkingi_server::children::ChildrenSettings {
+            field_keys: match &config.children.field_key_file {
+                Some(path) => Some(std::sync::Arc::new(
+                    inkingi_server::children::sealed::FieldKeys::load(path)
+                        .map_err(anyhow::Error::msg)?,
+                )),
+                None => None,
+            },
+        },
     })
 }
 

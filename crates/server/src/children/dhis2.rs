@@ -612,7 +612,7 @@ fn next_cursor(
 }
 
 /// The area at `level` enclosing `area` (the area itself when it is at or above the level).
-fn widen(area: &AreaCode, level: AreaLevel) -> AreaCode {
+pub(super) fn widen(area: &AreaCode, level: AreaLevel) -> AreaCode {
     let mut a = area.clone();
     while a.level() > level {
         match a.parent() {

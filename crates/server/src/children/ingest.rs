@@ -11,8 +11,8 @@ use inkingi_domain::children::growth::{self, AgeDays, GrowthError, ZScore};
 use inkingi_domain::identity::AreaScope;
 use inkingi_domain::registry::BirthDate;
 use inkingi_store::children::{
-    Encounter, Immunization, LinkageReview, Measurement, MeasurementKind, Pregnancy, Provenance,
-    SourcePerson, Subject, Written,
+    Encounter, FeedFact, FeedKind, Immunization, LinkageReview, Measurement, MeasurementKind,
+    Pregnancy, Provenance, SourcePerson, Subject, Written,
 };
 use inkingi_store::registry::PersonRecord;
 use inkingi_store::{Store, UnitOfWork};
@@ -20,9 +20,11 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::fhir::parse::{
-    Body, EncounterIn, ImmunizationIn, Incoming, Issue, ObservationCode, ObservationIn, PersonIn,
+    Body, EncounterIn, HivExposure, ImmunizationIn, Incoming, Issue, ObservationCode,
+    ObservationIn, PersonIn,
 };
 use super::link::{self, Decision};
+use super::sealed::FieldKeys;
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::AppState;
@@ -60,13 +62,17 @@ pub struct Ingest<'a> {
     now: DateTime<Utc>,
     /// Persons of this request, by `Patient/<source id>` and by fullUrl.
     refs: HashMap<String, Known>,
+    /// Keys sealing sensitive facts; without them such facts are refused.
+    keys: Option<std::sync::Arc<FieldKeys>>,
 }
 
 type Outcome<T> = ApiResult<Result<T, Vec<Issue>>>;
 
 impl<'a> Ingest<'a> {
     pub fn new(state: &'a AppState, principal: &Principal) -> Self {
-        Ingest::on(&state.store, principal.clone(), "fhir")
+        let mut ingest = Ingest::on(&state.store, principal.clone(), "fhir");
+        ingest.keys = state.settings.children.field_keys.clone();
+        ingest
     }
 
     /// Stores for `principal` arriving through `channel` (`fhir`, `dhis2`).
@@ -80,6 +86,7 @@ impl<'a> Ingest<'a> {
             today: now.date_naive(),
             now,
             refs: HashMap::new(),
+            keys: None,
         }
     }
 
@@ -106,6 +113,65 @@ impl<'a> Ingest<'a> {
     pub fn place(&mut self, scope: AreaScope, area: Option<AreaCode>) {
         self.principal.scope = scope;
         self.area = area;
+    }
+
+    /// Stores a person named by a feed (school, child protection) like a FHIR Patient: linked
+    /// to a registry person when certain, else unlinked, filed under the area given to
+    /// [`Ingest::place`] and queued for review. A person this source sent before is not stored
+    /// again. Returns whom the person's facts are about, and the area their audit records name.
+    pub async fn feed_person(
+        &mut self,
+        uow: &mut UnitOfWork,
+        source: (&str, &str),
+        at: &str,
+        p: &PersonIn,
+    ) -> Outcome<(Subject, Option<AreaCode>)> {
+        let inc = Incoming {
+            resource_type: "Patient",
+            source_id: source.1.to_string(),
+            source_system: Some(source.0.to_string()),
+            body: Body::Patient(p.clone()),
+            at: at.to_string(),
+        };
+        if let Err(issues) = self.person(uow, &inc, p, None).await? {
+            return Ok(Err(issues));
+        }
+        let known = self
+            .refs
+            .get(&format!("Patient/{}", inc.source_id))
+            .ok_or_else(|| crate::error::ApiError::internal("feed person not remembered"))?;
+        Ok(Ok((known.subject, known.area.clone())))
+    }
+
+    /// Stores a feed fact (idempotent by its source key) and audits it as `action`.
+    pub async fn feed_fact(
+        &self,
+        uow: &mut UnitOfWork,
+        f: &FeedFact,
+        area: Option<AreaCode>,
+        action: &str,
+    ) -> ApiResult<Written> {
+        let w = self.store.children().put_feed_fact(uow, f).await?;
+        let subject = match f.subject.person_id {
+            Some(p) => ("person", p),
+            None => (
+                "source_person",
+                f.subject.source_person_id.unwrap_or(w.id()),
+            ),
+        };
+        let fields = vec![f.kind.as_str().to_string(), format!("fact:{}", w.id())];
+        self.audit_in(uow, action, subject, area, fields).await?;
+        Ok(w)
+    }
+
+    /// The provenance of a fact a feed sent now.
+    pub fn feed_provenance(&self, source_system: &str, source_id: String) -> Provenance {
+        Provenance {
+            source_system: source_system.to_string(),
+            source_id,
+            received_at: self.now,
+            received_by: self.principal.username.as_str().to_string(),
+        }
     }
 
     /// Stores one resource (with its Bundle entry's fullUrl, if any).
@@ -473,7 +539,7 @@ impl<'a> Ingest<'a> {
         let at = format!("{}.subject", inc.at);
         let date_path = format!("{}.effectiveDateTime", inc.at);
         let measured = match o.code {
-            ObservationCode::Measure(_) => o.date,
+            ObservationCode::Measure(_) | ObservationCode::HivExposure(_) => o.date,
             // LMP/EDD: the dates are about a pregnancy, not bounded by the mother's birth here.
             _ => self.today,
         };
@@ -486,6 +552,12 @@ impl<'a> Ingest<'a> {
         };
         let store = self.store.children();
         let w = match (o.code, o.value) {
+            (ObservationCode::HivExposure(status), _) => {
+                match self.hiv_exposure(uow, inc, o, status, &k).await? {
+                    Ok(w) => w,
+                    Err(issue) => return Ok(Err(vec![issue])),
+                }
+            }
             (ObservationCode::Measure(kind), Some(value)) => {
                 let zscores = match plausible(kind, value, o.date, &k, &o.value_path) {
                     Ok(z) => z,
@@ -533,6 +605,44 @@ impl<'a> Ingest<'a> {
         )
         .await?;
         Ok(Ok(w))
+    }
+
+    /// Seals HIV exposure with the active field key; refused (never stored in clear) when no
+    /// key is configured.
+    async fn hiv_exposure(
+        &self,
+        uow: &mut UnitOfWork,
+        inc: &Incoming,
+        o: &ObservationIn,
+        status: HivExposure,
+        k: &Known,
+    ) -> ApiResult<Result<Written, Issue>> {
+        let Some(keys) = &self.keys else {
+            return Ok(Err(Issue::new(
+                "processing",
+                o.value_path.clone(),
+                "HIV exposure is sealed per field and no field key is configured \
+                 ([children] field_key_file): it is refused rather than stored in clear",
+            )));
+        };
+        let id = Uuid::now_v7();
+        let sealed = keys
+            .seal(
+                &sealed_context(FeedKind::HivExposure, id),
+                status.as_str().as_bytes(),
+            )
+            .map_err(crate::error::ApiError::internal)?;
+        let f = FeedFact {
+            id,
+            subject: k.subject,
+            kind: FeedKind::HivExposure,
+            occurred_on: o.date,
+            ended_on: None,
+            details: json!({"code": o.loinc}),
+            sealed: Some(sealed),
+            provenance: self.provenance(inc),
+        };
+        Ok(Ok(self.store.children().put_feed_fact(uow, &f).await?))
     }
 
     async fn encounter(
@@ -612,6 +722,11 @@ impl<'a> Ingest<'a> {
         self.store.audit().append_in(uow, vec![rec]).await?;
         Ok(())
     }
+}
+
+/// What a sealed value is bound to: its kind and fact id.
+pub fn sealed_context(kind: FeedKind, fact: Uuid) -> String {
+    format!("{}:{fact}", kind.as_str())
 }
 
 /// The date used for ages: the registry's birth date (its midpoint when imprecise), else the

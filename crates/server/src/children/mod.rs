@@ -1,16 +1,28 @@
 //! The integrated child record: facts about children under six and their mothers received from
 //! health systems (FHIR R4), linked to registry people, and the services due to each.
 
+pub mod charts;
 pub mod dhis2;
+pub mod feeds;
 pub mod fhir;
 pub mod ingest;
 pub mod link;
 pub mod page;
 pub mod reminders;
+pub mod sealed;
+pub mod sensitive;
 pub mod services;
 pub mod sms_dlr;
 
+use std::sync::Arc;
 use utoipa::OpenApi;
+
+/// Settings of the child record.
+#[derive(Debug, Clone, Default)]
+pub struct ChildrenSettings {
+    /// `[children] field_key_file`: without keys, sensitive facts are refused.
+    pub field_keys: Option<Arc<sealed::FieldKeys>>,
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,9 +43,15 @@ use utoipa::OpenApi;
         page::child_page,
         sms_dlr::kannel,
         sms_dlr::africastalking,
+        feeds::school,
+        feeds::protection,
+        feeds::protection_read,
+        sensitive::hiv_exposure,
     ),
     components(schemas(services::ServicesView, services::Worklist, services::VillageList,
-        services::OverdueChild, services::OverdueItem, sms_dlr::ReportAnswer, sms_dlr::AtReport)),
+        services::OverdueChild, services::OverdueItem, sms_dlr::ReportAnswer, sms_dlr::AtReport,
+        feeds::FeedSummary, feeds::FeedBody,
+        sensitive::HivExposureView, sensitive::HivExposureRecord)),
     tags((name = "fhir", description = "FHIR R4 for the child record (application/fhir+json; errors are OperationOutcome)"),
         (name = "children", description = "Services due to children under six and their mothers, and worklists"))
 )]

@@ -1,14 +1,21 @@
-//! The child page: services due with their windows, and a timeline of every fact received,
-//! with its provenance and z-scores.
+//! The child page: services due with their windows, growth charts, a timeline of every fact
+//! received from every source with its provenance and z-scores, and the restricted sections
+//! (child protection for roles that may declare that purpose; HIV exposure, whose value only
+//! health workers see).
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
-use inkingi_store::children::PersonFacts;
+use inkingi_domain::children::growth::Sex;
+use inkingi_domain::identity::Purpose;
+use inkingi_store::children::{FeedFact, PersonFacts};
 use uuid::Uuid;
 
+use super::charts::{charts, Chart};
+use super::feeds::protection_cases;
+use super::sensitive::{self, HivExposureView};
 use super::services::{children_of, health_reader, services_due};
 use crate::audit::record_read;
 use crate::auth::PagePrincipal;
@@ -43,18 +50,55 @@ struct ChildPage {
     provisional: bool,
     services: Vec<ServiceRow>,
     timeline: Vec<TimelineRow>,
+    charts: Vec<Chart>,
+    /// `None`: the reader may not see child-protection data (not even whether there is any).
+    protection: Option<Vec<TimelineRow>>,
+    hiv: HivExposureView,
+}
+
+fn src(p: &inkingi_store::children::Provenance) -> String {
+    format!(
+        "{} · {} · {}",
+        p.source_system,
+        p.source_id,
+        p.received_at.format("%Y-%m-%d %H:%M")
+    )
+}
+
+/// A feed fact's row: its details in clear (never a sealed value).
+fn feed_row(f: &FeedFact) -> TimelineRow {
+    let detail = |keys: &[&str]| {
+        keys.iter()
+            .filter_map(|k| f.details.get(*k).and_then(|v| v.as_str()))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    let (kind, detail) = match f.kind {
+        inkingi_store::children::FeedKind::PreprimaryEnrolment => (
+            "pre-primary enrolment".to_string(),
+            detail(&["school_name", "school_code", "school_year"]),
+        ),
+        _ => (
+            detail(&["case_kind"]).replace('_', " "),
+            format!(
+                "case {}{}",
+                detail(&["case_id"]),
+                f.ended_on
+                    .map(|d| format!(" · closed {d}"))
+                    .unwrap_or_default()
+            ),
+        ),
+    };
+    TimelineRow {
+        date: f.occurred_on.to_string(),
+        kind,
+        detail,
+        source: src(&f.provenance),
+    }
 }
 
 fn timeline(f: &PersonFacts) -> Vec<TimelineRow> {
-    let src = |p: &inkingi_store::children::Provenance| {
-        format!(
-            "{} · {} · {}",
-            p.source_system,
-            p.source_id,
-            p.received_at.format("%Y-%m-%d %H:%M")
-        )
-    };
-    let mut rows: Vec<TimelineRow> = Vec::new();
+    let mut rows: Vec<TimelineRow> = f.enrolments.iter().map(feed_row).collect();
     for i in &f.immunizations {
         let vaccine = i
             .vaccine
@@ -141,7 +185,8 @@ pub async fn child_page(
         .map(|(_, f)| f)
         .unwrap_or_default();
     let kids = children_of(&state, &principal, &person).await?;
-    let due = services_due(&person, &f, &kids, Utc::now().date_naive())?;
+    let today = Utc::now().date_naive();
+    let due = services_due(&person, &f, &kids, today)?;
     record_read(
         &state,
         &principal,
@@ -151,7 +196,35 @@ pub async fn child_page(
         &["child_record", "services_due"],
     )
     .await?;
+    let protection = match protection_cases(&state, &principal, person_id).await? {
+        Some(cases) => {
+            record_read(
+                &state,
+                &principal,
+                Purpose::ChildProtection,
+                ("person", &person_id.to_string()),
+                person.person.village.clone(),
+                &["protection_cases"],
+            )
+            .await?;
+            Some(cases.iter().map(feed_row).collect())
+        }
+        None => None,
+    };
+    let hiv = sensitive::view(&state, &principal, purpose, &person).await?;
     let d = &person.person.data;
+    let sex = match d.sex.to_string().as_str() {
+        "F" => Some(Sex::Female),
+        "M" => Some(Sex::Male),
+        _ => None,
+    };
+    let growth = match (sex, d.birth_date.map(|b| b.midpoint())) {
+        // The standards end at five years; nothing to chart for older people.
+        (Some(sex), Some(birth)) if (today - birth).num_days() <= 1856 => {
+            charts(sex, birth, today, &f.measurements)
+        }
+        _ => Vec::new(),
+    };
     let page = ChildPage {
         chrome: ctx.chrome(Section::Registry, &ctx.t().child_title),
         name: format!("{} {}", d.given_name, d.family_name),
@@ -187,6 +260,9 @@ pub async fn child_page(
             })
             .collect(),
         timeline: timeline(&f),
+        charts: growth,
+        protection,
+        hiv,
     };
     Ok(render(&ctx, StatusCode::OK, &page))
 }

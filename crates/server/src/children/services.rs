@@ -56,6 +56,15 @@ fn facts(person: &PersonRecord, f: &PersonFacts) -> Vec<Fact> {
     for m in &f.measurements {
         out.push(fact(FactKind::Measurement, None, None, m.measured_on));
     }
+    // Pre-primary enrolments from school data.
+    for e in &f.enrolments {
+        out.push(fact(
+            FactKind::PreprimaryEnrolment,
+            None,
+            None,
+            e.occurred_on,
+        ));
+    }
     for e in &f.encounters {
         let kind = match e.kind.as_str() {
             "anc" => FactKind::AncContact,
@@ -185,6 +194,24 @@ pub async fn children_of(
         .collect())
 }
 
+/// The registry person `person_id` if visible in the caller's scope; else 404, the refusal
+/// audited.
+pub async fn visible_person(
+    state: &AppState,
+    principal: &Principal,
+    person_id: Uuid,
+) -> ApiResult<PersonRecord> {
+    match state
+        .store
+        .registry()
+        .person(&principal.scope, person_id)
+        .await?
+    {
+        Some(p) => Ok(p),
+        None => Err(not_visible(state, principal, "person", person_id).await),
+    }
+}
+
 /// Services due to a child (or mother), with their windows and statuses.
 #[utoipa::path(get, path = "/api/v1/children/{person_id}/services", tag = "children", operation_id = "children_services",
     params(("person_id" = Uuid, Path), ("X-Purpose-Of-Use" = Option<String>, Header, description = "Why health data is read (default healthcare)")),
@@ -197,14 +224,7 @@ pub async fn services(
     Path(person_id): Path<Uuid>,
 ) -> ApiResult<Json<ServicesView>> {
     let purpose = health_reader(&state, &principal)?;
-    let Some(person) = state
-        .store
-        .registry()
-        .person(&principal.scope, person_id)
-        .await?
-    else {
-        return Err(not_visible(&state, &principal, "person", person_id).await);
-    };
+    let person = visible_person(&state, &principal, person_id).await?;
     let f = state
         .store
         .children()

@@ -312,3 +312,21 @@ fn z_scores_are_monotone_and_continuous_in_the_measurement() {
         }
     }
 }
+
+#[test]
+fn reference_lines_have_the_z_scores_they_name() {
+    for (indicator, key) in [
+        (Indicator::WeightForAge, 300),
+        (Indicator::LengthForAge, 1000),
+        (Indicator::WeightForLength, 650),
+    ] {
+        let lines = reference_lines(indicator, Sex::Female, key).expect("in the table");
+        let lms = indicator.table().at(Sex::Female, key).expect("row");
+        for (y, want) in lines.iter().zip(SD_LINES) {
+            assert!((lms.z(*y) - want).abs() < 1e-9, "{indicator} {key}: {y}");
+        }
+        assert!(lines.windows(2).all(|w| w[0] < w[1]), "{lines:?}");
+    }
+    let (_, last) = table_range(Indicator::WeightForAge);
+    assert!(reference_lines(Indicator::WeightForAge, Sex::Male, last + 1).is_none());
+}

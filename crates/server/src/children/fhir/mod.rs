@@ -144,7 +144,7 @@ pub async fn metadata() -> Response {
                     {"type": "RelatedPerson", "interaction": [{"code": "create"}],
                      "documentation": "relationship coded in v3 RoleCode (MTH, FTH, GUARD)"},
                     create_and_search("Immunization", &format!("status completed; vaccineCode in CVX ({}) or WHO ATC ({}); protocolApplied.doseNumber; unknown codes are kept and flagged for mapping", inkingi_domain::children::schedule::CVX, inkingi_domain::children::schedule::ATC)),
-                    create_and_search("Observation", &format!("LOINC {}: weight, height, length, head circumference, MUAC (valueQuantity), last menstrual period and estimated delivery date (valueDateTime)", codes.join(", "))),
+                    create_and_search("Observation", &format!("LOINC {}: weight, height, length, head circumference, MUAC (valueQuantity), last menstrual period and estimated delivery date (valueDateTime); {} hiv-exposure (valueCodeableConcept {}: exposed, not-exposed, unknown; sealed, shown to health workers only)", codes.join(", "), parse::INKINGI_OBSERVATION, parse::HIV_EXPOSURE_VALUES)),
                     create_and_search("Encounter", &format!("type {} anc|pnc|other, or SNOMED CT 424619006 / 133906008; period.start", parse::CONTACT_TYPE)),
                 ],
             }],

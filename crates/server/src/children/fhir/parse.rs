@@ -33,9 +33,44 @@ pub const OBSERVATION_CODES: &[(&str, ObservationCode)] = &[
     ("11778-8", ObservationCode::EstimatedDelivery),
 ];
 
+/// Inkingi's observation codes: HIV exposure of a child (`hiv-exposure`), whose
+/// valueCodeableConcept is coded in [`HIV_EXPOSURE_VALUES`].
+pub const INKINGI_OBSERVATION: &str = "urn:inkingi:observation";
+pub const HIV_EXPOSURE_VALUES: &str = "urn:inkingi:hiv-exposure";
+
+/// A child's HIV exposure as the mother-to-child-HIV tracker states it. Sealed when stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HivExposure {
+    Exposed,
+    NotExposed,
+    Unknown,
+}
+
+impl HivExposure {
+    pub const ALL: [HivExposure; 3] = [
+        HivExposure::Exposed,
+        HivExposure::NotExposed,
+        HivExposure::Unknown,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HivExposure::Exposed => "exposed",
+            HivExposure::NotExposed => "not-exposed",
+            HivExposure::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HivExposure> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObservationCode {
     Measure(MeasurementKind),
+    /// `urn:inkingi:observation|hiv-exposure`, valueCodeableConcept: sealed, health roles only.
+    HivExposure(HivExposure),
     /// LOINC 8665-2, valueDateTime: starts or dates a pregnancy.
     LastMenstrualPeriod,
     /// LOINC 11778-8, valueDateTime.
@@ -569,20 +604,28 @@ fn observation(p: &mut Path, r: &Value) -> Option<ObservationIn> {
     }
     let subject = p.reference(r, "subject");
     let codings = p.codings(r, "code");
-    let code = codings.iter().find_map(|(_, system, code)| {
-        (*system == LOINC).then_some(())?;
-        OBSERVATION_CODES
-            .iter()
-            .find(|(c, _)| c == code)
-            .map(|(c, k)| (c.to_string(), *k))
-    });
-    if code.is_none() && r.get("code").is_some() {
+    let hiv = codings
+        .iter()
+        .any(|(_, system, code)| *system == INKINGI_OBSERVATION && *code == "hiv-exposure");
+    let code = if hiv {
+        hiv_exposure(p, r).map(|v| ("hiv-exposure".to_string(), ObservationCode::HivExposure(v)))
+    } else {
+        codings.iter().find_map(|(_, system, code)| {
+            (*system == LOINC).then_some(())?;
+            OBSERVATION_CODES
+                .iter()
+                .find(|(c, _)| c == code)
+                .map(|(c, k)| (c.to_string(), *k))
+        })
+    };
+    if code.is_none() && !hiv && r.get("code").is_some() {
         let accepted: Vec<&str> = OBSERVATION_CODES.iter().map(|(c, _)| *c).collect();
         p.fail(
             "code-invalid",
             "code.coding",
             format!(
-                "expected a LOINC ({LOINC}) code among {}",
+                "expected a LOINC ({LOINC}) code among {}, or {INKINGI_OBSERVATION} \
+                 hiv-exposure",
                 accepted.join(", ")
             ),
         );
@@ -590,6 +633,12 @@ fn observation(p: &mut Path, r: &Value) -> Option<ObservationIn> {
     let effective = p.date(r.get("effectiveDateTime"), "effectiveDateTime");
     let (loinc, code) = code?;
     let (value, unit, date, value_path) = match code {
+        ObservationCode::HivExposure(_) => (
+            None,
+            "",
+            effective?,
+            format!("{}.valueCodeableConcept", p.at),
+        ),
         ObservationCode::Measure(kind) => {
             let (v, unit) = quantity(p, r, kind)?;
             (
@@ -625,6 +674,26 @@ fn observation(p: &mut Path, r: &Value) -> Option<ObservationIn> {
         date,
         value_path,
     })
+}
+
+/// The HIV exposure coded in `valueCodeableConcept` ([`HIV_EXPOSURE_VALUES`]).
+fn hiv_exposure(p: &mut Path, r: &Value) -> Option<HivExposure> {
+    let codings = p.codings(r, "valueCodeableConcept");
+    let found = codings
+        .iter()
+        .find(|(_, system, _)| *system == HIV_EXPOSURE_VALUES);
+    match found.map(|(_, _, code)| (*code, HivExposure::parse(code))) {
+        Some((_, Some(v))) => Some(v),
+        other => {
+            let what = other.map_or("no coding".to_string(), |(c, _)| format!("'{c}'"));
+            p.fail(
+                "code-invalid",
+                "valueCodeableConcept.coding",
+                format!("{what}: expected {HIV_EXPOSURE_VALUES} exposed, not-exposed or unknown"),
+            );
+            None
+        }
+    }
 }
 
 /// The value in kg (weight) or cm (lengths), converted from g, mm or m; must be positive.
