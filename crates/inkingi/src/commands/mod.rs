@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod audit;
+mod dci_bench;
 mod demo;
 mod dhis2;
 mod export;
@@ -38,6 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Match(cmd) => return matching::run_command(cmd, cli.global.config.as_deref()),
         Command::Simulate(cmd) => return simulate::run(cmd).await,
         Command::Keys(cmd) => return keys::run(cmd),
+        Command::DciBench(cmd) => return dci_bench::run(cmd).await,
         other => other,
     };
     let config = Config::load(cli.global.config.as_deref(), &overrides)?;
@@ -57,9 +59,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Programmes(cmd) => targeting::programmes(&config, cmd).await,
         Command::Dhis2(cmd) => dhis2::run(&config, cmd).await,
         // Handled above, before the configuration is loaded.
-        Command::Generate(_) | Command::Match(_) | Command::Simulate(_) | Command::Keys(_) => {
-            Ok(())
-        }
+        Command::Generate(_)
+        | Command::Match(_)
+        | Command::Simulate(_)
+        | Command::Keys(_)
+        | Command::DciBench(_) => Ok(()),
     }
 }
 
