@@ -271,7 +271,8 @@ async fn run_enrolled(
                 item["status_reason_code"] = json!(r.reason.code());
                 item["status_reason_message"] = json!(r.message);
                 item["enrolled_status"] = json!("no");
-                (outcome(&reference, Some((r.reason.code(), &r.message)), 0), Vec::new())
+                let refused = Some((r.reason.code(), r.message.as_str()));
+                (outcome(&reference, refused, 0), Vec::new())
             }
             Ok(q) => {
                 let found = match q.search.entity {

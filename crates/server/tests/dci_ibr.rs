@@ -427,6 +427,10 @@ async fn on_updates(State(r): State<Receiver>, axum::Json(b): axum::Json<Value>)
 async fn async_forms_acknowledge_and_deliver_through_the_job_queue() {
     for db in databases().await {
         let app = TestApp::start(&db).await;
+        let catalogue = inkingi_domain::programmes::Catalogue::rw_illustrative().unwrap();
+        inkingi_store::programmes::load_catalogue(&app.store, &catalogue, "test")
+            .await
+            .unwrap();
         add_user(&app, "sp.mis", Role::ProgrammeManager, "national").await;
         let mis = token(
             &app,

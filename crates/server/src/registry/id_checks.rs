@@ -161,10 +161,14 @@ pub(crate) async fn queue_check(
         return Err(not_visible(state, principal, "person", id).await);
     };
     let Some((subject, latest)) = state.store.id_checks().verify_target(id).await? else {
-        return Err(ApiError::invalid_field(
-            "national_id",
-            format!("person {id} has no national ID or has died: nothing to verify"),
-        ));
+        return Err(ApiError {
+            field: Some("national_id".into()),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("person {id} has no national ID or has died: nothing to verify"),
+            )
+        });
     };
     let latest = latest.map_or_else(|| "none".to_string(), |c| c.to_string());
     let key = IdempotencyKey::parse(&format!("id-verify-now:{id}:{latest}"))

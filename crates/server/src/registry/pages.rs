@@ -9,6 +9,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use chrono::NaiveDate;
 use inkingi_domain::identity::{Permission, Purpose};
 use inkingi_domain::registry::change::ChangeStatus;
@@ -525,7 +526,7 @@ pub async fn verify_page(
     ctx: PageCtx,
     principal: PagePrincipal,
     Path(id): Path<Uuid>,
-    axum::Form(raw): axum::Form<Vec<(String, String)>>,
+    Form(raw): Form<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let csrf = raw.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
     principal.check_csrf(csrf)?;
