@@ -82,6 +82,16 @@ done
 list=$(IFS=,; echo "${subs[*]}")
 stop
 
+# Every imported household queued a targeting.rescore job; run them first so the DCI phases
+# measure notifications, not the import's scoring (itself a backlog of $HOUSEHOLDS jobs).
+pending() { curl -fs "$srv/metrics" | awk '/^job_queue_depth\{/ && /status="(queued|running)"/ {s+=$2} END {print s+0}'; }
+start
+t0=$(date +%s)
+sleep 3
+until [ "$(pending)" = 0 ]; do sleep 2; done
+say "import's rescore jobs ($HOUSEHOLDS) drained in $(( $(date +%s) - t0 )) s; load: $(uptime)"
+stop
+
 say "fan-out: $FANOUT households registered, 10 subscribers"
 import_generated "$FANOUT" 7
 start

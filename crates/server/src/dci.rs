@@ -152,7 +152,13 @@ impl From<ApiError> for Refusal {
 
 impl Refusal {
     /// As a synchronous endpoint answers it.
-    pub(crate) fn sync(self, state: &AppState, action: &str, cid: &str, now: DateTime<Utc>) -> Response {
+    pub(crate) fn sync(
+        self,
+        state: &AppState,
+        action: &str,
+        cid: &str,
+        now: DateTime<Utc>,
+    ) -> Response {
         match self {
             Refusal::Rejected(h, r) => {
                 let mut header = CallbackHeader::answering(&h, action, our_id(state), now);

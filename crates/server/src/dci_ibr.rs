@@ -21,8 +21,8 @@ use inkingi_domain::programmes::{EnrolmentStatus, TargetType};
 use inkingi_domain::registry::Household;
 use inkingi_interop::dci::envelope::{timestamp, Ack, Answer, CallbackHeader};
 use inkingi_interop::dci::ibr::{
-    beneficiary, check_updates, item_rejection, prepare_enrolled, EnrolledMessage,
-    EnrolledQuery, EnrolmentFacts, ItemRejection, Update, UpdatesMessage,
+    beneficiary, check_updates, item_rejection, prepare_enrolled, EnrolledMessage, EnrolledQuery,
+    EnrolmentFacts, ItemRejection, Update, UpdatesMessage,
 };
 use inkingi_interop::dci::records;
 use inkingi_interop::dci::search::{prepare, Entity};
@@ -180,7 +180,11 @@ pub async fn sync_enrolled(
         (status = 422, description = "NACK acknowledgement", body = Object),
     ),
     security(("bearer" = [])))]
-pub async fn enrolled(State(state): State<AppState>, principal: Principal, body: Bytes) -> Response {
+pub async fn enrolled(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Response {
     serve_enrolled(&state, &principal, &body, Some("on-enrolled")).await
 }
 
@@ -401,11 +405,9 @@ async fn by_person(state: &AppState, principal: &Principal, q: &EnrolledQuery) -
             found.enrolled |= e.status.holds_place();
             let member = records::member(p, h.as_ref());
             let f = facts(e, &catalogue);
-            found.records.push(beneficiary(
-                unit.as_deref().unwrap_or(""),
-                Some(member),
-                &f,
-            ));
+            found
+                .records
+                .push(beneficiary(unit.as_deref().unwrap_or(""), Some(member), &f));
         }
     }
     Ok(found)
@@ -613,10 +615,9 @@ async fn apply(
             .await?;
             Ok(Ok(format!("{} → {}", e.status, e2.status)))
         }
-        Err(StoreError::Invalid(m)) | Err(StoreError::Conflict(m)) => Ok(Err(item_rejection(
-            "rjct.enrolment_status.invalid",
-            m,
-        ))),
+        Err(StoreError::Invalid(m)) | Err(StoreError::Conflict(m)) => {
+            Ok(Err(item_rejection("rjct.enrolment_status.invalid", m)))
+        }
         Err(other) => Err(other.into()),
     }
 }
@@ -663,7 +664,10 @@ async fn enrol(
         }
     };
     if !a.eligible {
-        return Ok(Err(item_rejection("rjct.eligibility.invalid", a.explanation)));
+        return Ok(Err(item_rejection(
+            "rjct.eligibility.invalid",
+            a.explanation,
+        )));
     }
     let new = NewEnrolment {
         household_id: household,

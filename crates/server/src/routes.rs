@@ -126,8 +126,8 @@ fn all() -> Vec<Route> {
         changes, forms, households, id_checks, imports, matching, memberships, pages, people,
     };
     use crate::{
-        audit, auth, children, crvs, cycles, dci, dci_auth, dci_events, dci_ibr, health, linkage, metrics,
-        openapi, programmes, recertifications, targeting, web, webhooks,
+        audit, auth, children, crvs, cycles, dci, dci_auth, dci_events, dci_ibr, health, linkage,
+        metrics, openapi, programmes, recertifications, targeting, web, webhooks,
     };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);

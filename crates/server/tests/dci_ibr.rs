@@ -291,10 +291,16 @@ async fn reported_enrolments_move_the_lifecycle_and_enrolled_answers_from_them()
             "[{db:?}]"
         );
         let rec = &item["data"]["reg_records"][0];
-        assert_eq!(rec["member"]["demographic_info"]["name"]["given_name"], "Aline");
+        assert_eq!(
+            rec["member"]["demographic_info"]["name"]["given_name"],
+            "Aline"
+        );
         assert!(rec["programme_identifier"]["enrolment_date"].is_string());
         let item = enrolled(&app, &reader, &brigitte).await;
-        assert_eq!(item["enrolled_status"], "no", "[{db:?}] waiting is not enrolled");
+        assert_eq!(
+            item["enrolled_status"], "no",
+            "[{db:?}] waiting is not enrolled"
+        );
         assert_eq!(
             statuses(&item),
             [("small".to_string(), "Waiting".to_string())]
@@ -452,7 +458,10 @@ async fn async_forms_acknowledge_and_deliver_through_the_job_queue() {
         let recv = Receiver::default();
         let router = axum::Router::new()
             .route("/ibr/on-enrolled", axum::routing::post(on_enrolled))
-            .route("/ibr/enrollment/on-updates", axum::routing::post(on_updates))
+            .route(
+                "/ibr/enrollment/on-updates",
+                axum::routing::post(on_updates),
+            )
             .with_state(recv.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let uri = format!("http://{}/ibr", listener.local_addr().unwrap());
@@ -478,16 +487,27 @@ async fn async_forms_acknowledge_and_deliver_through_the_job_queue() {
         .await;
         assert_eq!(s, 202, "[{db:?}] {ack}");
         assert_eq!(ack["message"]["ack_status"], "ACK");
-        let (s, ack2) = post(&app, "/dci/registry/enrolled", &mis, &enrolled_query(&aline, &uri))
-            .await;
+        let (s, ack2) = post(
+            &app,
+            "/dci/registry/enrolled",
+            &mis,
+            &enrolled_query(&aline, &uri),
+        )
+        .await;
         assert_eq!(s, 202, "[{db:?}] {ack2}");
         drain_jobs(&app).await;
 
         let got = recv.bodies.lock().unwrap().clone();
         assert_eq!(got.len(), 2, "[{db:?}] {got:?}");
         let (_, upd) = got.iter().find(|(k, _)| k == "updates").unwrap();
-        assert_eq!(upd["message"]["correlation_id"], ack["message"]["correlation_id"]);
-        assert_eq!(upd["message"]["enrolled_response"][0]["status"], "succ", "{upd}");
+        assert_eq!(
+            upd["message"]["correlation_id"],
+            ack["message"]["correlation_id"]
+        );
+        assert_eq!(
+            upd["message"]["enrolled_response"][0]["status"], "succ",
+            "{upd}"
+        );
         let (_, enr) = got.iter().find(|(k, _)| k == "enrolled").unwrap();
         // Applied when acknowledged, so the later query sees the enrolment.
         assert_eq!(

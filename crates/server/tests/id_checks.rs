@@ -424,15 +424,28 @@ async fn verify_now_queues_one_job_until_it_ran_from_the_api_and_the_household_p
         let connector = IdConnector::new(sim.url());
         add_user(&app, "officer.11", Role::DistrictOfficer, "11").await;
         add_user(&app, "officer.12", Role::DistrictOfficer, "12").await;
-        let mine = token(&app, "officer.11", &["read", "write", "purpose:registration"]).await;
-        let theirs = token(&app, "officer.12", &["read", "write", "purpose:registration"]).await;
+        let mine = token(
+            &app,
+            "officer.11",
+            &["read", "write", "purpose:registration"],
+        )
+        .await;
+        let theirs = token(
+            &app,
+            "officer.12",
+            &["read", "write", "purpose:registration"],
+        )
+        .await;
 
         // Asked twice before the worker ran: one job, ahead of the sweep's.
         let (s, first) = verify_now(&app, alice, &mine).await;
         assert_eq!(s, 202, "[{db:?}] {first}");
         assert_eq!(first["job_status"], "queued", "[{db:?}]");
         let (_, again) = verify_now(&app, alice, &mine).await;
-        assert_eq!(again["job_id"], first["job_id"], "[{db:?}] idempotent while pending");
+        assert_eq!(
+            again["job_id"], first["job_id"],
+            "[{db:?}] idempotent while pending"
+        );
         assert_eq!(verify_jobs(&store).await.len(), 1, "[{db:?}]");
         assert!(verify_jobs(&store).await[0].priority > 0, "[{db:?}]");
 
@@ -440,12 +453,22 @@ async fn verify_now_queues_one_job_until_it_ran_from_the_api_and_the_household_p
         let (s, _) = verify_now(&app, alice, &theirs).await;
         assert_eq!(s, 404, "[{db:?}]");
         let (s, p) = verify_now(&app, child, &mine).await;
-        assert_eq!((s, p["field"].as_str()), (422, Some("national_id")), "[{db:?}] {p}");
+        assert_eq!(
+            (s, p["field"].as_str()),
+            (422, Some("national_id")),
+            "[{db:?}] {p}"
+        );
 
         verify(&store, &connector).await;
-        let body =
-            json_of(get(&app, &format!("/api/v1/individuals/{alice}/id-checks"), &mine).await)
-                .await;
+        let body = json_of(
+            get(
+                &app,
+                &format!("/api/v1/individuals/{alice}/id-checks"),
+                &mine,
+            )
+            .await,
+        )
+        .await;
         assert_eq!(body["checks"][0]["status"], "verified", "[{db:?}] {body}");
         // Done: asking again queues a new check.
         let (s, next) = verify_now(&app, alice, &mine).await;
@@ -466,7 +489,10 @@ async fn verify_now_queues_one_job_until_it_ran_from_the_api_and_the_household_p
         let html = page(&app, &cookie, &format!("/registry/households/{hh}")).await;
         assert!(html.contains("verified · "), "[{db:?}] latest result shown");
         let action = format!("/registry/people/{jan}/id-checks");
-        assert!(html.contains(&action), "[{db:?}] a button per member with an ID");
+        assert!(
+            html.contains(&action),
+            "[{db:?}] a button per member with an ID"
+        );
         assert!(!html.contains(&format!("/registry/people/{child}/id-checks")));
         let csrf = hidden(&html, "csrf");
         let post = |form: Vec<(&'static str, String)>| {

@@ -181,7 +181,10 @@ impl IdChecks<'_> {
     /// What a check asked for now would verify: the person's current subject and the id of
     /// their latest check; `None` when they cannot be checked (dead or without a national ID).
     /// The caller checked the person's scope.
-    pub async fn verify_target(&self, person_id: Uuid) -> StoreResult<Option<(String, Option<Uuid>)>> {
+    pub async fn verify_target(
+        &self,
+        person_id: Uuid,
+    ) -> StoreResult<Option<(String, Option<Uuid>)>> {
         let row: Option<(String, Option<Uuid>)> = on_read!(self.pools(), |p| {
             sqlx::query_as(&format!(
                 "SELECT {SUBJECT_SQL}, (SELECT c.id FROM id_checks c WHERE c.person_id = p.id \

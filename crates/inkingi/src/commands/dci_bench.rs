@@ -53,7 +53,8 @@ struct Pool {
 }
 
 fn column(path: &Path, name: &str) -> anyhow::Result<Vec<String>> {
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let at = r
         .headers()?
         .iter()
@@ -106,7 +107,10 @@ async fn client(
     until: Instant,
 ) -> (Vec<u64>, u64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let url = format!("{}/dci/registry/sync/search", args.url.trim_end_matches('/'));
+    let url = format!(
+        "{}/dci/registry/sync/search",
+        args.url.trim_end_matches('/')
+    );
     let mut times = Vec::new();
     let mut errors = 0;
     while Instant::now() < until {
@@ -198,7 +202,10 @@ async fn subscribe(url: &str, token: &str, sender_uri: &str) -> anyhow::Result<(
                     "member_removed", "live_birth", "death"],
                 "notify_record_type": "Group"}}]}});
     let res = reqwest::Client::new()
-        .post(format!("{}/dci/registry/subscribe", url.trim_end_matches('/')))
+        .post(format!(
+            "{}/dci/registry/subscribe",
+            url.trim_end_matches('/')
+        ))
         .bearer_auth(token)
         .json(&body)
         .send()
@@ -227,7 +234,10 @@ async fn wait(subscribers: &[String], expect: u64, timeout: Duration) -> anyhow:
                 .await?;
             stats.push(v);
         }
-        let taken: u64 = stats.iter().map(|s| s["effects"].as_u64().unwrap_or(0)).sum();
+        let taken: u64 = stats
+            .iter()
+            .map(|s| s["effects"].as_u64().unwrap_or(0))
+            .sum();
         let done = stats
             .iter()
             .all(|s| s["effects"].as_u64().unwrap_or(0) >= expect);

@@ -384,7 +384,10 @@ fn national_id_of(b: &Value) -> Option<String> {
                         .get("identifier_type")
                         .and_then(Value::as_str)
                         .unwrap_or("");
-                    if matches!(t.to_ascii_uppercase().as_str(), "NID" | "UIN" | "NATIONAL_ID") {
+                    if matches!(
+                        t.to_ascii_uppercase().as_str(),
+                        "NID" | "UIN" | "NATIONAL_ID"
+                    ) {
                         if let Some(v) = o.get("identifier_value").and_then(Value::as_str) {
                             return Some(v.to_string());
                         }
@@ -402,7 +405,10 @@ fn read_update(b: &Value, i: usize, reference_id: &str) -> Result<Update, ItemRe
     let nid = national_id_of(b).ok_or_else(|| {
         item_rejection(
             "rjct.member_identifier.invalid",
-            format!("{}: a NID/UIN identifier is required", at("member.member_identifier")),
+            format!(
+                "{}: a NID/UIN identifier is required",
+                at("member.member_identifier")
+            ),
         )
     })?;
     let national_id = NationalId::parse(&nid).map_err(|e| {
@@ -429,7 +435,10 @@ fn read_update(b: &Value, i: usize, reference_id: &str) -> Result<Update, ItemRe
         .ok_or_else(|| {
             item_rejection(
                 "rjct.programme.invalid",
-                format!("{}: required", at("programme_identifier.programme.programme_identifier")),
+                format!(
+                    "{}: required",
+                    at("programme_identifier.programme.programme_identifier")
+                ),
             )
         })?
         .to_string();

@@ -494,9 +494,17 @@ async fn with_id_checks(
         let Ok(pid) = r.id.parse::<Uuid>() else {
             continue;
         };
-        let checks = state.store.id_checks().for_person(&principal.scope, pid).await?;
+        let checks = state
+            .store
+            .id_checks()
+            .for_person(&principal.scope, pid)
+            .await?;
         if let Some(c) = checks.first() {
-            r.id_check = format!("{} · {}", c.status.as_str(), c.checked_at.format("%Y-%m-%d %H:%M"));
+            r.id_check = format!(
+                "{} · {}",
+                c.status.as_str(),
+                c.checked_at.format("%Y-%m-%d %H:%M")
+            );
             shown = true;
         }
     }
@@ -528,7 +536,10 @@ pub async fn verify_page(
     Path(id): Path<Uuid>,
     Form(raw): Form<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
-    let csrf = raw.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+    let csrf = raw
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str());
     principal.check_csrf(csrf)?;
     let queued = match super::id_checks::queue_check(&state, &principal, id).await {
         Ok(q) => q,
