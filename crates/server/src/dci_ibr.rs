@@ -577,10 +577,15 @@ async fn apply(
         )));
     };
     let person = (prog.programme.target == TargetType::Individual).then_some(p.person.id);
-    let open = household_enrolments(state, principal, household, &[u.programme.clone()])
-        .await?
-        .into_iter()
-        .find(|e| !e.status.is_closed() && e.person_id == person);
+    let open = household_enrolments(
+        state,
+        principal,
+        household,
+        std::slice::from_ref(&u.programme),
+    )
+    .await?
+    .into_iter()
+    .find(|e| !e.status.is_closed() && e.person_id == person);
     let actor = principal.username.as_str();
     let reason = u
         .reason
