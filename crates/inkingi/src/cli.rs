@@ -103,6 +103,9 @@ pub enum Command {
     /// The child record's feeds from files.
     #[command(subcommand)]
     Children(ChildrenCommand),
+    /// Load generator of the DCI benchmarks (bench/dci.sh). Needs no database.
+    #[command(subcommand, hide = true)]
+    DciBench(DciBenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +140,55 @@ pub enum ChildrenCommand {
         #[arg(long, default_value = "school-data")]
         source: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DciBenchCommand {
+    /// Concurrent clients running DCI sync searches; prints latency percentiles as JSON.
+    Search(DciSearchArgs),
+    /// Subscribes a DCI subscriber (e.g. `inkingi simulate subscriber`) to every event.
+    Subscribe {
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "INKINGI_BENCH_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The subscriber's base, e.g. http://127.0.0.1:9001/dci.
+        #[arg(long)]
+        sender_uri: String,
+    },
+    /// Waits until every subscriber simulator has taken `expect` events; prints the rate.
+    Wait {
+        /// Subscriber simulators' base URLs (their /stats is polled), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        subscribers: Vec<String>,
+        #[arg(long)]
+        expect: u64,
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DciSearchArgs {
+    /// Inkingi's base URL.
+    #[arg(long)]
+    pub url: String,
+    #[arg(long, env = "INKINGI_BENCH_TOKEN", hide_env_values = true)]
+    pub token: String,
+    #[arg(long, default_value = "registration")]
+    pub purpose: String,
+    /// Directory of the generated registry files the loaded registry came from.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 50)]
+    pub clients: u32,
+    #[arg(long, default_value_t = 30)]
+    pub duration_secs: u64,
+    /// Predicate searches (sector, birth year, sex) instead of searches by national ID.
+    #[arg(long)]
+    pub predicate: bool,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Subcommand)]

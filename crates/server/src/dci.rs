@@ -152,7 +152,13 @@ impl From<ApiError> for Refusal {
 
 impl Refusal {
     /// As a synchronous endpoint answers it.
-    fn sync(self, state: &AppState, action: &str, cid: &str, now: DateTime<Utc>) -> Response {
+    pub(crate) fn sync(
+        self,
+        state: &AppState,
+        action: &str,
+        cid: &str,
+        now: DateTime<Utc>,
+    ) -> Response {
         match self {
             Refusal::Rejected(h, r) => {
                 let mut header = CallbackHeader::answering(&h, action, our_id(state), now);
@@ -262,7 +268,7 @@ pub(crate) async fn accept<M: DeserializeOwned>(
 }
 
 /// A synchronous answer, signed when the registry has a configured signing key.
-fn signed<T: serde::Serialize>(state: &AppState, answer: &T) -> Response {
+pub(crate) fn signed<T: serde::Serialize>(state: &AppState, answer: &T) -> Response {
     let Some(signer) = &state.settings.dci.message_signer else {
         return Json(answer).into_response();
     };
@@ -387,7 +393,7 @@ async fn run_item(
     })
 }
 
-fn read_record(principal: &Principal, p: &PersonRecord) -> AuditRecord {
+pub(crate) fn read_record(principal: &Principal, p: &PersonRecord) -> AuditRecord {
     let mut r = principal.audit_record("person.read", "person");
     r.subject_id = Some(p.person.id.to_string());
     r.area = p.person.village.clone();

@@ -13,6 +13,7 @@ pub mod cycles;
 pub mod dci;
 pub mod dci_auth;
 pub mod dci_events;
+pub mod dci_ibr;
 pub mod error;
 pub mod extract;
 pub mod health;

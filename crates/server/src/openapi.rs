@@ -38,6 +38,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::cycles::api());
     doc.merge(crate::dci::api());
     doc.merge(crate::dci_auth::api());
+    doc.merge(crate::dci_ibr::api());
     doc.merge(crate::crvs::api());
     doc.merge(crate::webhooks::api());
     doc.merge(crate::children::api());

@@ -116,8 +116,8 @@ fn all() -> Vec<Route> {
         changes, forms, households, id_checks, imports, matching, memberships, pages, people,
     };
     use crate::{
-        audit, auth, children, crvs, cycles, dci, dci_auth, dci_events, health, linkage, metrics,
-        openapi, programmes, recertifications, targeting, web, webhooks,
+        audit, auth, children, crvs, cycles, dci, dci_auth, dci_events, dci_ibr, health, linkage,
+        metrics, openapi, programmes, recertifications, targeting, web, webhooks,
     };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
@@ -169,6 +169,12 @@ fn all() -> Vec<Route> {
             id_checks::for_person,
         ),
         get_route("/api/v1/id-checks", READ, id_checks::worklist),
+        post_route(
+            "/api/v1/individuals/{id}/id-checks",
+            WRITE,
+            id_checks::verify_now,
+        ),
+        post_route("/registry/people/{id}/id-checks", WRITE, pages::verify_page),
         patch_route(
             "/api/v1/memberships/{person_id}",
             WRITE,
@@ -292,6 +298,20 @@ fn all() -> Vec<Route> {
             "/dci/registry/txn/status",
             Requires(Permission::ReadPersonalData),
             dci::txn_status,
+        ),
+        // DCI Integrated Beneficiary Registry: enrolment queries read personal data; reported
+        // enrolments change the programmes' enrolments (checked again in the handler).
+        post_route("/dci/registry/sync/enrolled", READ, dci_ibr::sync_enrolled),
+        post_route("/dci/registry/enrolled", READ, dci_ibr::enrolled),
+        post_route(
+            "/dci/registry/sync/enrollment/updates",
+            PROGRAMMES,
+            dci_ibr::sync_enrollment_updates,
+        ),
+        post_route(
+            "/dci/registry/enrollment/updates",
+            PROGRAMMES,
+            dci_ibr::enrollment_updates,
         ),
         // Event subscriptions: notifications disclose personal data within the subscriber's
         // scope.

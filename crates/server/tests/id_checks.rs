@@ -387,3 +387,154 @@ async fn people_are_verified_once_and_mismatches_reach_the_area_worklist() {
         app.stop().await;
     }
 }
+
+async fn verify_now(app: &TestApp, person: Uuid, token: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/individuals/{person}/id-checks")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
+    let res = app
+        .client
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn verify_now_queues_one_job_until_it_ran_from_the_api_and_the_household_page() {
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        let store = app.store.clone();
+        let ids = household(&store).await;
+        let (alice, jan, child) = (ids[0], ids[1], ids[3]);
+        let sim = id_registry().await;
+        let connector = IdConnector::new(sim.url());
+        add_user(&app, "officer.11", Role::DistrictOfficer, "11").await;
+        add_user(&app, "officer.12", Role::DistrictOfficer, "12").await;
+        let mine = token(
+            &app,
+            "officer.11",
+            &["read", "write", "purpose:registration"],
+        )
+        .await;
+        let theirs = token(
+            &app,
+            "officer.12",
+            &["read", "write", "purpose:registration"],
+        )
+        .await;
+
+        // Asked twice before the worker ran: one job, ahead of the sweep's.
+        let (s, first) = verify_now(&app, alice, &mine).await;
+        assert_eq!(s, 202, "[{db:?}] {first}");
+        assert_eq!(first["job_status"], "queued", "[{db:?}]");
+        let (_, again) = verify_now(&app, alice, &mine).await;
+        assert_eq!(
+            again["job_id"], first["job_id"],
+            "[{db:?}] idempotent while pending"
+        );
+        assert_eq!(verify_jobs(&store).await.len(), 1, "[{db:?}]");
+        assert!(verify_jobs(&store).await[0].priority > 0, "[{db:?}]");
+
+        // Out of scope: 404; no national ID: 422 naming the field.
+        let (s, _) = verify_now(&app, alice, &theirs).await;
+        assert_eq!(s, 404, "[{db:?}]");
+        let (s, p) = verify_now(&app, child, &mine).await;
+        assert_eq!(
+            (s, p["field"].as_str()),
+            (422, Some("national_id")),
+            "[{db:?}] {p}"
+        );
+
+        verify(&store, &connector).await;
+        let body = json_of(
+            get(
+                &app,
+                &format!("/api/v1/individuals/{alice}/id-checks"),
+                &mine,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(body["checks"][0]["status"], "verified", "[{db:?}] {body}");
+        // Done: asking again queues a new check.
+        let (s, next) = verify_now(&app, alice, &mine).await;
+        assert_eq!(s, 202, "[{db:?}] {next}");
+        assert_ne!(next["job_id"], first["job_id"], "[{db:?}]");
+
+        // The household page shows the latest result and a button doing the same, CSRF-checked.
+        let cookie = session(&app, "officer.11").await;
+        let hh = store
+            .registry()
+            .person(&AreaScope::national(), jan)
+            .await
+            .unwrap()
+            .unwrap()
+            .person
+            .household_id
+            .unwrap();
+        let html = page(&app, &cookie, &format!("/registry/households/{hh}")).await;
+        assert!(html.contains("verified · "), "[{db:?}] latest result shown");
+        let action = format!("/registry/people/{jan}/id-checks");
+        assert!(
+            html.contains(&action),
+            "[{db:?}] a button per member with an ID"
+        );
+        assert!(!html.contains(&format!("/registry/people/{child}/id-checks")));
+        let csrf = hidden(&html, "csrf");
+        let post = |form: Vec<(&'static str, String)>| {
+            app.client
+                .post(app.url(&action))
+                .header("cookie", &cookie)
+                .form(&form)
+                .send()
+        };
+        let res = post(vec![("csrf", "forged".into())]).await.unwrap();
+        assert_eq!(res.status(), 403, "[{db:?}] a forged CSRF token is refused");
+        let res = post(vec![("csrf", csrf.clone())]).await.unwrap();
+        assert_eq!(res.status(), 303, "[{db:?}]");
+        let to = res.headers()["location"].to_str().unwrap().to_string();
+        assert!(to.contains("verify=queued"), "[{db:?}] {to}");
+        let html = page(&app, &cookie, to.split('#').next().unwrap()).await;
+        assert!(html.contains("verify-queued"), "[{db:?}]");
+        let jan_jobs = verify_jobs(&store)
+            .await
+            .into_iter()
+            .filter(|j| j.payload["person_id"] == jan.to_string())
+            .count();
+        assert_eq!(jan_jobs, 1, "[{db:?}]");
+
+        // Each request is in the audit log.
+        let requested = store
+            .audit()
+            .query(
+                &AreaScope::national(),
+                &AuditQuery {
+                    actor: Some("officer.11".into()),
+                    limit: 1000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.record.action == "person.id_verify_request")
+            .count();
+        assert_eq!(requested, 4, "[{db:?}]");
+        sim.stop();
+        app.stop().await;
+    }
+}

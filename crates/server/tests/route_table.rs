@@ -176,6 +176,40 @@ const TABLE: &[Entry] = &[
         foreign: Foreign::NotApplicable,
         role: None,
     },
+    // IBR: scope is tested in `dci_ibr.rs` (a caller scoped elsewhere finds nothing, a reader
+    // may not report enrolments); here: no anonymous or garbage-token access.
+    Entry {
+        method: "POST",
+        path: "/dci/registry/sync/enrolled",
+        call: "/dci/registry/sync/enrolled",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "POST",
+        path: "/dci/registry/enrolled",
+        call: "/dci/registry/enrolled",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "POST",
+        path: "/dci/registry/sync/enrollment/updates",
+        call: "/dci/registry/sync/enrollment/updates",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    Entry {
+        method: "POST",
+        path: "/dci/registry/enrollment/updates",
+        call: "/dci/registry/enrollment/updates",
+        anonymous: Anonymous::Unauthorized,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
     // Civil registration events: a national-scope client delivers them (tested in
     // `crvs.rs`, which also checks a district-scoped caller is refused).
     Entry {
@@ -298,6 +332,13 @@ const REGISTRY: &[Entry] = &[
     ),
     api(
         "GET",
+        "/api/v1/individuals/{id}/id-checks",
+        "/api/v1/individuals/{person}/id-checks",
+        Foreign::Refused,
+        Role::DistrictOfficer,
+    ),
+    api(
+        "POST",
         "/api/v1/individuals/{id}/id-checks",
         "/api/v1/individuals/{person}/id-checks",
         Foreign::Refused,
@@ -547,6 +588,15 @@ const REGISTRY: &[Entry] = &[
         method: "GET",
         path: "/registry/households/{id}/edit",
         call: "/registry/households/00000000-0000-0000-0000-000000000000/edit",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
+    // The "verify now" button; the CSRF check and scope are tested in `id_checks.rs`.
+    Entry {
+        method: "POST",
+        path: "/registry/people/{id}/id-checks",
+        call: "/registry/people/00000000-0000-0000-0000-000000000000/id-checks",
         anonymous: Anonymous::ToLogin,
         foreign: Foreign::NotApplicable,
         role: None,

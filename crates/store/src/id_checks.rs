@@ -178,6 +178,26 @@ impl IdChecks<'_> {
         rows.into_iter().map(from_row).collect()
     }
 
+    /// What a check asked for now would verify: the person's current subject and the id of
+    /// their latest check; `None` when they cannot be checked (dead or without a national ID).
+    /// The caller checked the person's scope.
+    pub async fn verify_target(
+        &self,
+        person_id: Uuid,
+    ) -> StoreResult<Option<(String, Option<Uuid>)>> {
+        let row: Option<(String, Option<Uuid>)> = on_read!(self.pools(), |p| {
+            sqlx::query_as(&format!(
+                "SELECT {SUBJECT_SQL}, (SELECT c.id FROM id_checks c WHERE c.person_id = p.id \
+                 ORDER BY c.checked_at DESC, c.id DESC LIMIT 1) FROM registry_people p \
+                 WHERE p.id = $1 AND p.national_id IS NOT NULL AND p.died_on IS NULL"
+            ))
+            .bind(person_id)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row)
+    }
+
     /// The latest checks with `status` of people in `scope`, newest first, that are still
     /// people's current checks (a later check supersedes them).
     pub async fn current_with_status(

@@ -2,6 +2,7 @@
 
 pub mod audit;
 mod children;
+mod dci_bench;
 mod demo;
 mod dhis2;
 mod export;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Match(cmd) => return matching::run_command(cmd, cli.global.config.as_deref()),
         Command::Simulate(cmd) => return simulate::run(cmd).await,
         Command::Keys(cmd) => return keys::run(cmd),
+        Command::DciBench(cmd) => return dci_bench::run(cmd).await,
         other => other,
     };
     let config = Config::load(cli.global.config.as_deref(), &overrides)?;
@@ -61,9 +63,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sms(cmd) => sms::run(&config, cmd).await,
         Command::Children(cmd) => children::run(&config, cmd).await,
         // Handled above, before the configuration is loaded.
-        Command::Generate(_) | Command::Match(_) | Command::Simulate(_) | Command::Keys(_) => {
-            Ok(())
-        }
+        Command::Generate(_)
+        | Command::Match(_)
+        | Command::Simulate(_)
+        | Command::Keys(_)
+        | Command::DciBench(_) => Ok(()),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod callback;
 pub mod envelope;
+pub mod ibr;
 pub mod notify;
 pub mod records;
 pub mod search;

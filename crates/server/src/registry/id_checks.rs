@@ -3,13 +3,18 @@
 //! no record — the worklist of officers who correct the registry or send people to NIDA.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
+use inkingi_domain::identity::Permission;
+use inkingi_domain::jobs::IdempotencyKey;
+use inkingi_interop::national_id::IdVerifyJob;
 use inkingi_store::id_checks::{CheckStatus, IdCheck};
+use inkingi_store::jobs::NewJob;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{not_visible, reader};
+use super::{audit_change, not_visible, reader};
 use crate::audit::record_read;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -121,4 +126,91 @@ pub async fn worklist(
         state.audit.record_reads(records).await?;
     }
     Ok(Json(Worklist { items }))
+}
+
+/// Runs before the sweep's jobs: an officer is waiting for it.
+const VERIFY_NOW_PRIORITY: i16 = 10;
+
+/// A check asked for now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyQueued {
+    pub person_id: Uuid,
+    /// The `id.verify` job; the same one while it has not produced a check.
+    pub job_id: String,
+    /// The job's status now (`queued`, `running`; `dead` when the ID registry refused it:
+    /// see `inkingi jobs retry`).
+    pub job_status: String,
+}
+
+/// Queues an immediate `id.verify` job for a person of the caller's area. While that job has
+/// not stored a check, asking again returns it (its idempotency key names the person's latest
+/// check). Audited as `person.id_verify_request`.
+pub(crate) async fn queue_check(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<VerifyQueued> {
+    principal.require(Permission::WritePersonalData)?;
+    let Some(p) = state.store.registry().person(&principal.scope, id).await? else {
+        return Err(not_visible(state, principal, "person", id).await);
+    };
+    let Some((subject, latest)) = state.store.id_checks().verify_target(id).await? else {
+        return Err(ApiError {
+            field: Some("national_id".into()),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("person {id} has no national ID or has died: nothing to verify"),
+            )
+        });
+    };
+    let latest = latest.map_or_else(|| "none".to_string(), |c| c.to_string());
+    let key = IdempotencyKey::parse(&format!("id-verify-now:{id}:{latest}"))
+        .map_err(ApiError::internal)?;
+    let job = NewJob::of(&IdVerifyJob {
+        person_id: id,
+        subject,
+    })?
+    .idempotency_key(key)
+    .priority(VERIFY_NOW_PRIORITY);
+    let mut uow = state.store.begin().await?;
+    let job_id = state.store.jobs().enqueue(&mut uow, job).await?;
+    audit_change(
+        state,
+        &mut uow,
+        principal,
+        "person.id_verify_request",
+        ("person", id),
+        p.person.village.clone(),
+        vec!["national_id".into()],
+    )
+    .await?;
+    uow.commit().await?;
+    let job_status = state
+        .store
+        .jobs()
+        .get(job_id)
+        .await?
+        .map_or_else(|| "queued".to_string(), |j| j.status.as_str().to_string());
+    Ok(VerifyQueued {
+        person_id: id,
+        job_id: job_id.to_string(),
+        job_status,
+    })
+}
+
+/// Verify a person against the national ID registry now, ahead of the sweep.
+#[utoipa::path(post, path = "/api/v1/individuals/{id}/id-checks", tag = "registry", operation_id = "people_id_check_now",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 202, description = "Queued (or already queued): the check appears in GET …/id-checks when done", body = VerifyQueued),
+        (status = 404, description = "No such person in your area scope"),
+        (status = 422, description = "The person has no national ID or has died", body = crate::error::ProblemBody)))]
+pub async fn verify_now(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<(StatusCode, Json<VerifyQueued>)> {
+    let queued = queue_check(&state, &principal, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(queued)))
 }

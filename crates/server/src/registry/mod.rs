@@ -48,6 +48,7 @@ pub const FORM_ID: &str = "rw-socioeconomic";
         people::search,
         id_checks::for_person,
         id_checks::worklist,
+        id_checks::verify_now,
         matching::match_person,
         matching::status,
         memberships::add,
@@ -66,7 +67,7 @@ pub const FORM_ID: &str = "rw-socioeconomic";
     ),
     components(schemas(crate::error::FieldError, input::MemberFields, input::HouseholdFields,
         households::CreateHousehold, changes::ChangeView, changes::ChangePage,
-        changes::Decision, imports::ImportView, id_checks::PersonChecks, id_checks::Worklist,
+        changes::Decision, imports::ImportView, id_checks::PersonChecks, id_checks::Worklist, id_checks::VerifyQueued,
         matching::MatchRequest, matching::MatchResponse,
         matching::MatchCandidate, matching::OutsideScope, crate::lookup::LookupStatus)),
     tags((name = "registry", description = "Households, individuals, memberships, history and the questionnaire"))

@@ -9,6 +9,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use chrono::NaiveDate;
 use inkingi_domain::identity::{Permission, Purpose};
 use inkingi_domain::registry::change::ChangeStatus;
@@ -189,6 +190,8 @@ struct MemberRow {
     phones: String,
     /// The mother's id and name, when she is recorded.
     mother: Option<(String, String)>,
+    /// The latest check against the national ID registry: status and when.
+    id_check: String,
 }
 
 struct FieldChange {
@@ -230,6 +233,9 @@ struct HouseholdPage {
     answers: Vec<(String, String)>,
     events: Vec<EventRow>,
     open_changes: Vec<OpenChange>,
+    csrf: String,
+    /// A check against the national ID registry was just queued.
+    verify_queued: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +243,8 @@ struct HouseholdPage {
 pub struct HouseholdParams {
     as_of: Option<String>,
     lang: Option<String>,
+    /// `queued` after the "verify now" button.
+    verify: Option<String>,
 }
 
 /// The household's village with the names of the areas it lies in ("Kigali › … › Village").
@@ -285,6 +293,7 @@ fn member_rows(doc: &HouseholdDoc) -> Vec<MemberRow> {
                 phones: text(m.get("phones")),
                 mother,
                 role: role.clone(),
+                id_check: String::new(),
             };
             (role != "head", row)
         })
@@ -461,12 +470,92 @@ pub async fn household_page(
         as_of: day.map(|d| d.to_string()).unwrap_or_default(),
         past: day.is_some(),
         may_write: principal.require(Permission::WritePersonalData).is_ok(),
-        members: member_rows(&doc),
+        members: with_id_checks(&state, &principal, purpose, &h, member_rows(&doc)).await?,
         answers: answer_rows(&form, answers, lang),
         events: event_rows(&events),
         open_changes: open_changes(&state, &principal, &h).await?,
+        csrf: principal.csrf_token().to_string(),
+        verify_queued: params.verify.as_deref() == Some("queued"),
     };
     Ok(render(&ctx, StatusCode::OK, &page))
+}
+
+/// Fills each member's latest check against the national ID registry (one audited read of
+/// the household's checks when any is shown).
+async fn with_id_checks(
+    state: &AppState,
+    principal: &PagePrincipal,
+    purpose: Purpose,
+    h: &Household,
+    mut rows: Vec<MemberRow>,
+) -> ApiResult<Vec<MemberRow>> {
+    let mut shown = false;
+    for r in &mut rows {
+        let Ok(pid) = r.id.parse::<Uuid>() else {
+            continue;
+        };
+        let checks = state
+            .store
+            .id_checks()
+            .for_person(&principal.scope, pid)
+            .await?;
+        if let Some(c) = checks.first() {
+            r.id_check = format!(
+                "{} · {}",
+                c.status.as_str(),
+                c.checked_at.format("%Y-%m-%d %H:%M")
+            );
+            shown = true;
+        }
+    }
+    if shown {
+        record_read(
+            state,
+            principal,
+            purpose,
+            ("household", &h.id.to_string()),
+            Some(h.village.clone()),
+            &["id_checks"],
+        )
+        .await?;
+    }
+    Ok(rows)
+}
+
+/// The "verify now" button of a member: queues a check against the national ID registry
+/// (as `POST /api/v1/individuals/{id}/id-checks` does) and goes back to the household.
+#[utoipa::path(post, path = "/registry/people/{id}/id-checks", operation_id = "registry_verify_person_page", tag = "registry",
+    params(("id" = Uuid, Path)),
+    responses((status = 303, description = "Queued: back to the household's page"),
+        (status = 404, description = "No such person in your area scope"),
+        (status = 422, description = "The person has no national ID or has died")))]
+pub async fn verify_page(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    principal: PagePrincipal,
+    Path(id): Path<Uuid>,
+    Form(raw): Form<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let csrf = raw
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str());
+    principal.check_csrf(csrf)?;
+    let queued = match super::id_checks::queue_check(&state, &principal, id).await {
+        Ok(q) => q,
+        Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(not_found(&ctx)),
+        Err(e) => return Ok(crate::web::page::bad_request(&ctx, &e)),
+    };
+    let household = state
+        .store
+        .registry()
+        .person(&principal.scope, queued.person_id)
+        .await?
+        .and_then(|p| p.person.household_id);
+    Ok(match household {
+        Some(h) => see_other(&format!("/registry/households/{h}?verify=queued#m-{id}")),
+        None => see_other("/registry"),
+    })
 }
 
 /// Answers of the household section as a form sends them: one value per key, several for a

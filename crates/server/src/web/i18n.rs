@@ -143,6 +143,7 @@ messages! {
     nav_programmes, prog_agency, prog_all, prog_amount, prog_back_to_rule, prog_base, prog_benefit, prog_benefit_daily_wage, prog_benefit_fixed, prog_benefit_params, prog_benefit_per_member, prog_budget, prog_cap, prog_capacity, prog_code, prog_col_amount, prog_col_pages, prog_col_programme, prog_col_reason, prog_col_score, prog_col_since, prog_col_status, prog_daily_wage, prog_days, prog_description, prog_edit_link, prog_edit_title, prog_enrolments_title, prog_frequency, prog_illustrative, prog_intro, prog_name, prog_new_title, prog_no_enrolments, prog_none, prog_overlaps, prog_per_member, prog_rule, prog_rule_hint, prog_rule_ok, prog_save, prog_saved, prog_sim_cost, prog_sim_current, prog_sim_desc, prog_sim_heading, prog_sim_proposed, prog_sim_totals, prog_simulate, prog_stale, prog_target, prog_target_household, prog_target_individual, prog_title, prog_truncated,
     child_title, child_services, child_timeline, child_col_service, child_col_window, child_col_status, child_col_date, child_col_fact, child_col_detail, child_col_source, child_provisional_note, child_none,
     child_growth, child_growth_none, child_protection, child_sensitive, child_restricted,
+    idv_col, idv_verify, idv_queued, idv_none,
 }
 
 impl Messages {
