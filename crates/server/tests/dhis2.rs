@@ -341,6 +341,7 @@ async fn tracker_data_is_linked_stored_once_and_pulled_incrementally() {
             },
             token: TOKEN.into(),
             missed_share: 0.1,
+            reject_data_elements: Vec::new(),
         };
         let sim = Dhis2Sim::start(
             "127.0.0.1:0".parse().unwrap(),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod audit;
+mod children;
 mod demo;
 mod dhis2;
 mod export;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Targeting(cmd) => targeting::run(&config, cmd).await,
         Command::Programmes(cmd) => targeting::programmes(&config, cmd).await,
         Command::Dhis2(cmd) => dhis2::run(&config, cmd).await,
+        Command::Children(cmd) => children::run(&config, cmd).await,
         // Handled above, before the configuration is loaded.
         Command::Generate(_) | Command::Match(_) | Command::Simulate(_) | Command::Keys(_) => {
             Ok(())

@@ -150,6 +150,7 @@ async fn run_worker(
             shutdown.clone(),
         )));
     }
+    handlers = handlers.register(inkingi_server::children::status::ServicesHandler);
     let mut schedule = None;
     if let Some(d) = &config.connectors.dhis2 {
         use inkingi_server::children::dhis2::{run_schedule, Dhis2Sync, Dhis2SyncHandler};
@@ -158,7 +159,8 @@ async fn run_worker(
             d.mapping().map_err(anyhow::Error::msg)?,
         )
         .map_err(anyhow::Error::msg)?;
-        handlers = handlers.register(Dhis2SyncHandler::new(sync));
+        handlers = handlers.register(Dhis2SyncHandler::new(sync.clone()));
+        handlers = handlers.register(inkingi_server::children::push::PushHandler::new(sync));
         if d.every_secs > 0 {
             schedule = Some(tokio::spawn(run_schedule(
                 store.clone(),

@@ -3,10 +3,14 @@
 
 pub mod dhis2;
 pub mod fhir;
+pub mod indicators;
+pub mod indicators_page;
 pub mod ingest;
 pub mod link;
 pub mod page;
+pub mod push;
 pub mod services;
+pub mod status;
 
 use utoipa::OpenApi;
 
@@ -27,9 +31,14 @@ use utoipa::OpenApi;
         services::services,
         services::overdue,
         page::child_page,
+        indicators::indicators,
+        indicators::missing,
+        indicators_page::indicators_page,
     ),
     components(schemas(services::ServicesView, services::Worklist, services::VillageList,
-        services::OverdueChild, services::OverdueItem)),
+        services::OverdueChild, services::OverdueItem, indicators::IndicatorTable,
+        indicators::AreaRow, indicators::Cell, indicators::MissingList,
+        indicators::MissingChild)),
     tags((name = "fhir", description = "FHIR R4 for the child record (application/fhir+json; errors are OperationOutcome)"),
         (name = "children", description = "Services due to children under six and their mothers, and worklists"))
 )]

@@ -141,6 +141,7 @@ messages! {
     cycles_title, cycles_intro, cycles_budget, cycles_none, cycles_done, cycles_col_cycle, cycles_col_period, cycles_col_status, cycles_col_beneficiaries, cycles_col_total, cycles_col_steps, cycles_col_action, cycles_prepared_by, cycles_verified_by, cycles_approved_by, cycles_freeze, cycles_verify, cycles_approve, cycles_export, cycles_new, cycles_start, cycles_end, cycles_create,
     nav_linkage, link_title, link_intro, link_none, link_done, link_col_kind, link_col_area, link_col_weight, link_col_created, link_col_status, link_open, link_auto, link_review_title, link_engine_reason, link_decided, link_change_request, link_field, link_left, link_right, link_level, link_weight, link_survivor, link_survivor_default, link_reason, link_confirm, link_dismiss,
     child_title, child_services, child_timeline, child_col_service, child_col_window, child_col_status, child_col_date, child_col_fact, child_col_detail, child_col_source, child_provisional_note, child_none,
+    ind_title, ind_intro, ind_month, ind_area, ind_show, ind_col_area, ind_total, ind_none, ind_up, ind_fic12, ind_fic24, ind_stunting, ind_wasting, ind_growth_monitoring, ind_birth_registration, ind_preprimary_enrolment,
 }
 
 impl Messages {
