@@ -16,6 +16,15 @@ use crate::web::i18n::Messages;
 use crate::web::page::{render, PageCtx, Section};
 use crate::AppState;
 
+/// The page's query: the API's, and the language the page is shown in.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    pub area: Option<String>,
+    pub month: Option<String>,
+    /// en, fr or rw.
+    pub lang: Option<String>,
+}
+
 struct CellView {
     code: &'static str,
     value: String,
@@ -86,16 +95,20 @@ fn row(r: &AreaRow, total: bool) -> RowView {
 
 /// Child indicators by area (HTML).
 #[utoipa::path(get, path = "/children/indicators", operation_id = "children_indicators_page", tag = "children",
-    params(IndicatorParams),
+    params(PageParams),
     responses((status = 200, description = "The indicators page (HTML)", content_type = "text/html"),
         (status = 303, description = "Not signed in: redirected to the sign-in page")))]
 pub async fn indicators_page(
     State(state): State<AppState>,
     ctx: PageCtx,
     principal: PagePrincipal,
-    Query(q): Query<IndicatorParams>,
+    Query(q): Query<PageParams>,
 ) -> ApiResult<Response> {
     principal.require(Permission::ReadAggregates)?;
+    let q = IndicatorParams {
+        area: q.area,
+        month: q.month,
+    };
     let (area, month) = area_and_month(&principal, &q)?;
     let t = table(&state.store, &principal.scope, area.as_ref(), month).await?;
     let mut rec = principal.audit_record("children.indicators.read", "aggregate");
