@@ -275,7 +275,9 @@ fn connector(sim: &Dhis2Sim, token: &str) -> Dhis2Connector {
 }
 
 async fn sync_jobs(store: &Store) -> Vec<JobRecord> {
+    // The sync's queue: each fact stored also queues a `children.services` job elsewhere.
     let filter = JobFilter {
+        queue: Some("connectors".into()),
         limit: 100,
         ..Default::default()
     };

@@ -6,10 +6,11 @@
 //! `{"dataSet", "completeDate", "period", "orgUnit", "dataValues": [{"dataElement",
 //! "categoryOptionCombo", "value"}]}`. Answer: an `ImportSummary` — `{"status":
 //! "SUCCESS"|"WARNING"|"ERROR", "description", "importCount": {"imported", "updated",
-//! "ignored", "deleted"}, "conflicts": [{"object", "value"}]}` — at the top level (DHIS2 before
-//! 2.36) or as the `response` of a web message (`{"httpStatus", "httpStatusCode", "status",
-//! "message", "response": {"responseType": "ImportSummary", …}}`), which newer versions send
-//! with HTTP 409 when the import had conflicts. Both shapes and both codes are read.
+//! "ignored", "deleted"}, "conflicts": [{"object", "value"}]}` — at the top level (older
+//! versions) or as the `response` of a web message (`{"httpStatus", "httpStatusCode", "status",
+//! "message", "response": {"responseType": "ImportSummary", …}}`), which recent versions send
+//! with HTTP 409 when the import had conflicts (dhis2-core pull requests #782, #8583). Both
+//! shapes and both codes are read.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

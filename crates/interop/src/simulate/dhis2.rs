@@ -13,8 +13,8 @@
 //! from the shared [`FaultPlan`].
 //!
 //! It also takes aggregate data, `POST /api/dataValueSets`, for the organisation units and data
-//! elements of the mapping's `[aggregate]`, and answers an import summary as DHIS2 2.38+ does
-//! (a web message whose `response` is the `ImportSummary`; HTTP 409 when there were
+//! elements of the mapping's `[aggregate]`, and answers an import summary as recent DHIS2
+//! versions do (a web message whose `response` is the `ImportSummary`; HTTP 409 when there were
 //! conflicts): unknown organisation units, periods, data elements or non-numeric values are
 //! conflicts, and data elements named in [`Dhis2Plan::reject_data_elements`] (or later with
 //! [`Dhis2Sim::reject_data_element`]) are refused on demand. A value sent again for the same
@@ -772,7 +772,7 @@ async fn data_value_sets(
         "httpStatus": status.canonical_reason().unwrap_or("OK"),
         "httpStatusCode": status.as_u16(),
         "status": if ok { "OK" } else { summary.status.as_str() },
-        "message": if ok { "Import was successful." } else { "One more conflicts encountered, please check import summary." },
+        "message": if ok { "Import was successful." } else { "One or more conflicts encountered, please check import summary." },
         "response": {
             "responseType": "ImportSummary",
             "status": summary.status,
