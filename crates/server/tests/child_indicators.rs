@@ -27,7 +27,7 @@ use inkingi_interop::simulate::faults::FaultPlan;
 use inkingi_interop::worker::Registry;
 use inkingi_server::children::dhis2::Dhis2Sync;
 use inkingi_server::children::push::{enqueue_month, push_sector, PushHandler};
-use inkingi_server::children::status::recompute_all;
+use inkingi_server::children::status::{follow_step, recompute_all};
 use inkingi_store::registry::{EventMeta, NewHousehold, NewMember};
 use inkingi_store::Store;
 use inkingi_testkit::{databases, TestApp};
@@ -108,6 +108,12 @@ async fn household(store: &Store, today: NaiveDate) -> Kids {
         short: short.id,
         born,
     };
+    register(store, vec![head, full, gap, short]).await;
+    kids
+}
+
+/// Registers a household of `members` in VILLAGE.
+async fn register(store: &Store, members: Vec<NewMember>) {
     let new = NewHousehold {
         id: Uuid::now_v7(),
         registry_number: RegistryNumber::generate(&mut rand::rng()),
@@ -127,7 +133,7 @@ async fn household(store: &Store, today: NaiveDate) -> Kids {
         form_id: "rw-socioeconomic".into(),
         form_version: 1,
         source_key: None,
-        members: vec![head, full, gap, short],
+        members,
     };
     let meta = EventMeta {
         actor: "seed".into(),
@@ -143,7 +149,6 @@ async fn household(store: &Store, today: NaiveDate) -> Kids {
         .await
         .unwrap();
     uow.commit().await.unwrap();
-    kids
 }
 
 fn resource(r: Value) -> Value {
@@ -400,6 +405,23 @@ async fn services_are_materialised_counted_drilled_into_and_pushed() {
             html.contains(&format!(
                 "/api/v1/children/indicators/fic12/missing?area=110101&amp;month={month}"
             )),
+            "[{db:?}]"
+        );
+
+        // A child registered later (a registry event, no fact yet): the follower queues them.
+        let pos = store.lookup_feed().start_position().await.unwrap();
+        let mut head = child("Anne", Sex::Female, NaiveDate::from_ymd_opt(1996, 5, 5).unwrap(), None);
+        head.role = MemberRole::Head;
+        let newborn = child("Nshuti", Sex::Male, today - Days::new(3), None);
+        let newborn_id = newborn.id;
+        register(&store, vec![head, newborn]).await;
+        let (_, queued) = follow_step(&store, pos).await.unwrap();
+        assert_eq!(queued, 2, "[{db:?}] the household's members");
+        drain_jobs(&app).await;
+        assert!(
+            stored(&store, newborn_id)
+                .await
+                .contains(&("bcg".to_string(), 1, "due".to_string())),
             "[{db:?}]"
         );
 

@@ -151,6 +151,11 @@ async fn run_worker(
         )));
     }
     handlers = handlers.register(inkingi_server::children::status::ServicesHandler);
+    let follower = tokio::spawn(inkingi_server::children::status::follow_registry(
+        store.clone(),
+        Duration::from_secs(5),
+        shutdown.clone(),
+    ));
     let mut schedule = None;
     if let Some(d) = &config.connectors.dhis2 {
         use inkingi_server::children::dhis2::{run_schedule, Dhis2Sync, Dhis2SyncHandler};
@@ -187,6 +192,9 @@ async fn run_worker(
     if let Some(s) = schedule {
         s.await.context("DHIS2 sync schedule task")?;
     }
+    follower
+        .await
+        .context("registry follower of services due")?;
     worked
 }
 

@@ -11,10 +11,14 @@
 //!   with multi-row statements, the next page being read while the last one is written; then
 //!   mothers; then removes whatever it did not write again (children who turned six).
 //!
+//! - **Registry changes** (a child registered, a birth registration number, a move): the worker
+//!   follows the registry's events ([`follow_registry`]) and queues the same job for everyone in
+//!   the households touched.
+//!
 //! Both paths call the same pure evaluator ([`services_of`]); SQL only stores and counts.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{Datelike, Months, NaiveDate};
 use inkingi_domain::children::growth::{MeasuredPosition, Sex};
@@ -28,7 +32,9 @@ use inkingi_interop::worker::{JobContext, JobError, JobHandler};
 use inkingi_store::child_status::{ChildRow, Evaluated, IndicatorBase, StatusRow};
 use inkingi_store::children::{MeasurementKind, PersonFacts};
 use inkingi_store::jobs::{Job, NewJob};
+use inkingi_store::dci_notify::EventPos;
 use inkingi_store::{Store, UnitOfWork};
+use tokio_util::sync::CancellationToken;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -366,4 +372,69 @@ pub async fn recompute_all(
     uow.commit().await?;
     sum.seconds = started.elapsed().as_secs_f64();
     Ok(sum)
+}
+
+/// Registry events read at a time by [`follow_registry`].
+const EVENT_BATCH: u32 = 500;
+
+/// Queues the re-evaluation of everyone in the households the registry events after `pos`
+/// touched (a child registered, a birth registration number, a move, a death; the household's
+/// mother for her postnatal visits). Returns the position reached and the people queued.
+pub async fn follow_step(store: &Store, pos: EventPos) -> ApiResult<(EventPos, usize)> {
+    let feed = store.lookup_feed();
+    let events = feed.events_after(pos, EVENT_BATCH).await?;
+    let Some(last) = events.last().map(|e| e.pos) else {
+        return Ok((pos, 0));
+    };
+    let mut households: Vec<Uuid> = events.iter().map(|e| e.household_id).collect();
+    households.sort_unstable();
+    households.dedup();
+    // Members who left are named by their own events.
+    let mut people: Vec<Uuid> = events
+        .iter()
+        .filter(|e| e.entity == "member")
+        .map(|e| e.entity_id)
+        .collect();
+    people.extend(feed.people(&[], &households).await?.into_iter().map(|p| p.id));
+    people.sort_unstable();
+    people.dedup();
+    for chunk in people.chunks(500) {
+        let job = NewJob::of(&ServicesJob {
+            person_ids: chunk.to_vec(),
+        })?;
+        store.jobs().enqueue_now(job).await?;
+    }
+    Ok((last, people.len()))
+}
+
+/// Follows the registry's events from the newest one at start, every `every`, until
+/// `shutdown`. Changes made while no worker ran are left to the daily recompute; several
+/// workers following at once queue the same re-evaluations twice, which is harmless.
+pub async fn follow_registry(store: Store, every: Duration, shutdown: CancellationToken) {
+    let mut pos = match store.lookup_feed().start_position().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot follow registry events for services due");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        loop {
+            match follow_step(&store, pos).await {
+                Ok((next, n)) if n > 0 => pos = next,
+                Ok((next, _)) => {
+                    pos = next;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "registry events for services due; will retry");
+                    break;
+                }
+            }
+        }
+    }
 }
