@@ -31,13 +31,13 @@ use inkingi_domain::registry::BirthDate;
 use inkingi_interop::worker::{JobContext, JobError, JobHandler};
 use inkingi_store::child_status::{ChildRow, Evaluated, IndicatorBase, StatusRow};
 use inkingi_store::children::{MeasurementKind, PersonFacts};
-use inkingi_store::jobs::{Job, NewJob};
 use inkingi_store::dci_notify::EventPos;
+use inkingi_store::jobs::{Job, NewJob};
 use inkingi_store::{Store, UnitOfWork};
-use tokio_util::sync::CancellationToken;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::services::{schedules, services_of, Subject};
@@ -395,7 +395,12 @@ pub async fn follow_step(store: &Store, pos: EventPos) -> ApiResult<(EventPos, u
         .filter(|e| e.entity == "member")
         .map(|e| e.entity_id)
         .collect();
-    people.extend(feed.people(&[], &households).await?.into_iter().map(|p| p.id));
+    people.extend(
+        feed.people(&[], &households)
+            .await?
+            .into_iter()
+            .map(|p| p.id),
+    );
     people.sort_unstable();
     people.dedup();
     for chunk in people.chunks(500) {
