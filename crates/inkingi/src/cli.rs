@@ -94,13 +94,13 @@ pub enum Command {
     /// Ed25519 keys that sign DCI access tokens and messages. Needs no database.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// DHIS2 (the HMIS): pull the child record's facts (`[connectors.dhis2]`).
+    /// DHIS2 (the HMIS): pull the child record's facts (`[connectors.dhis2]`), push indicators.
     #[command(subcommand)]
     Dhis2(Dhis2Command),
     /// SMS reminders, digests and notifications (`[connectors.sms]`).
     #[command(subcommand)]
     Sms(SmsCommand),
-    /// The child record's feeds from files.
+    /// The child record: feeds from files, services due and indicators.
     #[command(subcommand)]
     Children(ChildrenCommand),
     /// Load generator of the DCI benchmarks (bench/dci.sh). Needs no database.
@@ -139,6 +139,35 @@ pub enum ChildrenCommand {
         /// The sending system, part of every source key (same file, same source: nothing new).
         #[arg(long, default_value = "school-data")]
         source: String,
+    },
+    /// Evaluate every child under six (and every followed mother) again and rewrite the
+    /// materialised services due and indicator inputs; run daily (statuses move with time).
+    Recompute {
+        /// Children read, evaluated and written at a time.
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        page: u32,
+    },
+    /// Print the indicators of an area (default: the country, by district) for a month, as JSON.
+    Indicators {
+        #[arg(long)]
+        area: Option<String>,
+        /// YYYY-MM; default: the current month.
+        #[arg(long)]
+        month: Option<String>,
+    },
+    /// For benchmarks: write N synthetic children under six with immunisations and growth
+    /// visits straight in SQL into an empty registry.
+    #[command(hide = true)]
+    SeedSynthetic {
+        #[arg(long, default_value_t = 2_300_000)]
+        children: i64,
+    },
+    /// For benchmarks: N times, store a new measurement of a random child and re-evaluate that
+    /// child as the `children.services` job does; print the latency percentiles.
+    #[command(hide = true)]
+    BenchIncremental {
+        #[arg(long, default_value_t = 1000)]
+        events: u32,
     },
 }
 
@@ -215,6 +244,20 @@ pub enum Dhis2Command {
     /// Pull what DHIS2 has new since the last sync (tracked entities, enrolments, events) into
     /// the child record, here and now; with --enqueue, as a job for the worker instead.
     Sync(Dhis2SyncArgs),
+    /// Push the child indicators of a month to DHIS2 (`/api/dataValueSets`), one data value
+    /// set per sector of `[aggregate.org_units]`: queued as `dhis2.push` jobs, or with --now
+    /// here, printing each import summary and its conflicts.
+    Push(Dhis2PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Dhis2PushArgs {
+    /// The month, YYYY-MM.
+    #[arg(long)]
+    pub month: String,
+    /// Push here and now instead of queueing jobs for the worker.
+    #[arg(long)]
+    pub now: bool,
 }
 
 #[derive(Debug, Args)]
@@ -440,6 +483,9 @@ pub struct Dhis2SimArgs {
     /// Delay before each answer, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub latency_ms: u64,
+    /// Refuse aggregate values of this data element with an import conflict (repeatable).
+    #[arg(long, value_name = "UID")]
+    pub reject_data_element: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use inkingi_domain::areas::{AreaCode, AreaLevel};
+use inkingi_domain::children::indicators::IndicatorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub mod aggregate;
 
 /// The mapping shipped with Inkingi (that of the simulator's DHIS2).
 pub const EMBEDDED_MAPPING: &str = include_str!("../../../data/dhis2/mapping.toml");
@@ -178,6 +181,9 @@ pub struct Mapping {
     pub stages: Vec<Stage>,
     #[serde(default)]
     pub org_units: BTreeMap<String, String>,
+    /// The aggregate push of child indicators (`/api/dataValueSets`); none: no push.
+    #[serde(default)]
+    pub aggregate: Option<aggregate::AggregateMapping>,
 }
 
 fn district() -> AreaLevel {
@@ -313,6 +319,10 @@ impl Mapping {
         for (ou, code) in &m.org_units {
             uid(format!("org_units.{ou}"), ou)?;
             AreaCode::parse(code).map_err(|e| err(format!("org_units.{ou}"), e.to_string()))?;
+        }
+        if let Some(a) = &m.aggregate {
+            a.check(|c| IndicatorCode::parse(c).is_some())
+                .map_err(|(at, reason)| err(at, reason))?;
         }
         Ok(m)
     }

@@ -432,6 +432,22 @@ fn all() -> Vec<Route> {
             HEALTH_READ,
             children::sensitive::hiv_exposure,
         ),
+        // Child indicators by area and month, their drill-down, and the page.
+        get_route(
+            "/api/v1/children/indicators",
+            Access::Requires(Permission::ReadAggregates),
+            children::indicators::indicators,
+        ),
+        get_route(
+            "/api/v1/children/indicators/{indicator}/missing",
+            HEALTH_READ,
+            children::indicators::missing,
+        ),
+        get_route(
+            "/children/indicators",
+            Access::Requires(Permission::ReadAggregates),
+            children::indicators_page::indicators_page,
+        ),
         // Registry pages: search, a household, and its forms (the handlers check writes).
         get_route("/registry", READ, pages::search_page),
         get_route("/registry/households/new", WRITE, pages::edit::new_page),

@@ -283,7 +283,9 @@ async fn a_transaction_links_stores_and_reads_back_idempotently() {
             .iter()
             .any(|s| s["service"] == "growth-monthly" && s["status"] == "completed"));
 
-        // The worklist of the village lists her with OPV 1.
+        // The worklist of the village lists her with OPV 1 once her services are re-evaluated
+        // (the `children.services` jobs each new fact queued).
+        common::programmes::drain_jobs(&app).await;
         let (status, wl) = hw
             .get(&format!("/api/v1/worklists/overdue?area={VILLAGE}"))
             .await;

@@ -275,7 +275,9 @@ fn connector(sim: &Dhis2Sim, token: &str) -> Dhis2Connector {
 }
 
 async fn sync_jobs(store: &Store) -> Vec<JobRecord> {
+    // The sync's queue: each fact stored also queues a `children.services` job elsewhere.
     let filter = JobFilter {
+        queue: Some("connectors".into()),
         limit: 100,
         ..Default::default()
     };
@@ -341,6 +343,7 @@ async fn tracker_data_is_linked_stored_once_and_pulled_incrementally() {
             },
             token: TOKEN.into(),
             missed_share: 0.1,
+            reject_data_elements: Vec::new(),
         };
         let sim = Dhis2Sim::start(
             "127.0.0.1:0".parse().unwrap(),

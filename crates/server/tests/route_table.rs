@@ -1025,6 +1025,29 @@ const CHILDREN: &[Entry] = &[
         foreign: Foreign::NotApplicable,
         role: None,
     },
+    // Child indicators: scoped to district 12, asking for district 11 (403).
+    api(
+        "GET",
+        "/api/v1/children/indicators",
+        "/api/v1/children/indicators?area=11",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
+    api(
+        "GET",
+        "/api/v1/children/indicators/{indicator}/missing",
+        "/api/v1/children/indicators/fic12/missing?area=11",
+        Foreign::Refused,
+        Role::HealthWorker,
+    ),
+    Entry {
+        method: "GET",
+        path: "/children/indicators",
+        call: "/children/indicators",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
 ];
 
 fn all_entries() -> impl Iterator<Item = &'static Entry> {
@@ -1268,9 +1291,11 @@ async fn anonymous_and_foreign_callers_are_refused_on_every_protected_route() {
                 Foreign::NotApplicable => {}
             }
             // The wrong role is refused whatever its scope. Partners may submit change
-            // requests, so on those routes the wrong role is an auditor.
+            // requests and read aggregates, so on those routes the wrong role is an auditor.
             if api {
-                let wrong = if e.path.starts_with("/api/v1/change-requests") {
+                let wrong = if e.path.starts_with("/api/v1/change-requests")
+                    || e.path == "/api/v1/children/indicators"
+                {
                     &auditor_token
                 } else {
                     &wrong_role_token

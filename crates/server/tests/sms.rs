@@ -201,6 +201,14 @@ async fn start_sim(app: &TestApp, provider: Provider) -> SmsSim {
         .unwrap()
 }
 
+/// Materialises the services due of the families just registered, as the daily recompute
+/// (and the worker's registry follower) would: the planner reads the stored statuses.
+async fn recompute(store: &Store) {
+    inkingi_server::children::status::recompute_all(store, Utc::now().date_naive(), 1000, |_| {})
+        .await
+        .unwrap();
+}
+
 async fn messages(store: &Store) -> Vec<SmsMessage> {
     store
         .sms()
@@ -222,6 +230,7 @@ async fn reminders_and_digests_are_sent_once_through_both_gateways() {
             let keza = family(&app.store, "Aline", Some(MOTHER_PHONE), &[("Keza", 120)]).await;
             // A child whose household has no phone at all.
             family(&app.store, "Grace", None, &[("Ineza", 200)]).await;
+            recompute(&app.store).await;
             staff(&app, "fr").await;
             let set = settings(3, LOOSE);
 
@@ -415,6 +424,7 @@ async fn quiet_hours_defer_caps_hold_and_ignored_reminders_escalate() {
             &[("Keza", 120), ("Kalisa", 125)],
         )
         .await;
+        recompute(&app.store).await;
         staff(&app, "en").await;
         let caps = Caps {
             per_day: 1,
@@ -536,6 +546,7 @@ async fn a_health_workers_worklist_covers_their_cell() {
     for db in databases().await {
         let app = TestApp::start(&db).await;
         let f = family(&app.store, "Aline", Some(MOTHER_PHONE), &[("Keza", 120)]).await;
+        recompute(&app.store).await;
         staff(&app, "en").await;
         add_user(&app, "far.nurse", Role::HealthWorker, "12").await;
         let get = |who: &'static str, q: &'static str| {
@@ -593,6 +604,7 @@ async fn plan_throughput() {
             )
             .await;
         }
+        recompute(&app.store).await;
         staff(&app, "en").await;
         let set = settings(3, LOOSE);
         let started = Instant::now();

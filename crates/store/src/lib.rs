@@ -12,6 +12,7 @@
 pub mod areas;
 pub mod audit;
 pub mod changes;
+pub mod child_status;
 pub mod children;
 pub mod connectors;
 pub mod crvs;
@@ -40,6 +41,7 @@ pub mod simulation;
 pub mod sms;
 mod sqlite;
 pub mod synthetic;
+pub mod synthetic_children;
 pub mod system;
 pub mod targeting;
 mod uow;
@@ -205,6 +207,11 @@ impl Store {
     /// Change requests to the registry. Reads take the reader's area scope.
     pub fn changes(&self) -> &dyn ChangeRequestStore {
         &*self.adapter
+    }
+
+    /// Materialised services due, indicator inputs and the DHIS2 aggregate push log.
+    pub fn child_status(&self) -> child_status::ChildStatus<'_> {
+        child_status::ChildStatus { store: self }
     }
 
     /// Facts about children under six and their mothers from health systems, and the linkage

@@ -2,4 +2,5 @@
 //! services due to children and their mothers.
 
 pub mod growth;
+pub mod indicators;
 pub mod schedule;

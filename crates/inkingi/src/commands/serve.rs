@@ -150,6 +150,12 @@ async fn run_worker(
             shutdown.clone(),
         )));
     }
+    handlers = handlers.register(inkingi_server::children::status::ServicesHandler);
+    let follower = tokio::spawn(inkingi_server::children::status::follow_registry(
+        store.clone(),
+        Duration::from_secs(5),
+        shutdown.clone(),
+    ));
     let mut schedule = None;
     if let Some(d) = &config.connectors.dhis2 {
         use inkingi_server::children::dhis2::{run_schedule, Dhis2Sync, Dhis2SyncHandler};
@@ -158,7 +164,8 @@ async fn run_worker(
             d.mapping().map_err(anyhow::Error::msg)?,
         )
         .map_err(anyhow::Error::msg)?;
-        handlers = handlers.register(Dhis2SyncHandler::new(sync));
+        handlers = handlers.register(Dhis2SyncHandler::new(sync.clone()));
+        handlers = handlers.register(inkingi_server::children::push::PushHandler::new(sync));
         if d.every_secs > 0 {
             schedule = Some(tokio::spawn(run_schedule(
                 store.clone(),
@@ -210,6 +217,9 @@ async fn run_worker(
     if let Some(s) = sms_schedule {
         s.await.context("SMS schedule task")?;
     }
+    follower
+        .await
+        .context("registry follower of services due")?;
     worked
 }
 

@@ -91,6 +91,7 @@ async fn dhis2(args: Dhis2SimArgs) -> anyhow::Result<()> {
         },
         token: args.token.clone(),
         missed_share: args.missed_share,
+        reject_data_elements: args.reject_data_element.clone(),
     };
     let sim = Dhis2Sim::start(args.listen, plan, mapping, &children, today).await?;
     // The token itself is not printed: whoever started the simulator gave it.

@@ -11,8 +11,16 @@
 //! pregnancy enrolment with ANC and PNC visits. [`Dhis2Sim::add_growth_visits`] adds events
 //! later, as health workers would, so incremental syncs have something new to find. Faults come
 //! from the shared [`FaultPlan`].
+//!
+//! It also takes aggregate data, `POST /api/dataValueSets`, for the organisation units and data
+//! elements of the mapping's `[aggregate]`, and answers an import summary as recent DHIS2
+//! versions do (a web message whose `response` is the `ImportSummary`; HTTP 409 when there were
+//! conflicts): unknown organisation units, periods, data elements or non-numeric values are
+//! conflicts, and data elements named in [`Dhis2Plan::reject_data_elements`] (or later with
+//! [`Dhis2Sim::reject_data_element`]) are refused on demand. A value sent again for the same
+//! data element, combination, unit and period is updated, not duplicated.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -31,6 +39,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{Fault, FaultPlan, FaultState};
+use crate::dhis2::aggregate::{Conflict, DataValueSet, ImportCount, ImportSummary};
 use crate::dhis2::{
     format_stamp, parse_stamp, AttributeValue, DataValue, Enrollment, Event, Mapping, Subject,
     TrackedEntity,
@@ -69,6 +78,8 @@ pub struct Dhis2Plan {
     pub token: String,
     /// Share of scheduled immunisation visits that did not happen, 0 to 1.
     pub missed_share: f64,
+    /// Aggregate data elements refused with a conflict (to show how conflicts are handled).
+    pub reject_data_elements: Vec<String>,
 }
 
 impl Default for Dhis2Plan {
@@ -77,6 +88,7 @@ impl Default for Dhis2Plan {
             faults: FaultPlan::default(),
             token: "d2pat_simulator0000000000000000000000".into(),
             missed_share: 0.1,
+            reject_data_elements: Vec::new(),
         }
     }
 }
@@ -90,6 +102,8 @@ pub struct Dhis2Stats {
     pub injected_failures: u64,
     pub outage_refusals: u64,
     pub lost_answers: u64,
+    /// Data value sets received (and answered).
+    pub data_value_sets: u64,
 }
 
 /// The records held.
@@ -102,6 +116,9 @@ struct Data {
     rng: StdRng,
     /// Child tracked entity → (birth date, enrolment, org unit).
     children: Vec<(String, NaiveDate, String, String)>,
+    /// Aggregate values: (data element, combination, org unit, period) → value.
+    values: BTreeMap<(String, String, String, String), String>,
+    rejected: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -373,6 +390,8 @@ fn generate(
         clock: start,
         rng: StdRng::seed_from_u64(seed),
         children: Vec::new(),
+        values: BTreeMap::new(),
+        rejected: Vec::new(),
     };
     for c in children {
         let te = uid(&mut d.rng);
@@ -573,7 +592,7 @@ impl Dhis2Sim {
         if plan.token.trim().is_empty() {
             return Err(invalid("the simulator needs a token to accept".into()));
         }
-        let data = generate(
+        let mut data = generate(
             &mapping,
             children,
             today,
@@ -581,6 +600,7 @@ impl Dhis2Sim {
             plan.missed_share,
         )
         .map_err(invalid)?;
+        data.rejected = plan.reject_data_elements.clone();
         let shared = Arc::new(Shared {
             token: plan.token.trim().to_string(),
             mapping,
@@ -598,6 +618,7 @@ impl Dhis2Sim {
             .route("/api/tracker/trackedEntities", get(tracked_entities))
             .route("/api/tracker/trackedEntities/{uid}", get(tracked_entity))
             .route("/api/tracker/events", get(events))
+            .route("/api/dataValueSets", axum::routing::post(data_value_sets))
             .with_state(shared.clone());
         let s = stop.clone();
         tokio::spawn(async move {
@@ -684,6 +705,24 @@ impl Dhis2Sim {
         .unwrap_or(0)
     }
 
+    /// Refuses values of `data_element` from now on (each one a conflict).
+    pub fn reject_data_element(&self, data_element: &str) {
+        self.with_data(|d| d.rejected.push(data_element.to_string()));
+    }
+
+    /// Every aggregate value held: (data element, combination, org unit, period, value).
+    pub fn data_values(&self) -> Vec<(String, String, String, String, String)> {
+        self.with_data(|d| {
+            d.values
+                .iter()
+                .map(|((de, coc, ou, pe), v)| {
+                    (de.clone(), coc.clone(), ou.clone(), pe.clone(), v.clone())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     pub fn stats(&self) -> Dhis2Stats {
         self.shared
             .inner
@@ -694,6 +733,130 @@ impl Dhis2Sim {
 
     pub fn stop(&self) {
         self.stop.cancel();
+    }
+}
+
+/// DHIS2's default category option combination (`categoryOptionCombo` left out).
+const DEFAULT_COC: &str = "HllvX50cXC0";
+
+/// `POST /api/dataValueSets`: stores what it can and answers the import summary.
+async fn data_value_sets(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = admit(&shared, &headers).await {
+        return r;
+    }
+    let set: DataValueSet = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("unreadable data value set: {e}"),
+            )
+        }
+    };
+    let Ok(mut i) = shared.inner.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    i.stats.data_value_sets += 1;
+    let summary = import(&shared.mapping, &mut i.data, &set);
+    let ok = summary.status == "SUCCESS";
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    let answer = json!({
+        "httpStatus": status.canonical_reason().unwrap_or("OK"),
+        "httpStatusCode": status.as_u16(),
+        "status": if ok { "OK" } else { summary.status.as_str() },
+        "message": if ok { "Import was successful." } else { "One or more conflicts encountered, please check import summary." },
+        "response": {
+            "responseType": "ImportSummary",
+            "status": summary.status,
+            "description": summary.description,
+            "importCount": summary.import_count,
+            "conflicts": summary.conflicts,
+            "dataSetComplete": "false",
+        },
+    });
+    (status, Json(answer)).into_response()
+}
+
+/// Applies a data value set as DHIS2 would: each value checked, the good ones stored.
+fn import(mapping: &Mapping, d: &mut Data, set: &DataValueSet) -> ImportSummary {
+    let mut count = ImportCount::default();
+    let mut conflicts = Vec::new();
+    let agg = mapping.aggregate.as_ref();
+    let conflict = |object: &str, value: &str| Conflict {
+        object: object.to_string(),
+        value: value.to_string(),
+    };
+    let unit_known = agg.is_some_and(|a| a.org_units.values().any(|o| *o == set.org_unit));
+    let period_ok = set.period.len() == 6
+        && set.period.bytes().all(|b| b.is_ascii_digit())
+        && matches!(set.period[4..].parse::<u32>(), Ok(1..=12));
+    if !unit_known {
+        conflicts.push(conflict(
+            &set.org_unit,
+            "Organisation unit not found or not accessible",
+        ));
+    }
+    if !period_ok {
+        conflicts.push(conflict(&set.period, "Period not valid"));
+    }
+    for v in &set.data_values {
+        let known = agg.is_some_and(|a| {
+            a.data_elements
+                .iter()
+                .any(|e| e.data_element == v.data_element)
+        });
+        if !unit_known || !period_ok {
+            count.ignored += 1;
+        } else if !known || d.rejected.contains(&v.data_element) {
+            conflicts.push(conflict(
+                &v.data_element,
+                "Data element not found or not accessible",
+            ));
+            count.ignored += 1;
+        } else if v.value.parse::<u64>().is_err() {
+            conflicts.push(conflict(&v.value, "Value must be zero or positive integer"));
+            count.ignored += 1;
+        } else {
+            let coc = v
+                .category_option_combo
+                .clone()
+                .unwrap_or_else(|| DEFAULT_COC.to_string());
+            let key = (
+                v.data_element.clone(),
+                coc,
+                set.org_unit.clone(),
+                set.period.clone(),
+            );
+            match d.values.insert(key, v.value.clone()) {
+                None => count.imported += 1,
+                Some(_) => count.updated += 1,
+            }
+        }
+    }
+    let status = if conflicts.is_empty() {
+        "SUCCESS"
+    } else if count.imported + count.updated > 0 {
+        "WARNING"
+    } else {
+        "ERROR"
+    };
+    ImportSummary {
+        status: status.to_string(),
+        description: Some(if conflicts.is_empty() {
+            "Import process completed successfully".to_string()
+        } else {
+            "Import process completed with conflicts".to_string()
+        }),
+        import_count: count,
+        conflicts,
     }
 }
 

@@ -172,8 +172,20 @@ impl Dhis2Sync {
         Ok(sum)
     }
 
+    pub(crate) fn client(&self) -> &Dhis2Client {
+        &self.client
+    }
+
+    pub(crate) fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    pub(crate) fn system(&self) -> &str {
+        &self.system
+    }
+
     /// A call through the circuit breaker of the DHIS2 host.
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         f: impl std::future::Future<Output = Result<T, CallError>>,
     ) -> Result<T, SyncError> {

@@ -700,6 +700,10 @@ impl<'a> Ingest<'a> {
                 k.subject.source_person_id.unwrap_or(w.id()),
             ),
         };
+        // A new fact about a registry person changes what is due to them.
+        if let (Written::Created(_), Some(person)) = (w, k.subject.person_id) {
+            super::status::services_changed(self.store, uow, person).await?;
+        }
         let mut fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
         fields.push(format!("fact:{}", w.id()));
         self.audit_in(uow, action, subject, k.area.clone(), fields)

@@ -5,14 +5,18 @@ pub mod charts;
 pub mod dhis2;
 pub mod feeds;
 pub mod fhir;
+pub mod indicators;
+pub mod indicators_page;
 pub mod ingest;
 pub mod link;
 pub mod page;
+pub mod push;
 pub mod reminders;
 pub mod sealed;
 pub mod sensitive;
 pub mod services;
 pub mod sms_dlr;
+pub mod status;
 
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -47,11 +51,17 @@ pub struct ChildrenSettings {
         feeds::protection,
         feeds::protection_read,
         sensitive::hiv_exposure,
+        indicators::indicators,
+        indicators::missing,
+        indicators_page::indicators_page,
     ),
     components(schemas(services::ServicesView, services::Worklist, services::VillageList,
         services::OverdueChild, services::OverdueItem, sms_dlr::ReportAnswer, sms_dlr::AtReport,
         feeds::FeedSummary, feeds::FeedBody,
-        sensitive::HivExposureView, sensitive::HivExposureRecord)),
+        sensitive::HivExposureView, sensitive::HivExposureRecord,
+        indicators::IndicatorTable,
+        indicators::AreaRow, indicators::Cell, indicators::MissingList,
+        indicators::MissingChild)),
     tags((name = "fhir", description = "FHIR R4 for the child record (application/fhir+json; errors are OperationOutcome)"),
         (name = "children", description = "Services due to children under six and their mothers, and worklists"))
 )]

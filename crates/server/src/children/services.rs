@@ -9,10 +9,9 @@ use inkingi_domain::children::schedule::{
     evaluate, Anchor, Fact, FactKind, ScheduleError, Schedules, ServiceStatus, Status,
 };
 use inkingi_domain::identity::{AreaScope, Permission, Purpose};
+use inkingi_domain::registry::BirthDate;
 use inkingi_store::children::{PersonFacts, Pregnancy};
-use inkingi_store::registry::{
-    CmpOp, Condition, PeopleQuery, PersonField, PersonFilter, PersonRecord, PersonSort,
-};
+use inkingi_store::registry::PersonRecord;
 use inkingi_store::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,12 +31,29 @@ pub const WORKLIST_MAX_CHILDREN: u32 = 5000;
 /// A pregnancy is followed until two weeks past its expected delivery date.
 const PREGNANCY_GRACE_DAYS: u64 = 14;
 
-fn schedules() -> ApiResult<&'static Schedules> {
+pub(crate) fn schedules() -> ApiResult<&'static Schedules> {
     Schedules::embedded().map_err(|e: ScheduleError| ApiError::internal(e))
 }
 
+/// Who the schedules look at: a birth date, and whether the registry holds the person's birth
+/// registration number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub birth_date: Option<BirthDate>,
+    pub birth_registered: bool,
+}
+
+impl Subject {
+    pub fn of(person: &PersonRecord) -> Subject {
+        Subject {
+            birth_date: person.person.data.birth_date,
+            birth_registered: person.person.data.birth_registration.is_some(),
+        }
+    }
+}
+
 /// The facts of a person as the schedules see them.
-fn facts(person: &PersonRecord, f: &PersonFacts) -> Vec<Fact> {
+fn facts(who: &Subject, f: &PersonFacts) -> Vec<Fact> {
     let mut out: Vec<Fact> = Vec::new();
     let fact = |kind, vaccine, dose, date| Fact {
         kind,
@@ -75,10 +91,7 @@ fn facts(person: &PersonRecord, f: &PersonFacts) -> Vec<Fact> {
     }
     // A registry birth registration number means the birth is registered (the date it was
     // done is not known; it counts from birth).
-    if let (Some(_), Some(b)) = (
-        &person.person.data.birth_registration,
-        person.person.data.birth_date,
-    ) {
+    if let (true, Some(b)) = (who.birth_registered, who.birth_date) {
         out.push(fact(FactKind::BirthRegistration, None, None, b.earliest()));
     }
     out
@@ -93,10 +106,25 @@ pub fn services_due(
     children: &[PersonRecord],
     today: NaiveDate,
 ) -> ApiResult<Vec<ServiceStatus>> {
+    let births: Vec<BirthDate> = children
+        .iter()
+        .filter_map(|c| c.person.data.birth_date)
+        .collect();
+    services_of(&Subject::of(person), f, &births, today)
+}
+
+/// [`services_due`] from what it needs only: the subject, its facts and the birth dates of its
+/// registry children.
+pub fn services_of(
+    who: &Subject,
+    f: &PersonFacts,
+    children: &[BirthDate],
+    today: NaiveDate,
+) -> ApiResult<Vec<ServiceStatus>> {
     let all = schedules()?;
-    let facts = facts(person, f);
+    let facts = facts(who, f);
     let mut out = Vec::new();
-    if let Some(birth) = person.person.data.birth_date.map(|b| b.midpoint()) {
+    if let Some(birth) = who.birth_date.map(|b| b.midpoint()) {
         let sixth = birth.checked_add_months(Months::new(72));
         if sixth.is_some_and(|s| today < s) {
             for s in all.for_anchor(Anchor::Birth) {
@@ -111,15 +139,10 @@ pub fn services_due(
             }
         }
     }
-    for c in children {
-        let Some(b) = c
-            .person
-            .data
-            .birth_date
-            .filter(|b| b.precision() == inkingi_domain::registry::DatePrecision::Exact)
-        else {
+    for b in children {
+        if b.precision() != inkingi_domain::registry::DatePrecision::Exact {
             continue;
-        };
+        }
         let born = b.earliest();
         // Postnatal care lasts ten weeks at most.
         if (today - born).num_days() <= 70 && born <= today {
@@ -137,7 +160,7 @@ pub fn services_due(
 /// pregnancy (an LMP and an EDD observation) count once.
 fn ongoing<'a>(
     ps: &'a [Pregnancy],
-    children: &[PersonRecord],
+    children: &[BirthDate],
     today: NaiveDate,
 ) -> Vec<&'a Pregnancy> {
     let mut out: Vec<&Pregnancy> = Vec::new();
@@ -149,9 +172,7 @@ fn ongoing<'a>(
             || edd
                 .checked_add_days(chrono::Days::new(PREGNANCY_GRACE_DAYS))
                 .is_some_and(|e| e < today)
-            || children
-                .iter()
-                .any(|c| c.person.data.birth_date.is_some_and(|b| b.earliest() > lmp));
+            || children.iter().any(|b| b.earliest() > lmp);
         let same = out
             .iter()
             .any(|o| o.lmp.is_some_and(|l| (l - lmp).num_days().abs() < 56));
@@ -395,100 +416,62 @@ async fn chw_worklist(
     Ok(out)
 }
 
-/// The children under six of `area`, oldest first by village.
-async fn children_in(
-    store: &Store,
-    scope: &AreaScope,
-    area: &AreaCode,
-    today: NaiveDate,
-) -> ApiResult<(Vec<PersonRecord>, bool)> {
-    let born_after = today.checked_sub_months(Months::new(72)).unwrap_or(today);
-    let cond = |field, op, v: String| {
-        PersonFilter::Cond(Condition {
-            field,
-            op,
-            values: vec![v],
-        })
-    };
-    let q = PeopleQuery {
-        filter: PersonFilter::All(vec![
-            cond(PersonField::Village, CmpOp::Eq, area.as_str().to_string()),
-            cond(PersonField::BirthDate, CmpOp::Gt, born_after.to_string()),
-        ]),
-        sort: vec![
-            PersonSort {
-                field: PersonField::Village,
-                descending: false,
-            },
-            PersonSort {
-                field: PersonField::BirthDate,
-                descending: false,
-            },
-        ],
-        limit: WORKLIST_MAX_CHILDREN,
-        offset: 0,
-    };
-    let page = store.registry().find_people(scope, &q).await?;
-    let truncated = page.total > page.items.len() as u64;
-    Ok((page.items, truncated))
-}
-
-/// The overdue worklist of `area` on `today`, as `scope` sees it (the API's caller, or the
-/// reminder planner with a community health worker's scope).
+/// Who is overdue in `area` on `today`, from the materialised statuses (`children.services`
+/// jobs and `inkingi children recompute` keep them): the stored windows are judged for today by
+/// the evaluator's own rule, so a row evaluated days ago still says the right thing.
 pub async fn worklist(
     store: &Store,
     scope: &AreaScope,
     area: &AreaCode,
     today: NaiveDate,
 ) -> ApiResult<Worklist> {
-    let (kids, truncated) = children_in(store, scope, area, today).await?;
-    let ids: Vec<Uuid> = kids.iter().map(|k| k.person.id).collect();
-    let mut facts: BTreeMap<Uuid, PersonFacts> = store
-        .children()
-        .facts_of_people(scope, &ids)
-        .await?
-        .into_iter()
-        .collect();
+    let all = schedules()?;
+    let status = store.child_status();
+    let (rows, truncated) = status
+        .open_past_due(scope, area.as_str(), today, WORKLIST_MAX_CHILDREN)
+        .await?;
+    let checked = status.children_in(scope, area.as_str()).await?;
     let mut villages: BTreeMap<String, Vec<OverdueChild>> = BTreeMap::new();
-    for k in &kids {
-        let f = facts.remove(&k.person.id).unwrap_or_default();
-        let overdue: Vec<OverdueItem> = services_due(k, &f, &[], today)?
-            .into_iter()
-            .filter(|s| s.status == Status::Overdue)
-            .map(|s| OverdueItem {
-                service: s.service,
-                name: s.name,
-                occurrence: s.occurrence,
-                due_by: s.window.due_by,
-                closes: s.window.closes,
-                provisional: s.provisional,
-            })
-            .collect();
-        if overdue.is_empty() {
+    for r in rows {
+        let s = &r.row;
+        if Status::on(&s.window, s.completed_on, today) != Status::Overdue {
             continue;
         }
-        let d = &k.person.data;
-        villages
-            .entry(
-                k.person
-                    .village
-                    .as_ref()
-                    .map(|v| v.as_str().to_string())
-                    .unwrap_or_default(),
-            )
-            .or_default()
-            .push(OverdueChild {
-                person_id: k.person.id,
-                name: format!("{} {}", d.given_name, d.family_name),
-                birth_date: d.birth_date.map(|b| b.to_string()),
-                household_id: k.person.household_id,
-                overdue,
-            });
+        let (name, provisional) = all
+            .schedules
+            .iter()
+            .find(|x| x.id == s.schedule)
+            .map(|x| {
+                let name = x.services.iter().find(|v| v.code == s.service);
+                (name.map(|v| v.name.clone()), x.provisional)
+            })
+            .unwrap_or((None, true));
+        let item = OverdueItem {
+            service: s.service.clone(),
+            name: name.unwrap_or_else(|| s.service.clone()),
+            occurrence: s.occurrence,
+            due_by: s.window.due_by,
+            closes: s.window.closes,
+            provisional,
+        };
+        let list = villages
+            .entry(s.village_code.clone().unwrap_or_default())
+            .or_default();
+        match list.last_mut() {
+            Some(c) if c.person_id == s.person_id => c.overdue.push(item),
+            _ => list.push(OverdueChild {
+                person_id: s.person_id,
+                name: format!("{} {}", r.given_name, r.family_name),
+                birth_date: r.birth_date.clone(),
+                household_id: r.household_id,
+                overdue: vec![item],
+            }),
+        }
     }
     Ok(Worklist {
         area: area.as_str().to_string(),
         as_of: today,
-        children_checked: kids.len(),
+        children_checked: usize::try_from(checked).unwrap_or(usize::MAX),
         truncated,
         villages: villages
             .into_iter()

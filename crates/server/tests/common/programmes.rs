@@ -129,6 +129,13 @@ pub async fn add_member(app: &TestApp, officer: &str, household: &str, name: &st
 
 /// Runs the worker until no job is queued or running.
 pub async fn drain_jobs(app: &TestApp) {
+    drain_jobs_with(app, Registry::with_builtins()).await
+}
+
+/// Runs the worker with `handlers` (and the child services one) until no job is queued or
+/// running.
+pub async fn drain_jobs_with(app: &TestApp, handlers: Registry) {
+    let handlers = handlers.register(inkingi_server::children::status::ServicesHandler);
     let shutdown = CancellationToken::new();
     let settings = WorkerSettings {
         concurrency: 2,
@@ -144,7 +151,7 @@ pub async fn drain_jobs(app: &TestApp) {
     let worker = tokio::spawn(run_with(
         app.store.clone(),
         settings,
-        Registry::with_builtins(),
+        handlers,
         shutdown.clone(),
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -34,6 +34,34 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status on `day` of an occurrence with window `w`, completed on `done` if at all.
+    /// The one rule: the evaluator uses it, and so do readers of materialised statuses.
+    pub fn on(w: &Window, done: Option<NaiveDate>, day: NaiveDate) -> Status {
+        if done.is_some() {
+            Status::Completed
+        } else if day < w.opens {
+            Status::Upcoming
+        } else if day <= w.due_by {
+            Status::Due
+        } else if w.closes.is_none_or(|c| day <= c) {
+            Status::Overdue
+        } else {
+            Status::Missed
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Completed,
+            Status::Upcoming,
+            Status::Due,
+            Status::Overdue,
+            Status::Missed,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Status::Completed => "completed",
@@ -92,7 +120,7 @@ pub fn evaluate(
                 FactKind::Immunization => dose_fact(schedule, s, anchor, facts),
                 _ => window_fact(s, w, facts, &mut used),
             };
-            let status = status_of(w, done, today);
+            let status = Status::on(w, done, today);
             if status == Status::Upcoming {
                 let soon = (w.opens - today).num_days() <= LOOKAHEAD_DAYS;
                 if shown_upcoming && !soon {
@@ -114,20 +142,6 @@ pub fn evaluate(
         }
     }
     out
-}
-
-fn status_of(w: &Window, done: Option<NaiveDate>, today: NaiveDate) -> Status {
-    if done.is_some() {
-        Status::Completed
-    } else if today < w.opens {
-        Status::Upcoming
-    } else if today <= w.due_by {
-        Status::Due
-    } else if w.closes.is_none_or(|c| today <= c) {
-        Status::Overdue
-    } else {
-        Status::Missed
-    }
 }
 
 /// The earliest unused fact of the service's kind inside the occurrence's window.

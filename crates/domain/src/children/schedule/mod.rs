@@ -88,6 +88,16 @@ impl Schedules {
         })
     }
 
+    /// A service by its schedule id and code.
+    pub fn service(&self, schedule: &str, code: &str) -> Option<&Service> {
+        self.schedules
+            .iter()
+            .find(|s| s.id == schedule)?
+            .services
+            .iter()
+            .find(|s| s.code == code)
+    }
+
     /// The schedules counted from `anchor`.
     pub fn for_anchor(&self, anchor: Anchor) -> impl Iterator<Item = &Schedule> {
         self.schedules.iter().filter(move |s| s.anchor == anchor)

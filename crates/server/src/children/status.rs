@@ -1,0 +1,445 @@
+//! Keeping the materialised services due (migration `0030`) in step with the facts.
+//!
+//! - **Incrementally**: every new fact about a registry person queues a `children.services`
+//!   job in the fact's own transaction; the job evaluates that person again from what is
+//!   committed and replaces their rows. A job rather than the same transaction because the
+//!   evaluation reads every fact of the person (the new one is not visible to other
+//!   connections before commit), and ingestion should not wait on it; the job is idempotent
+//!   (it recomputes from the database, whatever order jobs run in) and retried when it fails.
+//! - **In batch**: `inkingi children recompute` streams every registry person under six by id,
+//!   reads their facts a page at a time, evaluates the page in parallel (rayon) and writes it
+//!   with multi-row statements, the next page being read while the last one is written; then
+//!   mothers; then removes whatever it did not write again (children who turned six).
+//!
+//! - **Registry changes** (a child registered, a birth registration number, a move): the worker
+//!   follows the registry's events ([`follow_registry`]) and queues the same job for everyone in
+//!   the households touched.
+//!
+//! Both paths call the same pure evaluator ([`services_of`]); SQL only stores and counts.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::{Datelike, Months, NaiveDate};
+use inkingi_domain::children::growth::{MeasuredPosition, Sex};
+use inkingi_domain::children::indicators::{
+    grade_code, latest_growth, missing_doses, Occurrence, Visit,
+};
+use inkingi_domain::children::schedule::{FactKind, Schedules, ServiceStatus, Status};
+use inkingi_domain::identity::AreaScope;
+use inkingi_domain::registry::BirthDate;
+use inkingi_interop::worker::{JobContext, JobError, JobHandler};
+use inkingi_store::child_status::{ChildRow, Evaluated, IndicatorBase, StatusRow};
+use inkingi_store::children::{MeasurementKind, PersonFacts};
+use inkingi_store::dci_notify::EventPos;
+use inkingi_store::jobs::{Job, NewJob};
+use inkingi_store::{Store, UnitOfWork};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::services::{schedules, services_of, Subject};
+use crate::error::{ApiError, ApiResult};
+
+/// Re-evaluates the services of these registry persons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicesJob {
+    pub person_ids: Vec<Uuid>,
+}
+
+impl Job for ServicesJob {
+    const KIND: &'static str = "children.services";
+    const QUEUE: &'static str = "children";
+}
+
+/// Queues the re-evaluation of `person` in the caller's transaction (call it with each new
+/// fact about a registry person).
+pub async fn services_changed(store: &Store, uow: &mut UnitOfWork, person: Uuid) -> ApiResult<()> {
+    let job = NewJob::of(&ServicesJob {
+        person_ids: vec![person],
+    })?;
+    store.jobs().enqueue(uow, job).await?;
+    Ok(())
+}
+
+/// Runs `children.services` jobs.
+#[derive(Debug, Clone, Default)]
+pub struct ServicesHandler;
+
+#[async_trait::async_trait]
+impl JobHandler for ServicesHandler {
+    fn kind(&self) -> &'static str {
+        ServicesJob::KIND
+    }
+
+    async fn run(&self, ctx: &JobContext, payload: Value) -> Result<(), JobError> {
+        let job: ServicesJob = serde_json::from_value(payload)
+            .map_err(|e| JobError::permanent(format!("bad {} payload: {e}", ServicesJob::KIND)))?;
+        let today = chrono::Utc::now().date_naive();
+        refresh(&ctx.store, &job.person_ids, today)
+            .await
+            .map_err(|e| JobError::retry(e.to_string()))
+    }
+}
+
+/// Evaluates these persons again and replaces their rows, in one transaction. A person no
+/// longer in the registry (or with nothing due) is left with no rows.
+pub async fn refresh(store: &Store, ids: &[Uuid], today: NaiveDate) -> ApiResult<()> {
+    let national = AreaScope::national();
+    let mut facts: HashMap<Uuid, PersonFacts> = store
+        .children()
+        .facts_of_people(&national, ids)
+        .await?
+        .into_iter()
+        .collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(p) = store.registry().person(&national, *id).await? else {
+            out.push(Evaluated {
+                person_id: *id,
+                rows: Vec::new(),
+                base: None,
+            });
+            continue;
+        };
+        let births = children_births(store, &p).await?;
+        let person = Person {
+            id: *id,
+            village: p.person.village.as_ref().map(|v| v.as_str().to_string()),
+            sex: sex_of(&p.person.data.sex.to_string()),
+            who: Subject::of(&p),
+            alive: p.person.died_on.is_none(),
+        };
+        let f = facts.remove(id).unwrap_or_default();
+        out.push(evaluate_person(&person, &f, &births, today)?);
+    }
+    let mut uow = store.begin().await?;
+    store.child_status().replace(&mut uow, &out).await?;
+    uow.commit().await?;
+    Ok(())
+}
+
+/// Birth dates of a person's registry children in the same household (for a mother's PNC).
+async fn children_births(
+    store: &Store,
+    p: &inkingi_store::registry::PersonRecord,
+) -> ApiResult<Vec<BirthDate>> {
+    let Some(h) = p.person.household_id else {
+        return Ok(Vec::new());
+    };
+    let members = store.registry().members(&AreaScope::national(), h).await?;
+    Ok(members
+        .into_iter()
+        .filter(|m| m.mother_id == Some(p.person.id))
+        .filter_map(|m| m.person.data.birth_date)
+        .collect())
+}
+
+/// Who is evaluated: the few fields the schedules and the indicators need.
+struct Person {
+    id: Uuid,
+    village: Option<String>,
+    sex: Option<Sex>,
+    who: Subject,
+    alive: bool,
+}
+
+fn sex_of(code: &str) -> Option<Sex> {
+    match code {
+        "F" => Some(Sex::Female),
+        "M" => Some(Sex::Male),
+        _ => None,
+    }
+}
+
+/// The rows and indicator inputs of one person on `today` (pure).
+fn evaluate_person(
+    p: &Person,
+    f: &PersonFacts,
+    births: &[BirthDate],
+    today: NaiveDate,
+) -> ApiResult<Evaluated> {
+    if !p.alive {
+        return Ok(Evaluated {
+            person_id: p.id,
+            rows: Vec::new(),
+            base: None,
+        });
+    }
+    let statuses = services_of(&p.who, f, births, today)?;
+    let base = match p.who.birth_date.map(|b| b.midpoint()) {
+        Some(birth) if under_six(birth, today) => {
+            Some(base(schedules()?, p, birth, &statuses, f, today))
+        }
+        _ => None,
+    };
+    Ok(Evaluated {
+        person_id: p.id,
+        rows: rows(p, &statuses, today),
+        base,
+    })
+}
+
+fn under_six(birth: NaiveDate, today: NaiveDate) -> bool {
+    birth <= today
+        && birth
+            .checked_add_months(Months::new(72))
+            .is_some_and(|s| today < s)
+}
+
+/// One row per occurrence (twins' PNC visits are one visit of their mother).
+fn rows(p: &Person, statuses: &[ServiceStatus], today: NaiveDate) -> Vec<StatusRow> {
+    let mut seen = HashSet::new();
+    statuses
+        .iter()
+        .filter(|s| seen.insert((s.schedule.as_str(), s.service.as_str(), s.occurrence)))
+        .map(|s| StatusRow {
+            person_id: p.id,
+            schedule: s.schedule.clone(),
+            service: s.service.clone(),
+            occurrence: s.occurrence,
+            schedule_version: s.schedule_version.clone(),
+            village_code: p.village.clone(),
+            status: s.status,
+            window: s.window,
+            completed_on: s.completed_on,
+            evaluated_on: today,
+        })
+        .collect()
+}
+
+/// What the indicators count about a child (see docs/CHILDREN.md, "Indicators").
+fn base(
+    all: &Schedules,
+    p: &Person,
+    birth: NaiveDate,
+    statuses: &[ServiceStatus],
+    f: &PersonFacts,
+    today: NaiveDate,
+) -> IndicatorBase {
+    let occ = || {
+        statuses.iter().map(|s| Occurrence {
+            schedule: &s.schedule,
+            service: &s.service,
+            due_by: s.window.due_by,
+            completed_on: s.completed_on,
+        })
+    };
+    let fic = |months| missing_doses(all, occ(), birth, months, today).map(|m| m.is_empty());
+    let done = |kind: FactKind| {
+        statuses.iter().any(|s| {
+            s.status == Status::Completed
+                && all
+                    .service(&s.schedule, &s.service)
+                    .is_some_and(|v| v.fact == kind)
+        })
+    };
+    let growth = p.sex.and_then(|sex| latest_growth(sex, birth, &visits(f)));
+    IndicatorBase {
+        person_id: p.id,
+        village_code: p.village.clone(),
+        birth_date: birth,
+        fic12: fic(12),
+        fic24: fic(24),
+        growth_on: growth.map(|g| g.on),
+        stunting: growth.and_then(|g| g.stunting).map(grade_code),
+        wasting: growth.and_then(|g| g.wasting).map(grade_code),
+        birth_registered: done(FactKind::BirthRegistration),
+        enrolled: done(FactKind::PreprimaryEnrolment),
+        evaluated_on: today,
+    }
+}
+
+/// Measurements grouped into visits by day (weights in kg, lengths in cm as stored).
+fn visits(f: &PersonFacts) -> Vec<Visit> {
+    let mut by_day: std::collections::BTreeMap<NaiveDate, Visit> = Default::default();
+    for m in &f.measurements {
+        let v = by_day.entry(m.measured_on).or_insert(Visit {
+            on: m.measured_on,
+            weight_kg: None,
+            length_cm: None,
+        });
+        match m.kind {
+            MeasurementKind::Weight => v.weight_kg = Some(m.value),
+            MeasurementKind::Length => v.length_cm = Some((m.value, MeasuredPosition::Lying)),
+            MeasurementKind::Height => v.length_cm = Some((m.value, MeasuredPosition::Standing)),
+            _ => {}
+        }
+    }
+    by_day.into_values().collect()
+}
+
+/// A registry child of the batch, evaluated (pure; run in parallel).
+fn evaluate_row(c: &ChildRow, f: &PersonFacts, today: NaiveDate) -> ApiResult<Option<Evaluated>> {
+    let Some(birth) = c
+        .birth_date
+        .as_deref()
+        .and_then(|b| BirthDate::parse(b).ok())
+    else {
+        return Ok(None);
+    };
+    if !under_six(birth.midpoint(), today) {
+        return Ok(None);
+    }
+    let p = Person {
+        id: c.id,
+        village: c.village_code.clone(),
+        sex: sex_of(&c.sex),
+        who: Subject {
+            birth_date: Some(birth),
+            birth_registered: c.birth_registration.is_some(),
+        },
+        alive: true,
+    };
+    evaluate_person(&p, f, &[], today).map(Some)
+}
+
+/// What a full recompute did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RecomputeSummary {
+    pub children: u64,
+    pub mothers: u64,
+    pub rows: u64,
+    /// Rows of people no longer followed, removed.
+    pub removed: u64,
+    pub seconds: f64,
+}
+
+/// Everyone under six, then mothers, evaluated on `today`; `page` children at a time.
+/// `progress` is told how many children are done so far.
+pub async fn recompute_all(
+    store: &Store,
+    today: NaiveDate,
+    page: u32,
+    progress: impl Fn(u64),
+) -> ApiResult<RecomputeSummary> {
+    let started = Instant::now();
+    let mut sum = RecomputeSummary::default();
+    // Birth dates are text (possibly only a year): a prefix bound, checked exactly after.
+    let six_ago = today.checked_sub_months(Months::new(72)).unwrap_or(today);
+    let born_from = format!("{:04}", six_ago.year());
+    let status = store.child_status();
+    let mut after = None;
+    let mut writing: Option<tokio::task::JoinHandle<ApiResult<()>>> = None;
+    loop {
+        let kids = status.children_page(&born_from, after, page).await?;
+        let Some(last) = kids.last() else { break };
+        after = Some(last.id);
+        let ids: Vec<Uuid> = kids.iter().map(|k| k.id).collect();
+        let facts: HashMap<Uuid, PersonFacts> = store
+            .children()
+            .facts_of_people(&AreaScope::national(), &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let none = PersonFacts::default();
+        let evaluated: Vec<Evaluated> = kids
+            .par_iter()
+            .map(|k| evaluate_row(k, facts.get(&k.id).unwrap_or(&none), today))
+            .filter_map(Result::transpose)
+            .collect::<ApiResult<_>>()?;
+        sum.children += evaluated.len() as u64;
+        sum.rows += evaluated.iter().map(|e| e.rows.len() as u64).sum::<u64>();
+        // One page written while the next is read and evaluated.
+        if let Some(w) = writing.take() {
+            w.await.map_err(ApiError::internal)??;
+        }
+        let s = store.clone();
+        writing = Some(tokio::spawn(async move {
+            let mut uow = s.begin().await?;
+            s.child_status().replace(&mut uow, &evaluated).await?;
+            uow.commit().await?;
+            Ok(())
+        }));
+        progress(sum.children);
+    }
+    if let Some(w) = writing.take() {
+        w.await.map_err(ApiError::internal)??;
+    }
+    // Mothers: an ongoing pregnancy, or a child born in the last ten weeks.
+    let ten_weeks = today
+        .checked_sub_days(chrono::Days::new(70))
+        .unwrap_or(today);
+    let mothers = status.mothers(&ten_weeks.to_string()).await?;
+    for chunk in mothers.chunks(500) {
+        refresh(store, chunk, today).await?;
+    }
+    sum.mothers = mothers.len() as u64;
+    let mut uow = store.begin().await?;
+    sum.removed = status.remove_older_than(&mut uow, today).await?;
+    uow.commit().await?;
+    sum.seconds = started.elapsed().as_secs_f64();
+    Ok(sum)
+}
+
+/// Registry events read at a time by [`follow_registry`].
+const EVENT_BATCH: u32 = 500;
+
+/// Queues the re-evaluation of everyone in the households the registry events after `pos`
+/// touched (a child registered, a birth registration number, a move, a death; the household's
+/// mother for her postnatal visits). Returns the position reached and the people queued.
+pub async fn follow_step(store: &Store, pos: EventPos) -> ApiResult<(EventPos, usize)> {
+    let feed = store.lookup_feed();
+    let events = feed.events_after(pos, EVENT_BATCH).await?;
+    let Some(last) = events.last().map(|e| e.pos) else {
+        return Ok((pos, 0));
+    };
+    let mut households: Vec<Uuid> = events.iter().map(|e| e.household_id).collect();
+    households.sort_unstable();
+    households.dedup();
+    // Members who left are named by their own events.
+    let mut people: Vec<Uuid> = events
+        .iter()
+        .filter(|e| e.entity == "member")
+        .map(|e| e.entity_id)
+        .collect();
+    people.extend(
+        feed.people(&[], &households)
+            .await?
+            .into_iter()
+            .map(|p| p.id),
+    );
+    people.sort_unstable();
+    people.dedup();
+    for chunk in people.chunks(500) {
+        let job = NewJob::of(&ServicesJob {
+            person_ids: chunk.to_vec(),
+        })?;
+        store.jobs().enqueue_now(job).await?;
+    }
+    Ok((last, people.len()))
+}
+
+/// Follows the registry's events from the newest one at start, every `every`, until
+/// `shutdown`. Changes made while no worker ran are left to the daily recompute; several
+/// workers following at once queue the same re-evaluations twice, which is harmless.
+pub async fn follow_registry(store: Store, every: Duration, shutdown: CancellationToken) {
+    let mut pos = match store.lookup_feed().start_position().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot follow registry events for services due");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        loop {
+            match follow_step(&store, pos).await {
+                Ok((next, n)) if n > 0 => pos = next,
+                Ok((next, _)) => {
+                    pos = next;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "registry events for services due; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
