@@ -35,7 +35,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{Fault, FaultPlan, FaultState};
@@ -610,8 +609,6 @@ impl Dhis2Sim {
                 data,
             }),
         });
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let app = Router::new()
             .route("/stats", get(stats))
@@ -620,15 +617,7 @@ impl Dhis2Sim {
             .route("/api/tracker/events", get(events))
             .route("/api/dataValueSets", axum::routing::post(data_value_sets))
             .with_state(shared.clone());
-        let s = stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { s.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "DHIS2 simulator stopped");
-            }
-        });
+        let addr = super::serve(listen, app, &stop, "DHIS2 simulator").await?;
         Ok(Dhis2Sim { addr, shared, stop })
     }
 
