@@ -12,15 +12,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{Days, Months, NaiveDate, Utc};
+use common::children::register;
 use common::programmes::{drain_jobs, drain_jobs_with};
 use common::{add_user, bearer, session, token};
-use inkingi_domain::areas::AreaCode;
 use inkingi_domain::children::indicators::RefMonth;
 use inkingi_domain::identity::{AreaScope, Role};
-use inkingi_domain::registry::history::Channel;
-use inkingi_domain::registry::{
-    BirthDate, HouseholdInput, MemberRole, Name, PersonInput, RegistryNumber, Sex,
-};
+use inkingi_domain::registry::{BirthDate, MemberRole, Name, PersonInput, Sex};
 use inkingi_interop::dhis2::{Dhis2Connector, Mapping};
 use inkingi_interop::simulate::dhis2::{Dhis2Plan, Dhis2Sim, ROOT_ORG_UNIT};
 use inkingi_interop::simulate::faults::FaultPlan;
@@ -28,7 +25,7 @@ use inkingi_interop::worker::Registry;
 use inkingi_server::children::dhis2::Dhis2Sync;
 use inkingi_server::children::push::{enqueue_month, push_sector, PushHandler};
 use inkingi_server::children::status::{follow_step, recompute_all};
-use inkingi_store::registry::{EventMeta, NewHousehold, NewMember};
+use inkingi_store::registry::NewMember;
 use inkingi_store::Store;
 use inkingi_testkit::{databases, TestApp};
 use serde_json::{json, Value};
@@ -108,47 +105,8 @@ async fn household(store: &Store, today: NaiveDate) -> Kids {
         short: short.id,
         born,
     };
-    register(store, vec![head, full, gap, short]).await;
+    register(store, VILLAGE, vec![head, full, gap, short]).await;
     kids
-}
-
-/// Registers a household of `members` in VILLAGE.
-async fn register(store: &Store, members: Vec<NewMember>) {
-    let new = NewHousehold {
-        id: Uuid::now_v7(),
-        registry_number: RegistryNumber::generate(&mut rand::rng()),
-        input: HouseholdInput {
-            village: AreaCode::parse(VILLAGE).unwrap(),
-            address: None,
-            gps: None,
-            answers: json!({"tenure": "owner", "wall": "mud_bricks", "roof": "iron_sheets",
-                "floor": "earth", "rooms": 2, "water_source": "public_tap",
-                "toilet": "pit_latrine_slab", "lighting": "solar", "cooking_fuel": "firewood",
-                "owns_land": false, "owns_livestock": false, "income_sources": ["farming"],
-                "meals_per_day": 2})
-            .as_object()
-            .unwrap()
-            .clone(),
-        },
-        form_id: "rw-socioeconomic".into(),
-        form_version: 1,
-        source_key: None,
-        members,
-    };
-    let meta = EventMeta {
-        actor: "seed".into(),
-        channel: Channel::System,
-        reason: None,
-        change_request_id: None,
-        at: Utc::now(),
-    };
-    let mut uow = store.begin().await.unwrap();
-    store
-        .registry()
-        .register_household(&mut uow, &new, &meta)
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
 }
 
 fn resource(r: Value) -> Value {
@@ -419,7 +377,7 @@ async fn services_are_materialised_counted_drilled_into_and_pushed() {
         head.role = MemberRole::Head;
         let newborn = child("Nshuti", Sex::Male, today - Days::new(3), None);
         let newborn_id = newborn.id;
-        register(&store, vec![head, newborn]).await;
+        register(&store, VILLAGE, vec![head, newborn]).await;
         // PostgreSQL shows an event once every older transaction has ended: ask until it does.
         let mut queued = 0;
         for _ in 0..100 {
