@@ -515,3 +515,44 @@ async fn push_to_dhis2(app: &TestApp, month: RefMonth, db: &impl std::fmt::Debug
     assert_eq!(sim.data_values().len(), before, "[{db:?}]");
     sim.stop();
 }
+
+#[tokio::test]
+async fn the_daily_recompute_is_queued_once_a_day_and_fills_the_statuses() {
+    use inkingi_server::children::status::{queue_daily_recompute, RecomputeHandler};
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        let today = Utc::now().date_naive();
+        // Registered straight in the store: no fact, so no per-event job has run for them.
+        let kids = household(&app.store, today).await;
+        assert!(stored(&app.store, kids.gap).await.is_empty(), "[{db:?}]");
+
+        // Before the hour (00:30 in Kigali) nothing is queued; after it, one job however many
+        // workers ask.
+        let night = NaiveDate::from_ymd_opt(2026, 3, 9)
+            .unwrap()
+            .and_hms_opt(22, 30, 0)
+            .unwrap()
+            .and_utc();
+        assert!(!queue_daily_recompute(&app.store, night).await.unwrap());
+        let morning = night + chrono::Duration::hours(5);
+        assert!(queue_daily_recompute(&app.store, morning).await.unwrap());
+        assert!(queue_daily_recompute(&app.store, morning).await.unwrap());
+        let queued = app.store.jobs().stats().await.unwrap();
+        // Nothing else is queued in the children's queue: no fact was received.
+        let recomputes: u64 = queued
+            .counts
+            .iter()
+            .filter(|c| c.queue == "children")
+            .map(|c| c.count)
+            .sum();
+        assert_eq!(recomputes, 1, "[{db:?}] one job for the day: {queued:?}");
+
+        drain_jobs_with(&app, Registry::with_builtins().register(RecomputeHandler)).await;
+        let rows = stored(&app.store, kids.gap).await;
+        assert!(
+            rows.iter().any(|(service, _, _)| service == "mr-1"),
+            "[{db:?}] the child's measles-rubella dose is stored: {rows:?}"
+        );
+        app.stop().await;
+    }
+}

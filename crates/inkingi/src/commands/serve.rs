@@ -150,7 +150,9 @@ async fn run_worker(
             shutdown.clone(),
         )));
     }
-    handlers = handlers.register(inkingi_server::children::status::ServicesHandler);
+    handlers = handlers
+        .register(inkingi_server::children::status::ServicesHandler)
+        .register(inkingi_server::children::status::RecomputeHandler);
     let follower = tokio::spawn(inkingi_server::children::status::follow_registry(
         store.clone(),
         Duration::from_secs(5),

@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::{DateTime, Datelike, Months, NaiveDate, Timelike, Utc};
 use inkingi_domain::children::growth::{MeasuredPosition, Sex};
 use inkingi_domain::children::indicators::{
     grade_code, latest_growth, missing_doses, Occurrence, Visit,
@@ -81,6 +81,69 @@ impl JobHandler for ServicesHandler {
         refresh(&ctx.store, &job.person_ids, today)
             .await
             .map_err(|e| JobError::retry(e.to_string()))
+    }
+}
+
+/// The daily batch recompute: statuses move with time (a recurring service opens its next
+/// period), and changes made while no worker followed the registry are caught up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecomputeJob {
+    /// The Kigali day it is for: one job per day however many workers queue it.
+    pub day: NaiveDate,
+}
+
+impl Job for RecomputeJob {
+    const KIND: &'static str = "children.recompute";
+    const QUEUE: &'static str = "children";
+    const MAX_ATTEMPTS: u32 = 3;
+
+    fn idempotency_key(&self) -> Option<String> {
+        Some(format!("children.recompute:{}", self.day))
+    }
+}
+
+/// Local hour (Kigali) after which the day's recompute is queued: early, so that the SMS
+/// planner (08:00 by default) reads the day's statuses.
+pub const RECOMPUTE_AT_HOUR: u32 = 1;
+
+/// Queues the day's recompute once the Kigali time is past [`RECOMPUTE_AT_HOUR`]; true when
+/// it is time (the job is queued once a day whatever the number of calls).
+pub async fn queue_daily_recompute(store: &Store, now: DateTime<Utc>) -> ApiResult<bool> {
+    let local =
+        now + chrono::Duration::seconds(i64::from(inkingi_interop::sms::RWANDA_OFFSET_SECS));
+    if local.hour() < RECOMPUTE_AT_HOUR {
+        return Ok(false);
+    }
+    let job = NewJob::of(&RecomputeJob {
+        day: local.date_naive(),
+    })?;
+    store.jobs().enqueue_now(job).await?;
+    Ok(true)
+}
+
+/// Runs `children.recompute` jobs: the whole batch, as `inkingi children recompute` does.
+#[derive(Debug, Clone, Default)]
+pub struct RecomputeHandler;
+
+#[async_trait::async_trait]
+impl JobHandler for RecomputeHandler {
+    fn kind(&self) -> &'static str {
+        RecomputeJob::KIND
+    }
+
+    async fn run(&self, ctx: &JobContext, payload: Value) -> Result<(), JobError> {
+        let _: RecomputeJob = serde_json::from_value(payload)
+            .map_err(|e| JobError::permanent(format!("bad {} payload: {e}", RecomputeJob::KIND)))?;
+        let today = Utc::now().date_naive();
+        let sum = recompute_all(&ctx.store, today, 5000, |_| {})
+            .await
+            .map_err(|e| JobError::retry(e.to_string()))?;
+        tracing::info!(
+            children = sum.children,
+            rows = sum.rows,
+            "services due recomputed"
+        );
+        Ok(())
     }
 }
 
@@ -413,7 +476,8 @@ pub async fn follow_step(store: &Store, pos: EventPos) -> ApiResult<(EventPos, u
 }
 
 /// Follows the registry's events from the newest one at start, every `every`, until
-/// `shutdown`. Changes made while no worker ran are left to the daily recompute; several
+/// `shutdown`, and queues the daily recompute. Changes made while no worker ran are left to
+/// that recompute; several
 /// workers following at once queue the same re-evaluations twice, which is harmless.
 pub async fn follow_registry(store: Store, every: Duration, shutdown: CancellationToken) {
     let mut pos = match store.lookup_feed().start_position().await {
@@ -427,6 +491,9 @@ pub async fn follow_registry(store: Store, every: Duration, shutdown: Cancellati
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = queue_daily_recompute(&store, Utc::now()).await {
+            tracing::warn!(error = %e, "cannot queue the day's recompute of services due");
         }
         loop {
             match follow_step(&store, pos).await {
