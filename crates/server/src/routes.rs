@@ -448,6 +448,11 @@ fn all() -> Vec<Route> {
             Access::Requires(Permission::ReadAggregates),
             children::indicators_page::indicators_page,
         ),
+        get_route(
+            "/children/indicators/{indicator}/missing",
+            HEALTH_READ,
+            children::indicators_page::missing_page,
+        ),
         // Registry pages: search, a household, and its forms (the handlers check writes).
         get_route("/registry", READ, pages::search_page),
         get_route("/registry/households/new", WRITE, pages::edit::new_page),

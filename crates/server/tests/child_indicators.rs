@@ -361,9 +361,43 @@ async fn services_are_materialised_counted_drilled_into_and_pushed() {
         assert!(html.contains("Fully immunised at 12 months"), "[{db:?}]");
         assert!(
             html.contains(&format!(
-                "/api/v1/children/indicators/fic12/missing?area=110101&amp;month={month}"
+                "/children/indicators/fic12/missing?area=110101&amp;month={month}"
             )),
             "[{db:?}]"
+        );
+        // The drill-down page behind a figure: health roles only, the child linked to her
+        // record with what she lacks.
+        let drill = format!("/children/indicators/fic12/missing?area=1101&month={month}&lang=en");
+        let res = app
+            .client
+            .get(app.url(&drill))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            403,
+            "[{db:?}] an officer reads no health data"
+        );
+        let nurse_cookie = session(&app, "nurse").await;
+        let res = app
+            .client
+            .get(app.url(&drill))
+            .header("cookie", &nurse_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "[{db:?}]");
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains(&format!("href=\"/children/{}\"", k.gap)),
+            "[{db:?}] {html}"
+        );
+        assert!(html.contains("mr-1"), "[{db:?}] {html}");
+        assert!(
+            !html.contains(&k.full.to_string()),
+            "[{db:?}] only the child missing a dose"
         );
 
         // A child registered later (a registry event, no fact yet): the follower queues them.

@@ -1048,6 +1048,14 @@ const CHILDREN: &[Entry] = &[
         foreign: Foreign::NotApplicable,
         role: None,
     },
+    Entry {
+        method: "GET",
+        path: "/children/indicators/{indicator}/missing",
+        call: "/children/indicators/fic12/missing",
+        anonymous: Anonymous::ToLogin,
+        foreign: Foreign::NotApplicable,
+        role: None,
+    },
 ];
 
 fn all_entries() -> impl Iterator<Item = &'static Entry> {

@@ -11,7 +11,7 @@ use inkingi_domain::areas::AreaCode;
 use inkingi_domain::children::indicators::{
     cohort, missing_doses, IndicatorCode, Occurrence, RefMonth,
 };
-use inkingi_domain::identity::{AreaScope, Permission};
+use inkingi_domain::identity::{AreaScope, Permission, Purpose};
 use inkingi_store::child_status::{AreaCount, ListedChild, StatusRow};
 use inkingi_store::Store;
 use serde::{Deserialize, Serialize};
@@ -343,6 +343,19 @@ pub async fn missing(
         )));
     };
     let (area, month) = area_and_month(&principal, &q)?;
+    let list = read_missing(&state, &principal, purpose, code, area, month).await?;
+    Ok(Json(list))
+}
+
+/// The drill-down list, audited as a read of personal health data (the API and the page).
+pub(crate) async fn read_missing(
+    state: &AppState,
+    principal: &Principal,
+    purpose: Purpose,
+    code: IndicatorCode,
+    area: Option<AreaCode>,
+    month: RefMonth,
+) -> ApiResult<MissingList> {
     let list = missing_list(&state.store, &principal.scope, code, area.as_ref(), month).await?;
     let mut rec = principal.audit_record("children.indicator_missing.read", "area");
     rec.subject_id = Some(list.area.clone());
@@ -354,5 +367,5 @@ pub async fn missing(
         format!("children:{}", list.children.len()),
     ];
     state.audit.append(vec![rec]).await?;
-    Ok(Json(list))
+    Ok(list)
 }

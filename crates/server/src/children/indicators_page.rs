@@ -2,15 +2,16 @@
 //! to the list of children behind it, and each area to its own table.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use inkingi_domain::children::indicators::IndicatorCode;
 use inkingi_domain::identity::Permission;
 
-use super::indicators::{area_and_month, table, AreaRow, IndicatorParams};
+use super::indicators::{area_and_month, read_missing, table, AreaRow, IndicatorParams};
+use super::services::health_reader;
 use crate::auth::PagePrincipal;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::web::i18n::Messages;
 use crate::web::page::{render, PageCtx, Section};
@@ -133,6 +134,73 @@ pub async fn indicators_page(
             .map(|c| header(tr, c))
             .collect(),
         rows,
+    };
+    Ok(render(&ctx, StatusCode::OK, &page))
+}
+
+struct MissingRow {
+    person_id: String,
+    name: String,
+    village: String,
+    birth_date: String,
+    missing: String,
+    measured_on: String,
+}
+
+#[derive(Template)]
+#[template(path = "children/missing.html")]
+struct MissingPage {
+    chrome: crate::web::page::Chrome,
+    indicator: String,
+    area: String,
+    month: String,
+    truncated: bool,
+    rows: Vec<MissingRow>,
+}
+
+/// Which children are missing what, for one indicator, area and month (HTML): the page behind
+/// each figure of the indicators page. Personal health data: health roles, scoped, audited.
+#[utoipa::path(get, path = "/children/indicators/{indicator}/missing", operation_id = "children_indicator_missing_page", tag = "children",
+    params(("indicator" = String, Path), PageParams),
+    responses((status = 200, description = "The children behind a figure (HTML)", content_type = "text/html"),
+        (status = 303, description = "Not signed in: redirected to the sign-in page"),
+        (status = 404, description = "No such indicator")))]
+pub async fn missing_page(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    principal: PagePrincipal,
+    Path(indicator): Path<String>,
+    Query(q): Query<PageParams>,
+) -> ApiResult<Response> {
+    let purpose = health_reader(&state, &principal)?;
+    let code = IndicatorCode::parse(&indicator)
+        .ok_or_else(|| ApiError::not_found(format!("no indicator '{indicator}'")))?;
+    let q = IndicatorParams {
+        area: q.area,
+        month: q.month,
+    };
+    let (area, month) = area_and_month(&principal, &q)?;
+    let list = read_missing(&state, &principal, purpose, code, area, month).await?;
+    let tr = ctx.t();
+    let title = format!("{} — {}", header(tr, code), tr.ind_missing_title);
+    let page = MissingPage {
+        chrome: ctx.chrome(Section::Registry, &title),
+        indicator: header(tr, code),
+        area: list.area.clone(),
+        month: list.month.clone(),
+        truncated: list.truncated,
+        rows: list
+            .children
+            .iter()
+            .map(|c| MissingRow {
+                person_id: c.person_id.to_string(),
+                name: c.name.clone(),
+                village: c.village.clone().unwrap_or_default(),
+                birth_date: c.birth_date.to_string(),
+                missing: c.missing.join(", "),
+                measured_on: c.measured_on.map(|d| d.to_string()).unwrap_or_default(),
+            })
+            .collect(),
     };
     Ok(render(&ctx, StatusCode::OK, &page))
 }

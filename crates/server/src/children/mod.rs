@@ -54,6 +54,7 @@ pub struct ChildrenSettings {
         indicators::indicators,
         indicators::missing,
         indicators_page::indicators_page,
+        indicators_page::missing_page,
     ),
     components(schemas(services::ServicesView, services::Worklist, services::VillageList,
         services::OverdueChild, services::OverdueItem, sms_dlr::ReportAnswer, sms_dlr::AtReport,

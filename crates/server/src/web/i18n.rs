@@ -144,6 +144,7 @@ messages! {
     child_title, child_services, child_timeline, child_col_service, child_col_window, child_col_status, child_col_date, child_col_fact, child_col_detail, child_col_source, child_provisional_note, child_none,
     child_growth, child_growth_none, child_protection, child_sensitive, child_restricted,
     idv_col, idv_verify, idv_queued, idv_none,
+    ind_missing_title, ind_missing_intro, ind_missing_truncated, ind_missing_none, ind_col_missing, ind_col_measured,
     ind_title, ind_intro, ind_month, ind_area, ind_show, ind_col_area, ind_total, ind_none, ind_up, ind_fic12, ind_fic24, ind_stunting, ind_wasting, ind_growth_monitoring, ind_birth_registration, ind_preprimary_enrolment,
 }
 
