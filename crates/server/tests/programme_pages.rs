@@ -109,6 +109,16 @@ async fn set_up_names_each_bad_field_saves_nothing_then_saves_and_refuses_a_stal
         assert!(html.contains("id=\"e-eligibility\""), "{html}");
         assert!(html.contains("line 1, column"), "{html}");
 
+        // An agency the store does not know: named next to its field, nothing stored.
+        let mut unknown = programme_fields(&csrf, "500", "size >= 2");
+        unknown.retain(|(k, _)| *k != "agency");
+        unknown.push(("agency", "nowhere"));
+        let (s, html) = post_form(&app, &cookie, "/programmes/new", &unknown, false).await;
+        assert_eq!(s, 422, "[{db:?}] {html}");
+        assert!(html.contains("id=\"e-agency\""), "{html}");
+        let (s, _) = pm.get("/api/v1/programmes/kids_cash").await;
+        assert_eq!(s, 404, "nothing saved");
+
         // A bad CSRF token is refused.
         let good = programme_fields("wrong", "500", "size >= 2");
         let (s, _) = post_form(&app, &cookie, "/programmes/new", &good, false).await;

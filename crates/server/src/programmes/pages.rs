@@ -567,13 +567,23 @@ async fn store_form(
         StatusCode::UNPROCESSABLE_ENTITY => (
             StatusCode::UNPROCESSABLE_ENTITY,
             false,
-            Errors::from([("agency".into(), refusal.detail.clone())]),
+            Errors::from([store_refusal_field(&refusal.detail)]),
         ),
         _ => return Err(refusal),
     };
     let mut page = edit_page_for(state, ctx, principal, editing, f, errors).await?;
     page.stale = stale;
     Ok(render(ctx, status, &page))
+}
+
+/// The store words a refusal `field: reason` (e.g. `agency: no agency has the code 'x'`):
+/// shown next to that field when the form has it, else in the summary under `programme`.
+fn store_refusal_field(detail: &str) -> (String, String) {
+    const FIELDS: [&str; 4] = ["agency", "code", "eligibility", "overlaps_with"];
+    match detail.split_once(": ") {
+        Some((field, reason)) if FIELDS.contains(&field) => (field.into(), reason.into()),
+        _ => ("programme".into(), detail.into()),
+    }
 }
 
 fn rule_error_text(e: &RuleError) -> String {
@@ -958,6 +968,18 @@ mod tests {
             overlaps_with: "vup_pw, cbhi".into(),
             ..ProgrammeForm::default()
         }
+    }
+
+    #[test]
+    fn a_store_refusal_lands_on_its_field_or_in_the_summary() {
+        assert_eq!(
+            store_refusal_field("agency: no agency has the code 'x'"),
+            ("agency".into(), "no agency has the code 'x'".into())
+        );
+        assert_eq!(
+            store_refusal_field("something else went wrong"),
+            ("programme".into(), "something else went wrong".into())
+        );
     }
 
     #[test]
