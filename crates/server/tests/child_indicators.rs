@@ -16,6 +16,7 @@ use common::children::register;
 use common::programmes::{drain_jobs, drain_jobs_with};
 use common::{add_user, bearer, session, token};
 use inkingi_domain::children::indicators::RefMonth;
+use inkingi_domain::children::schedule::{Schedules, ServiceStatus};
 use inkingi_domain::identity::{AreaScope, Role};
 use inkingi_domain::registry::{BirthDate, MemberRole, Name, PersonInput, Sex};
 use inkingi_interop::dhis2::{Dhis2Connector, Mapping};
@@ -24,7 +25,7 @@ use inkingi_interop::simulate::faults::FaultPlan;
 use inkingi_interop::worker::Registry;
 use inkingi_server::children::dhis2::Dhis2Sync;
 use inkingi_server::children::push::{enqueue_month, push_sector, PushHandler};
-use inkingi_server::children::status::{follow_step, recompute_all};
+use inkingi_server::children::status::{follow_step, recompute_all, stored_occurrence};
 use inkingi_store::registry::NewMember;
 use inkingi_store::Store;
 use inkingi_testkit::{databases, TestApp};
@@ -202,23 +203,44 @@ async fn services_are_materialised_counted_drilled_into_and_pushed() {
         // Nothing materialised until the jobs queued with the facts have run.
         assert!(stored(&store, k.full).await.is_empty(), "[{db:?}]");
         drain_jobs(&app).await;
-        for kid in [k.full, k.gap, k.short] {
+        let all = Schedules::embedded().unwrap();
+        let short_born = today - Days::new(200);
+        for (kid, born) in [(k.full, k.born), (k.gap, k.born), (k.short, short_born)] {
             let (status, svc) =
                 json_of(&app, &format!("/api/v1/children/{kid}/services"), &nurse).await;
             assert_eq!(status, 200, "[{db:?}] {svc}");
-            let live = keyed(svc["services"].as_array().unwrap().iter().map(|s| {
-                (
-                    s["service"].as_str().unwrap().to_string(),
-                    s["occurrence"].as_u64().unwrap(),
-                    s["status"].as_str().unwrap().to_string(),
-                )
-            }));
+            let live: Vec<ServiceStatus> = serde_json::from_value(svc["services"].clone()).unwrap();
+            let kept = keyed(
+                live.iter()
+                    .filter(|s| stored_occurrence(all, s, Some(born), today))
+                    .map(|s| {
+                        (
+                            s.service.clone(),
+                            u64::from(s.occurrence),
+                            s.status.as_str().to_string(),
+                        )
+                    }),
+            );
             assert_eq!(
                 stored(&store, kid).await,
-                live,
-                "[{db:?}] stored = evaluated"
+                kept,
+                "[{db:?}] stored = the evaluated occurrences a reader needs"
             );
         }
+        // Full had every dose on its day: none of them is stored (history), and she still
+        // counts as fully immunised below; Gap's missing dose is stored.
+        let full_rows = stored(&store, k.full).await;
+        assert!(
+            !full_rows.iter().any(|(_, _, st)| st == "completed"),
+            "[{db:?}] {full_rows:?}"
+        );
+        assert!(
+            stored(&store, k.gap)
+                .await
+                .iter()
+                .any(|(service, _, st)| service == "mr-1" && st != "completed"),
+            "[{db:?}]"
+        );
 
         // The worklist reads the stored statuses: Gap is overdue for measles-rubella 1.
         let (status, wl) = json_of(

@@ -13,6 +13,9 @@ use sqlx::types::Json;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use crate::children::{
+    ChildFacts, ContactFact, DoseFact, MeasureFact, MeasurementKind, PregnancyFact,
+};
 use crate::registry::{area_range, push_scope};
 use crate::shared_sql::{on_read, on_uow, Pools};
 use crate::{Store, StoreError, StoreResult, UnitOfWork};
@@ -195,6 +198,58 @@ struct DbPush {
     values_sent: i32,
     pushed_at: DateTime<Utc>,
 }
+
+#[derive(sqlx::FromRow)]
+struct DbDose {
+    person_id: Uuid,
+    vaccine: Option<String>,
+    dose_number: Option<i32>,
+    occurred_on: NaiveDate,
+}
+
+#[derive(sqlx::FromRow)]
+struct DbMeasure {
+    person_id: Uuid,
+    kind: String,
+    value: f64,
+    measured_on: NaiveDate,
+}
+
+#[derive(sqlx::FromRow)]
+struct DbPregnancy {
+    person_id: Uuid,
+    lmp: Option<NaiveDate>,
+    edd: Option<NaiveDate>,
+    outcome: Option<String>,
+    outcome_on: Option<NaiveDate>,
+}
+
+/// An encounter or an enrolment: a kind and a day.
+#[derive(sqlx::FromRow)]
+struct DbDated {
+    person_id: Uuid,
+    kind: String,
+    occurred_on: NaiveDate,
+}
+
+/// The facts the evaluator reads, of the registry people with ids in `first..=last`, each
+/// table scanned once along its `(person_id, date)` index; ordered as `facts_of_people`
+/// orders them (by date, then id) so both paths evaluate the same sequence.
+const DOSES_IN_RANGE: &str = "SELECT person_id, vaccine, dose_number, occurred_on \
+    FROM child_immunizations WHERE person_id >= $1 AND person_id <= $2 \
+    ORDER BY person_id, occurred_on, id";
+const MEASURES_IN_RANGE: &str = "SELECT person_id, kind, value, measured_on \
+    FROM child_measurements WHERE person_id >= $1 AND person_id <= $2 \
+    ORDER BY person_id, measured_on, id";
+const PREGNANCIES_IN_RANGE: &str = "SELECT person_id, lmp, edd, outcome, outcome_on \
+    FROM child_pregnancies WHERE person_id >= $1 AND person_id <= $2 \
+    ORDER BY person_id, received_at, id";
+const CONTACTS_IN_RANGE: &str = "SELECT person_id, kind, occurred_on \
+    FROM child_encounters WHERE person_id >= $1 AND person_id <= $2 \
+    ORDER BY person_id, occurred_on, id";
+const ENROLMENTS_IN_RANGE: &str = "SELECT person_id, kind, occurred_on \
+    FROM child_feed_facts WHERE person_id >= $1 AND person_id <= $2 \
+    AND kind = 'preprimary_enrolment' ORDER BY person_id, occurred_on, id";
 
 const STATUS_COLS: &str = "s.person_id, s.schedule, s.service, s.occurrence, \
     s.schedule_version, s.village_code, s.status, s.opens, s.due_by, s.closes, s.completed_on, \
@@ -412,6 +467,69 @@ impl ChildStatus<'_> {
             }
             qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
             qb.build_query_as().fetch_all(p).await?
+        });
+        Ok(rows)
+    }
+
+    /// The facts the schedules read of every registry person whose id is in `first..=last`
+    /// (the batch recompute reads a page of children this way: one range scan per table
+    /// rather than a list of ids). People without facts are absent.
+    pub async fn facts_between(
+        &self,
+        first: Uuid,
+        last: Uuid,
+    ) -> StoreResult<std::collections::HashMap<Uuid, ChildFacts>> {
+        let mut out: std::collections::HashMap<Uuid, ChildFacts> = Default::default();
+        for r in self.in_range::<DbDose>(DOSES_IN_RANGE, first, last).await? {
+            out.entry(r.person_id).or_default().doses.push(DoseFact {
+                vaccine: r.vaccine,
+                dose: r.dose_number.and_then(|d| u32::try_from(d).ok()),
+                on: r.occurred_on,
+            });
+        }
+        for r in self.in_range::<DbMeasure>(MEASURES_IN_RANGE, first, last).await? {
+            let kind = MeasurementKind::parse(&r.kind).ok_or_else(|| {
+                StoreError::Invalid(format!("child_measurements: kind '{}'", r.kind))
+            })?;
+            out.entry(r.person_id).or_default().measurements.push(MeasureFact {
+                kind,
+                value: r.value,
+                on: r.measured_on,
+            });
+        }
+        for r in self.in_range::<DbPregnancy>(PREGNANCIES_IN_RANGE, first, last).await? {
+            out.entry(r.person_id).or_default().pregnancies.push(PregnancyFact {
+                lmp: r.lmp,
+                edd: r.edd,
+                ended: r.outcome.is_some(),
+                outcome_on: r.outcome_on,
+            });
+        }
+        for r in self.in_range::<DbDated>(CONTACTS_IN_RANGE, first, last).await? {
+            out.entry(r.person_id).or_default().contacts.push(ContactFact {
+                kind: r.kind,
+                on: r.occurred_on,
+            });
+        }
+        for r in self.in_range::<DbDated>(ENROLMENTS_IN_RANGE, first, last).await? {
+            out.entry(r.person_id).or_default().enrolled_on.push(r.occurred_on);
+        }
+        Ok(out)
+    }
+
+    async fn in_range<T>(&self, sql: &str, first: Uuid, last: Uuid) -> StoreResult<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        let rows: Vec<T> = on_read!(self.pools(), |p| {
+            sqlx::query_as(sql)
+                .bind(first)
+                .bind(last)
+                .fetch_all(p)
+                .await?
         });
         Ok(rows)
     }

@@ -10,7 +10,7 @@ use inkingi_domain::children::schedule::{
 };
 use inkingi_domain::identity::{AreaScope, Permission, Purpose};
 use inkingi_domain::registry::BirthDate;
-use inkingi_store::children::{PersonFacts, Pregnancy};
+use inkingi_store::children::{ChildFacts, PersonFacts, PregnancyFact};
 use inkingi_store::registry::PersonRecord;
 use inkingi_store::Store;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ impl Subject {
 }
 
 /// The facts of a person as the schedules see them.
-fn facts(who: &Subject, f: &PersonFacts) -> Vec<Fact> {
+fn facts(who: &Subject, f: &ChildFacts) -> Vec<Fact> {
     let mut out: Vec<Fact> = Vec::new();
     let fact = |kind, vaccine, dose, date| Fact {
         kind,
@@ -61,33 +61,23 @@ fn facts(who: &Subject, f: &PersonFacts) -> Vec<Fact> {
         dose,
         date,
     };
-    for i in &f.immunizations {
-        out.push(fact(
-            FactKind::Immunization,
-            i.vaccine.clone(),
-            i.dose_number,
-            i.occurred_on,
-        ));
+    for i in &f.doses {
+        out.push(fact(FactKind::Immunization, i.vaccine.clone(), i.dose, i.on));
     }
     for m in &f.measurements {
-        out.push(fact(FactKind::Measurement, None, None, m.measured_on));
+        out.push(fact(FactKind::Measurement, None, None, m.on));
     }
     // Pre-primary enrolments from school data.
-    for e in &f.enrolments {
-        out.push(fact(
-            FactKind::PreprimaryEnrolment,
-            None,
-            None,
-            e.occurred_on,
-        ));
+    for on in &f.enrolled_on {
+        out.push(fact(FactKind::PreprimaryEnrolment, None, None, *on));
     }
-    for e in &f.encounters {
+    for e in &f.contacts {
         let kind = match e.kind.as_str() {
             "anc" => FactKind::AncContact,
             "pnc" => FactKind::PncContact,
             _ => continue,
         };
-        out.push(fact(kind, None, None, e.occurred_on));
+        out.push(fact(kind, None, None, e.on));
     }
     // A registry birth registration number means the birth is registered (the date it was
     // done is not known; it counts from birth).
@@ -110,14 +100,14 @@ pub fn services_due(
         .iter()
         .filter_map(|c| c.person.data.birth_date)
         .collect();
-    services_of(&Subject::of(person), f, &births, today)
+    services_of(&Subject::of(person), &ChildFacts::from(f), &births, today)
 }
 
 /// [`services_due`] from what it needs only: the subject, its facts and the birth dates of its
 /// registry children.
 pub fn services_of(
     who: &Subject,
-    f: &PersonFacts,
+    f: &ChildFacts,
     children: &[BirthDate],
     today: NaiveDate,
 ) -> ApiResult<Vec<ServiceStatus>> {
@@ -159,16 +149,16 @@ pub fn services_of(
 /// no child born to the mother since the last menstrual period. Several records of one
 /// pregnancy (an LMP and an EDD observation) count once.
 fn ongoing<'a>(
-    ps: &'a [Pregnancy],
+    ps: &'a [PregnancyFact],
     children: &[BirthDate],
     today: NaiveDate,
-) -> Vec<&'a Pregnancy> {
-    let mut out: Vec<&Pregnancy> = Vec::new();
+) -> Vec<&'a PregnancyFact> {
+    let mut out: Vec<&PregnancyFact> = Vec::new();
     for p in ps {
         let (Some(lmp), Some(edd)) = (p.lmp, p.edd) else {
             continue;
         };
-        let ended = p.outcome.is_some()
+        let ended = p.ended
             || edd
                 .checked_add_days(chrono::Days::new(PREGNANCY_GRACE_DAYS))
                 .is_some_and(|e| e < today)
