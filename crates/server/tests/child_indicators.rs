@@ -26,6 +26,7 @@ use inkingi_interop::worker::Registry;
 use inkingi_server::children::dhis2::Dhis2Sync;
 use inkingi_server::children::push::{enqueue_month, push_sector, PushHandler};
 use inkingi_server::children::status::{follow_step, recompute_all, stored_occurrence};
+use inkingi_store::child_status::{Evaluated, StatusRow};
 use inkingi_store::registry::NewMember;
 use inkingi_store::Store;
 use inkingi_testkit::{databases, TestApp};
@@ -278,11 +279,28 @@ async fn services_are_materialised_counted_drilled_into_and_pushed() {
         );
         assert_eq!(wl["children_checked"], 3, "[{db:?}]");
 
-        // The batch recompute writes the same statuses.
+        // The batch recompute finds the same statuses, so it writes nothing; it removes the
+        // rows of someone no longer in the registry.
         let before = stored(&store, k.gap).await;
+        let gone = Uuid::now_v7();
+        let mut stale = StatusRow {
+            person_id: gone,
+            ..store.child_status().rows_of(&[k.gap]).await.unwrap()[0].clone()
+        };
+        stale.evaluated_on = today - Days::new(1);
+        let mut uow = store.begin().await.unwrap();
+        let old = Evaluated {
+            person_id: gone,
+            rows: vec![stale],
+            base: None,
+        };
+        store.child_status().replace(&mut uow, &[old]).await.unwrap();
+        uow.commit().await.unwrap();
         let sum = recompute_all(&store, today, 2, |_| {}).await.unwrap();
         assert_eq!(sum.children, 3, "[{db:?}] {sum:?}");
+        assert_eq!((sum.written, sum.removed), (0, 1), "[{db:?}] {sum:?}");
         assert_eq!(stored(&store, k.gap).await, before, "[{db:?}]");
+        assert!(stored(&store, gone).await.is_empty(), "[{db:?}]");
 
         // Indicators of the sector, by cell.
         let (status, t) = json_of(

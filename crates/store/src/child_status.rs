@@ -3,6 +3,8 @@
 //! (the server's `children.services` job and `inkingi children recompute`); this module only
 //! stores and counts them. The SQL is the same on both backends.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use inkingi_domain::children::indicators::{Cohort, IndicatorCode};
 use inkingi_domain::children::schedule::{Status, Window};
@@ -349,6 +351,271 @@ where
     push_scope(qb, "b.village_code", scope);
 }
 
+/// What [`ChildStatus::sync_range`] wrote and removed (rows of both tables).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    pub written: u64,
+    pub removed: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct DbBase {
+    person_id: Uuid,
+    village_code: Option<String>,
+    birth_date: NaiveDate,
+    fic12: Option<i32>,
+    fic24: Option<i32>,
+    growth_on: Option<NaiveDate>,
+    stunting: Option<i32>,
+    wasting: Option<i32>,
+    birth_registered: i32,
+    enrolled: i32,
+    evaluated_on: NaiveDate,
+}
+
+impl From<DbBase> for IndicatorBase {
+    fn from(r: DbBase) -> IndicatorBase {
+        let grade = |g: Option<i32>| g.and_then(|g| i16::try_from(g).ok());
+        IndicatorBase {
+            person_id: r.person_id,
+            village_code: r.village_code,
+            birth_date: r.birth_date,
+            fic12: r.fic12.map(|v| v == 1),
+            fic24: r.fic24.map(|v| v == 1),
+            growth_on: r.growth_on,
+            stunting: grade(r.stunting),
+            wasting: grade(r.wasting),
+            birth_registered: r.birth_registered == 1,
+            enrolled: r.enrolled == 1,
+            evaluated_on: r.evaluated_on,
+        }
+    }
+}
+
+/// What a sync writes and removes.
+struct Plan<'a> {
+    rows: Vec<&'a StatusRow>,
+    bases: Vec<&'a IndicatorBase>,
+    gone_rows: Vec<&'a StatusRow>,
+    gone_bases: Vec<Uuid>,
+}
+
+/// Compares what was evaluated with what is stored, ignoring `evaluated_on`. Rows of people
+/// evaluated but no longer produced go, and so do those of people of the range not evaluated
+/// at all, unless kept.
+fn diff<'a>(
+    all: &'a [Evaluated],
+    old_rows: &'a [StatusRow],
+    old_bases: &'a [IndicatorBase],
+    evaluated: &HashSet<Uuid>,
+    keep: &HashSet<Uuid>,
+) -> Plan<'a> {
+    let goes = |id: &Uuid| evaluated.contains(id) || !keep.contains(id);
+    let (rows, gone_rows) = diff_rows(all, old_rows, goes);
+    let (bases, gone_bases) = diff_bases(all, old_bases, goes);
+    Plan {
+        rows,
+        bases,
+        gone_rows,
+        gone_bases,
+    }
+}
+
+type RowKey<'k> = (Uuid, &'k str, &'k str, u32);
+
+fn row_key(r: &StatusRow) -> RowKey<'_> {
+    (
+        r.person_id,
+        r.schedule.as_str(),
+        r.service.as_str(),
+        r.occurrence,
+    )
+}
+
+/// Occurrences new or changed, and those stored but no longer evaluated (of people `goes`).
+fn diff_rows<'a>(
+    all: &'a [Evaluated],
+    old: &'a [StatusRow],
+    goes: impl Fn(&Uuid) -> bool,
+) -> (Vec<&'a StatusRow>, Vec<&'a StatusRow>) {
+    let stored: HashMap<RowKey<'a>, &StatusRow> = old.iter().map(|r| (row_key(r), r)).collect();
+    let fresh: HashSet<RowKey<'a>> = all.iter().flat_map(|e| &e.rows).map(row_key).collect();
+    let changed = all
+        .iter()
+        .flat_map(|e| &e.rows)
+        .filter(|r| stored.get(&row_key(r)).is_none_or(|o| !same_row(o, r)))
+        .collect();
+    let gone = old
+        .iter()
+        .filter(|r| !fresh.contains(&row_key(r)) && goes(&r.person_id))
+        .collect();
+    (changed, gone)
+}
+
+/// Indicator bases new or changed, and the people whose base goes (of people `goes`).
+fn diff_bases<'a>(
+    all: &'a [Evaluated],
+    old: &'a [IndicatorBase],
+    goes: impl Fn(&Uuid) -> bool,
+) -> (Vec<&'a IndicatorBase>, Vec<Uuid>) {
+    let stored: HashMap<Uuid, &IndicatorBase> = old.iter().map(|b| (b.person_id, b)).collect();
+    let fresh: Vec<&IndicatorBase> = all.iter().filter_map(|e| e.base.as_ref()).collect();
+    let with_base: HashSet<Uuid> = fresh.iter().map(|b| b.person_id).collect();
+    let changed = fresh
+        .into_iter()
+        .filter(|b| stored.get(&b.person_id).is_none_or(|o| !same_base(o, b)))
+        .collect();
+    let gone = old
+        .iter()
+        .map(|b| b.person_id)
+        .filter(|id| !with_base.contains(id) && goes(id))
+        .collect();
+    (changed, gone)
+}
+
+fn same_row(a: &StatusRow, b: &StatusRow) -> bool {
+    (
+        &a.schedule_version,
+        &a.village_code,
+        a.status,
+        a.window,
+        a.completed_on,
+    ) == (
+        &b.schedule_version,
+        &b.village_code,
+        b.status,
+        b.window,
+        b.completed_on,
+    )
+}
+
+fn same_base(a: &IndicatorBase, b: &IndicatorBase) -> bool {
+    IndicatorBase {
+        evaluated_on: a.evaluated_on,
+        ..b.clone()
+    } == *a
+}
+
+/// Rows of `sql` (ending in a condition) whose `column` is in `(after, last]`, read in the
+/// unit of work.
+async fn existing_in_range<T>(
+    uow: &mut UnitOfWork,
+    sql: &str,
+    column: &str,
+    after: Option<Uuid>,
+    last: Option<Uuid>,
+) -> StoreResult<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    let rows: Vec<T> = on_uow!(uow, |c| {
+        let mut qb = QueryBuilder::new(sql);
+        if let Some(a) = after {
+            qb.push(format!(" AND {column} > ")).push_bind(a);
+        }
+        if let Some(l) = last {
+            qb.push(format!(" AND {column} <= ")).push_bind(l);
+        }
+        qb.build_query_as().fetch_all(&mut *c).await?
+    });
+    Ok(rows)
+}
+
+/// Deletes the rows of these people from `table`.
+async fn delete_people(uow: &mut UnitOfWork, table: &str, ids: &[Uuid]) -> StoreResult<()> {
+    for chunk in ids.chunks(INSERT_ROWS) {
+        on_uow!(uow, |c| {
+            let mut qb = QueryBuilder::new(format!("DELETE FROM {table} WHERE person_id IN ("));
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *c).await?;
+        });
+    }
+    Ok(())
+}
+
+const ROW_UPSERT: &str = " ON CONFLICT (person_id, schedule, service, occurrence) DO UPDATE SET \
+    schedule_version = excluded.schedule_version, village_code = excluded.village_code, \
+    status = excluded.status, opens = excluded.opens, due_by = excluded.due_by, \
+    closes = excluded.closes, completed_on = excluded.completed_on, \
+    evaluated_on = excluded.evaluated_on";
+
+const BASE_UPSERT: &str = " ON CONFLICT (person_id) DO UPDATE SET \
+    village_code = excluded.village_code, birth_date = excluded.birth_date, \
+    fic12 = excluded.fic12, fic24 = excluded.fic24, growth_on = excluded.growth_on, \
+    stunting = excluded.stunting, wasting = excluded.wasting, \
+    birth_registered = excluded.birth_registered, enrolled = excluded.enrolled, \
+    evaluated_on = excluded.evaluated_on";
+
+/// Inserts status rows, 1,000 a statement, followed by `tail` (an upsert clause or nothing).
+async fn write_rows(uow: &mut UnitOfWork, rows: &[&StatusRow], tail: &str) -> StoreResult<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        on_uow!(uow, |c| {
+            let mut qb = QueryBuilder::new(
+                "INSERT INTO child_services_status (person_id, schedule, service, \
+                 occurrence, schedule_version, village_code, status, opens, due_by, closes, \
+                 completed_on, evaluated_on) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.person_id)
+                    .push_bind(r.schedule.clone())
+                    .push_bind(r.service.clone())
+                    .push_bind(i32::try_from(r.occurrence).unwrap_or(i32::MAX))
+                    .push_bind(r.schedule_version.clone())
+                    .push_bind(r.village_code.clone())
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.window.opens)
+                    .push_bind(r.window.due_by)
+                    .push_bind(r.window.closes)
+                    .push_bind(r.completed_on)
+                    .push_bind(r.evaluated_on);
+            });
+            qb.push(tail);
+            qb.build().execute(&mut *c).await?;
+        });
+    }
+    Ok(())
+}
+
+/// Inserts indicator bases, 1,000 a statement, followed by `tail`.
+async fn write_bases(
+    uow: &mut UnitOfWork,
+    bases: &[&IndicatorBase],
+    tail: &str,
+) -> StoreResult<()> {
+    for chunk in bases.chunks(INSERT_ROWS) {
+        on_uow!(uow, |c| {
+            let mut qb = QueryBuilder::new(
+                "INSERT INTO child_indicator_base (person_id, village_code, birth_date, \
+                 fic12, fic24, growth_on, stunting, wasting, birth_registered, enrolled, \
+                 evaluated_on) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.person_id)
+                    .push_bind(r.village_code.clone())
+                    .push_bind(r.birth_date)
+                    .push_bind(r.fic12.map(i32::from))
+                    .push_bind(r.fic24.map(i32::from))
+                    .push_bind(r.growth_on)
+                    .push_bind(r.stunting.map(i32::from))
+                    .push_bind(r.wasting.map(i32::from))
+                    .push_bind(i32::from(r.birth_registered))
+                    .push_bind(i32::from(r.enrolled))
+                    .push_bind(r.evaluated_on);
+            });
+            qb.push(tail);
+            qb.build().execute(&mut *c).await?;
+        });
+    }
+    Ok(())
+}
+
 impl ChildStatus<'_> {
     fn pools(&self) -> Pools {
         self.store.adapter.pools()
@@ -362,90 +629,77 @@ impl ChildStatus<'_> {
         }
         let ids: Vec<Uuid> = all.iter().map(|e| e.person_id).collect();
         for table in ["child_services_status", "child_indicator_base"] {
-            for chunk in ids.chunks(INSERT_ROWS) {
-                on_uow!(uow, |c| {
-                    let mut qb =
-                        QueryBuilder::new(format!("DELETE FROM {table} WHERE person_id IN ("));
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(*id);
-                    }
-                    qb.push(")");
-                    qb.build().execute(&mut *c).await?;
-                });
-            }
+            delete_people(uow, table, &ids).await?;
         }
         let rows: Vec<&StatusRow> = all.iter().flat_map(|e| &e.rows).collect();
-        for chunk in rows.chunks(INSERT_ROWS) {
-            on_uow!(uow, |c| {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO child_services_status (person_id, schedule, service, \
-                     occurrence, schedule_version, village_code, status, opens, due_by, closes, \
-                     completed_on, evaluated_on) ",
-                );
-                qb.push_values(chunk, |mut b, r| {
-                    b.push_bind(r.person_id)
-                        .push_bind(r.schedule.clone())
-                        .push_bind(r.service.clone())
-                        .push_bind(i32::try_from(r.occurrence).unwrap_or(i32::MAX))
-                        .push_bind(r.schedule_version.clone())
-                        .push_bind(r.village_code.clone())
-                        .push_bind(r.status.as_str())
-                        .push_bind(r.window.opens)
-                        .push_bind(r.window.due_by)
-                        .push_bind(r.window.closes)
-                        .push_bind(r.completed_on)
-                        .push_bind(r.evaluated_on);
-                });
-                qb.build().execute(&mut *c).await?;
-            });
-        }
+        write_rows(uow, &rows, "").await?;
         let bases: Vec<&IndicatorBase> = all.iter().filter_map(|e| e.base.as_ref()).collect();
-        for chunk in bases.chunks(INSERT_ROWS) {
-            on_uow!(uow, |c| {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO child_indicator_base (person_id, village_code, birth_date, \
-                     fic12, fic24, growth_on, stunting, wasting, birth_registered, enrolled, \
-                     evaluated_on) ",
-                );
-                qb.push_values(chunk, |mut b, r| {
-                    b.push_bind(r.person_id)
-                        .push_bind(r.village_code.clone())
-                        .push_bind(r.birth_date)
-                        .push_bind(r.fic12.map(i32::from))
-                        .push_bind(r.fic24.map(i32::from))
-                        .push_bind(r.growth_on)
-                        .push_bind(r.stunting.map(i32::from))
-                        .push_bind(r.wasting.map(i32::from))
-                        .push_bind(i32::from(r.birth_registered))
-                        .push_bind(i32::from(r.enrolled))
-                        .push_bind(r.evaluated_on);
-                });
-                qb.build().execute(&mut *c).await?;
-            });
-        }
+        write_bases(uow, &bases, "").await?;
         Ok(())
     }
 
-    /// Removes what a full recompute on `day` did not write again (people no longer under
-    /// six, moved out of the registry, or mothers no longer followed). Returns rows removed.
-    pub async fn remove_older_than(
+    /// Brings the stored rows of the people whose ids are in `(after, last]` (no bound where
+    /// `None`) to what was just evaluated of them (`all`, sorted by id, inside the range),
+    /// writing only what changed: rows whose content differs or that are new are upserted,
+    /// rows no longer evaluated are deleted. People of the range not evaluated (who turned
+    /// six, left the registry) lose their rows, except those in `keep` (the mothers, which
+    /// the caller evaluates apart). `evaluated_on` is the day a row was last written: an
+    /// unchanged row keeps it (no reader depends on it; readers judge the stored window for
+    /// their own day). The existing rows are read in the caller's unit of work, so a write
+    /// of the same people elsewhere waits for this one (SQLite: one writer) or conflicts.
+    pub async fn sync_range(
         &self,
         uow: &mut UnitOfWork,
-        day: NaiveDate,
-    ) -> StoreResult<u64> {
-        let mut n = 0;
-        for table in ["child_services_status", "child_indicator_base"] {
-            let sql = format!("DELETE FROM {table} WHERE evaluated_on < $1");
-            n += on_uow!(uow, |c| {
-                sqlx::query(&sql)
-                    .bind(day)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected()
+        after: Option<Uuid>,
+        last: Option<Uuid>,
+        all: &[Evaluated],
+        keep: &HashSet<Uuid>,
+    ) -> StoreResult<Synced> {
+        let old_rows: Vec<StatusRow> = existing_in_range::<DbStatus>(
+            uow,
+            &format!("SELECT {STATUS_COLS} FROM child_services_status s WHERE TRUE"),
+            "s.person_id",
+            after,
+            last,
+        )
+        .await?
+        .into_iter()
+        .map(StatusRow::try_from)
+        .collect::<StoreResult<_>>()?;
+        let old_bases: Vec<IndicatorBase> = existing_in_range::<DbBase>(
+            uow,
+            "SELECT * FROM child_indicator_base b WHERE TRUE",
+            "b.person_id",
+            after,
+            last,
+        )
+        .await?
+        .into_iter()
+        .map(IndicatorBase::from)
+        .collect();
+        let evaluated: HashSet<Uuid> = all.iter().map(|e| e.person_id).collect();
+        let plan = diff(all, &old_rows, &old_bases, &evaluated, keep);
+        for r in &plan.gone_rows {
+            on_uow!(uow, |c| {
+                sqlx::query(
+                    "DELETE FROM child_services_status WHERE person_id = $1 AND schedule = $2 \
+                     AND service = $3 AND occurrence = $4",
+                )
+                .bind(r.person_id)
+                .bind(&r.schedule)
+                .bind(&r.service)
+                .bind(i32::try_from(r.occurrence).unwrap_or(i32::MAX))
+                .execute(&mut *c)
+                .await?;
             });
         }
-        Ok(n)
+        delete_people(uow, "child_indicator_base", &plan.gone_bases).await?;
+        write_rows(uow, &plan.rows, ROW_UPSERT).await?;
+        write_bases(uow, &plan.bases, BASE_UPSERT).await?;
+        Ok(Synced {
+            written: (plan.rows.len() + plan.bases.len()) as u64,
+            removed: (plan.gone_rows.len() + plan.gone_bases.len()) as u64,
+        })
     }
 
     /// The registry people born on or after `born_from` (a birth-date string prefix compare:
@@ -478,8 +732,8 @@ impl ChildStatus<'_> {
         &self,
         first: Uuid,
         last: Uuid,
-    ) -> StoreResult<std::collections::HashMap<Uuid, ChildFacts>> {
-        let mut out: std::collections::HashMap<Uuid, ChildFacts> = Default::default();
+    ) -> StoreResult<HashMap<Uuid, ChildFacts>> {
+        let mut out: HashMap<Uuid, ChildFacts> = Default::default();
         for r in self.in_range::<DbDose>(DOSES_IN_RANGE, first, last).await? {
             out.entry(r.person_id).or_default().doses.push(DoseFact {
                 vaccine: r.vaccine,

@@ -88,11 +88,12 @@ async fn recompute(store: &Store, page: u32) -> anyhow::Result<()> {
     .map_err(api)?;
     bar.finish_and_clear();
     println!(
-        "evaluated {} children and {} mothers on {today}: {} occurrences written, {} rows of \
-         people no longer followed removed, in {:.1} s ({:.0} children/s)",
+        "evaluated {} children and {} mothers on {today}: {} occurrences stored, {} rows \
+         written (new or changed), {} removed, in {:.1} s ({:.0} children/s)",
         sum.children,
         sum.mothers,
         sum.rows,
+        sum.written,
         sum.removed,
         sum.seconds,
         sum.children as f64 / sum.seconds.max(1e-9)

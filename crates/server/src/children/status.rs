@@ -23,6 +23,7 @@
 //! Both paths call the same pure evaluator ([`services_of`]); SQL only stores and counts.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Timelike, Utc};
@@ -34,7 +35,7 @@ use inkingi_domain::children::schedule::{FactKind, Schedules, ServiceStatus, Sta
 use inkingi_domain::identity::AreaScope;
 use inkingi_domain::registry::BirthDate;
 use inkingi_interop::worker::{JobContext, JobError, JobHandler};
-use inkingi_store::child_status::{ChildRow, Evaluated, IndicatorBase, StatusRow};
+use inkingi_store::child_status::{ChildRow, Evaluated, IndicatorBase, StatusRow, Synced};
 use inkingi_store::children::{ChildFacts, MeasurementKind, PersonFacts};
 use inkingi_store::dci_notify::EventPos;
 use inkingi_store::jobs::{Job, NewJob};
@@ -398,8 +399,13 @@ fn evaluate_row(c: &ChildRow, f: &ChildFacts, today: NaiveDate) -> ApiResult<Opt
     evaluate_person(&p, f, &[], today).map(Some)
 }
 
-/// A page of the batch: children in id order and the facts of their id range.
-type Page = (Vec<ChildRow>, HashMap<Uuid, ChildFacts>);
+/// A page of the batch: the children after `after` in id order, and the facts of their id
+/// range.
+struct Page {
+    after: Option<Uuid>,
+    kids: Vec<ChildRow>,
+    facts: HashMap<Uuid, ChildFacts>,
+}
 
 /// Reads the pages of children born from `born_from` (a prefix bound) into `tx`, until the
 /// last one, an error (sent on) or the receiver gone.
@@ -412,8 +418,8 @@ async fn read_pages(
     let mut after = None;
     loop {
         let next = read_page(&store, &born_from, after, page).await;
-        if let Ok(Some((kids, _))) = &next {
-            after = kids.last().map(|k| k.id);
+        if let Ok(Some(p)) = &next {
+            after = p.kids.last().map(|k| k.id);
         }
         let item = match next {
             Ok(None) => return,
@@ -439,7 +445,7 @@ async fn read_page(
         return Ok(None);
     };
     let facts = status.facts_between(first.id, last.id).await?;
-    Ok(Some((kids, facts)))
+    Ok(Some(Page { after, kids, facts }))
 }
 
 /// Evaluates a page in parallel (pure).
@@ -460,10 +466,20 @@ fn evaluate_page(
 pub struct RecomputeSummary {
     pub children: u64,
     pub mothers: u64,
+    /// Occurrences stored for the children (whether written this time or unchanged).
     pub rows: u64,
-    /// Rows of people no longer followed, removed.
+    /// Rows written because they were new or changed (occurrences and indicator bases).
+    pub written: u64,
+    /// Rows removed: occurrences no longer stored, people no longer followed.
     pub removed: u64,
     pub seconds: f64,
+}
+
+impl RecomputeSummary {
+    fn add(&mut self, s: Synced) {
+        self.written += s.written;
+        self.removed += s.removed;
+    }
 }
 
 /// Everyone under six, then mothers, evaluated on `today`; `page` children at a time.
@@ -480,49 +496,70 @@ pub async fn recompute_all(
     let six_ago = today.checked_sub_months(Months::new(72)).unwrap_or(today);
     let born_from = format!("{:04}", six_ago.year());
     let status = store.child_status();
+    // Mothers: an ongoing pregnancy, or a child born in the last ten weeks. Known first, so
+    // that the children's pass leaves their rows alone.
+    let ten_weeks = today
+        .checked_sub_days(chrono::Days::new(70))
+        .unwrap_or(today);
+    let mothers = status.mothers(&ten_weeks.to_string()).await?;
+    let keep: Arc<HashSet<Uuid>> = Arc::new(mothers.iter().copied().collect());
     // Three stages on the machine's cores: a task reads pages (children, then their facts by
     // one range scan per table), rayon evaluates a page while the next is read, and a task
-    // writes the last page meanwhile.
+    // writes the last page meanwhile (only what changed).
     let (tx, mut pages) = tokio::sync::mpsc::channel(2);
     let reader = tokio::spawn(read_pages(store.clone(), born_from, page, tx));
-    let mut writing: Option<tokio::task::JoinHandle<ApiResult<()>>> = None;
+    let mut writing: Option<tokio::task::JoinHandle<ApiResult<Synced>>> = None;
+    let mut end = None;
     while let Some(next) = pages.recv().await {
-        let (kids, facts): Page = next?;
+        let Page { after, kids, facts } = next?;
+        let last = kids.last().map(|k| k.id);
         let evaluated = tokio::task::spawn_blocking(move || evaluate_page(&kids, &facts, today))
             .await
             .map_err(ApiError::internal)??;
         sum.children += evaluated.len() as u64;
         sum.rows += evaluated.iter().map(|e| e.rows.len() as u64).sum::<u64>();
         if let Some(w) = writing.take() {
-            w.await.map_err(ApiError::internal)??;
+            sum.add(w.await.map_err(ApiError::internal)??);
         }
-        let s = store.clone();
-        writing = Some(tokio::spawn(async move {
-            let mut uow = s.begin().await?;
-            s.child_status().replace(&mut uow, &evaluated).await?;
-            uow.commit().await?;
-            Ok(())
-        }));
+        writing = Some(tokio::spawn(sync(
+            store.clone(),
+            after,
+            last,
+            evaluated,
+            keep.clone(),
+        )));
+        end = last;
         progress(sum.children);
     }
     reader.await.map_err(ApiError::internal)?;
     if let Some(w) = writing.take() {
-        w.await.map_err(ApiError::internal)??;
+        sum.add(w.await.map_err(ApiError::internal)??);
     }
-    // Mothers: an ongoing pregnancy, or a child born in the last ten weeks.
-    let ten_weeks = today
-        .checked_sub_days(chrono::Days::new(70))
-        .unwrap_or(today);
-    let mothers = status.mothers(&ten_weeks.to_string()).await?;
+    // Whoever comes after the last child.
+    sum.add(sync(store.clone(), end, None, Vec::new(), keep).await?);
     for chunk in mothers.chunks(500) {
         refresh(store, chunk, today).await?;
     }
     sum.mothers = mothers.len() as u64;
-    let mut uow = store.begin().await?;
-    sum.removed = status.remove_older_than(&mut uow, today).await?;
-    uow.commit().await?;
     sum.seconds = started.elapsed().as_secs_f64();
     Ok(sum)
+}
+
+/// Writes what changed for the ids in `(after, last]` in one transaction.
+async fn sync(
+    store: Store,
+    after: Option<Uuid>,
+    last: Option<Uuid>,
+    evaluated: Vec<Evaluated>,
+    keep: Arc<HashSet<Uuid>>,
+) -> ApiResult<Synced> {
+    let mut uow = store.begin().await?;
+    let done = store
+        .child_status()
+        .sync_range(&mut uow, after, last, &evaluated, &keep)
+        .await?;
+    uow.commit().await?;
+    Ok(done)
 }
 
 /// Registry events read at a time by [`follow_registry`].
