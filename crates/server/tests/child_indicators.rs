@@ -294,7 +294,11 @@ async fn services_are_materialised_counted_drilled_into_and_pushed() {
             rows: vec![stale],
             base: None,
         };
-        store.child_status().replace(&mut uow, &[old]).await.unwrap();
+        store
+            .child_status()
+            .replace(&mut uow, &[old])
+            .await
+            .unwrap();
         uow.commit().await.unwrap();
         let sum = recompute_all(&store, today, 2, |_| {}).await.unwrap();
         assert_eq!(sum.children, 3, "[{db:?}] {sum:?}");

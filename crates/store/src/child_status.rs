@@ -741,32 +741,56 @@ impl ChildStatus<'_> {
                 on: r.occurred_on,
             });
         }
-        for r in self.in_range::<DbMeasure>(MEASURES_IN_RANGE, first, last).await? {
+        for r in self
+            .in_range::<DbMeasure>(MEASURES_IN_RANGE, first, last)
+            .await?
+        {
             let kind = MeasurementKind::parse(&r.kind).ok_or_else(|| {
                 StoreError::Invalid(format!("child_measurements: kind '{}'", r.kind))
             })?;
-            out.entry(r.person_id).or_default().measurements.push(MeasureFact {
-                kind,
-                value: r.value,
-                on: r.measured_on,
-            });
+            out.entry(r.person_id)
+                .or_default()
+                .measurements
+                .push(MeasureFact {
+                    kind,
+                    value: r.value,
+                    on: r.measured_on,
+                });
         }
-        for r in self.in_range::<DbPregnancy>(PREGNANCIES_IN_RANGE, first, last).await? {
-            out.entry(r.person_id).or_default().pregnancies.push(PregnancyFact {
-                lmp: r.lmp,
-                edd: r.edd,
-                ended: r.outcome.is_some(),
-                outcome_on: r.outcome_on,
-            });
+        for r in self
+            .in_range::<DbPregnancy>(PREGNANCIES_IN_RANGE, first, last)
+            .await?
+        {
+            out.entry(r.person_id)
+                .or_default()
+                .pregnancies
+                .push(PregnancyFact {
+                    lmp: r.lmp,
+                    edd: r.edd,
+                    ended: r.outcome.is_some(),
+                    outcome_on: r.outcome_on,
+                });
         }
-        for r in self.in_range::<DbDated>(CONTACTS_IN_RANGE, first, last).await? {
-            out.entry(r.person_id).or_default().contacts.push(ContactFact {
-                kind: r.kind,
-                on: r.occurred_on,
-            });
+        for r in self
+            .in_range::<DbDated>(CONTACTS_IN_RANGE, first, last)
+            .await?
+        {
+            out.entry(r.person_id)
+                .or_default()
+                .contacts
+                .push(ContactFact {
+                    kind: r.kind,
+                    on: r.occurred_on,
+                });
         }
-        for r in self.in_range::<DbDated>(ENROLMENTS_IN_RANGE, first, last).await? {
-            out.entry(r.person_id).or_default().enrolled_on.push(r.occurred_on);
+        for r in self
+            .in_range::<DbDated>(ENROLMENTS_IN_RANGE, first, last)
+            .await?
+        {
+            out.entry(r.person_id)
+                .or_default()
+                .enrolled_on
+                .push(r.occurred_on);
         }
         Ok(out)
     }

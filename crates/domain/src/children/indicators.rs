@@ -407,7 +407,13 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, vec!["mr-1", "penta-3"]);
         // The same answer from what is kept as from everything, on any day and at both ages.
-        for today in ["2026-01-09", "2026-01-10", "2026-06-01", "2027-01-10", "2028-01-01"] {
+        for today in [
+            "2026-01-09",
+            "2026-01-10",
+            "2026-06-01",
+            "2027-01-10",
+            "2028-01-01",
+        ] {
             for months in FIC_MONTHS {
                 assert_eq!(
                     missing_doses(all, kept.iter().copied(), birth, months, d(today)),

@@ -62,7 +62,12 @@ fn facts(who: &Subject, f: &ChildFacts) -> Vec<Fact> {
         date,
     };
     for i in &f.doses {
-        out.push(fact(FactKind::Immunization, i.vaccine.clone(), i.dose, i.on));
+        out.push(fact(
+            FactKind::Immunization,
+            i.vaccine.clone(),
+            i.dose,
+            i.on,
+        ));
     }
     for m in &f.measurements {
         out.push(fact(FactKind::Measurement, None, None, m.on));

@@ -182,7 +182,12 @@ pub async fn refresh(store: &Store, ids: &[Uuid], today: NaiveDate) -> ApiResult
             alive: p.person.died_on.is_none(),
         };
         let f = facts.remove(id).unwrap_or_default();
-        out.push(evaluate_person(&person, &ChildFacts::from(&f), &births, today)?);
+        out.push(evaluate_person(
+            &person,
+            &ChildFacts::from(&f),
+            &births,
+            today,
+        )?);
     }
     let mut uow = store.begin().await?;
     store.child_status().replace(&mut uow, &out).await?;
@@ -248,7 +253,9 @@ fn evaluate_person(
     let birth = base.as_ref().map(|b| b.birth_date);
     Ok(Evaluated {
         person_id: p.id,
-        rows: rows(p, &statuses, today, |s| stored_occurrence(all, s, birth, today)),
+        rows: rows(p, &statuses, today, |s| {
+            stored_occurrence(all, s, birth, today)
+        }),
         base,
     })
 }
