@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use rayon::prelude::*;
 
 use crate::config::{BlockingRule, FieldKind};
-use crate::dataset::{date, Dataset, MISSING};
+use crate::dataset::{date, hash_bytes, Dataset, MISSING};
 use crate::LinkageError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,9 @@ enum Transform {
     Variant,
     Year,
     Token(usize),
+    /// Both names' variant keys in sorted order: the same key when given and family names
+    /// were written in each other's place. The partner is the field's `swap_with` column.
+    Unordered(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -400,8 +403,16 @@ impl Blocker {
     }
 
     /// The fields (column indexes) a rule's keys are made of.
+    /// The columns a rule's keys are made of: an `unordered` part reads its partner too.
     pub fn rule_columns(&self, rule: usize) -> Vec<usize> {
-        self.parts[rule].iter().map(|p| p.column).collect()
+        let mut columns = Vec::new();
+        for p in &self.parts[rule] {
+            columns.push(p.column);
+            if let Transform::Unordered(partner) = p.transform {
+                columns.push(partner);
+            }
+        }
+        columns
     }
 
     pub fn rule_name(&self, rule: usize) -> &str {
@@ -444,6 +455,10 @@ fn compile(data: &Dataset, rule: &BlockingRule) -> Result<Vec<Part>, LinkageErro
                 "variant" => return bad("variant applies to name fields only"),
                 "year" if kind == FieldKind::Date => Transform::Year,
                 "year" => return bad("year applies to date fields only"),
+                "unordered" => match data.swap_partner(column) {
+                    Some(partner) => Transform::Unordered(partner),
+                    None => return bad("unordered applies to name fields with swap_with"),
+                },
                 t if t.starts_with("prefix") || t.starts_with("token") => {
                     if kind == FieldKind::Date || kind == FieldKind::Sex {
                         return bad("prefix and token apply to text fields");
@@ -454,7 +469,7 @@ fn compile(data: &Dataset, rule: &BlockingRule) -> Result<Vec<Part>, LinkageErro
                         _ => return bad("expected prefixN or tokenN with N at least 1"),
                     }
                 }
-                _ => return bad("unknown transform; use prefixN, tokenN, variant or year"),
+                _ => return bad("unknown transform; use prefixN, tokenN, variant, unordered or year"),
             };
             Ok(Part { column, transform })
         })
@@ -466,13 +481,6 @@ fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
-}
-
-fn hash_bytes(bytes: &[u8]) -> u64 {
-    // FNV-1a: short keys, no allocation.
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn part_value(data: &Dataset, p: &Part, record: usize) -> Option<u64> {
@@ -490,6 +498,18 @@ fn part_value(data: &Dataset, p: &Part, record: usize) -> Option<u64> {
             hash_bytes(&s[..s.len().min(n)])
         }
         Transform::Token(n) => hash_bytes(col.vocab.get_str(v).split(' ').nth(n - 1)?.as_bytes()),
+        Transform::Unordered(partner) => {
+            let other = &data.columns[partner];
+            let w = other.values[record];
+            if w == MISSING {
+                return None;
+            }
+            let (x, y) = (
+                *col.vocab.variant_hash.get(v as usize)?,
+                *other.vocab.variant_hash.get(w as usize)?,
+            );
+            x.min(y) ^ x.max(y).rotate_left(29)
+        }
     })
 }
 

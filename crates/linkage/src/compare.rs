@@ -17,6 +17,8 @@ pub struct Comparison {
     /// Adjust the exact level's weight by the value's frequency.
     pub term_frequency: bool,
     minors: Option<Minors>,
+    /// Names: the column whose values this one's may have been written in place of.
+    swap: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -59,14 +61,27 @@ impl Comparison {
                 }),
                 None => None,
             };
+            let swap = match &f.swap_with {
+                Some(other) => Some(
+                    config
+                        .fields
+                        .iter()
+                        .position(|g| &g.name == other)
+                        .ok_or_else(|| {
+                            LinkageError::Config(format!("unknown swap_with field {other:?}"))
+                        })?,
+                ),
+                None => None,
+            };
             out.push(Comparison {
                 name: f.name.clone(),
                 column,
                 kind: f.kind,
-                labels: labels(f.kind, &thresholds),
+                labels: labels(f.kind, &thresholds, f.swap_with.as_deref()),
                 thresholds,
                 term_frequency: f.term_frequency.unwrap_or(f.kind == FieldKind::Name),
                 minors,
+                swap,
             });
         }
         Ok(out)
@@ -101,7 +116,12 @@ impl Comparison {
             }
         }
         match self.kind {
-            FieldKind::Name | FieldKind::Text => self.text_level(col, x, y),
+            FieldKind::Name | FieldKind::Text => {
+                if x != y && self.swapped(data, a, b) {
+                    return 3;
+                }
+                self.text_level(col, x, y)
+            }
             FieldKind::NationalId | FieldKind::Identifier => {
                 if x == y {
                     EXACT
@@ -123,6 +143,22 @@ impl Comparison {
         }
     }
 
+    /// True when each record's name in this field is the other's name in the swap partner,
+    /// up to spelling variants (and not already the same name here: that ranks higher).
+    fn swapped(&self, data: &Dataset, a: usize, b: usize) -> bool {
+        let Some(partner) = self.swap else {
+            return false;
+        };
+        let (own, other) = (&data.columns[self.column], &data.columns[partner]);
+        let (x, y) = (own.values[a], own.values[b]);
+        let (px, py) = (other.values[a], other.values[b]);
+        if px == MISSING || py == MISSING {
+            return false;
+        }
+        let h = |c: &Column, v: u32| c.vocab.variant_hash[v as usize];
+        h(own, x) != h(own, y) && h(own, x) == h(other, py) && h(other, px) == h(own, y)
+    }
+
     fn text_level(&self, col: &Column, x: u32, y: u32) -> u8 {
         if x == y {
             return EXACT;
@@ -132,7 +168,8 @@ impl Comparison {
             if col.vocab.variant[x as usize] == col.vocab.variant[y as usize] {
                 return 2;
             }
-            level = 3;
+            // Level 3 is "swapped" when the field has a swap partner (see `level`).
+            level = if self.swap.is_some() { 4 } else { 3 };
         }
         let jw = jaro_winkler(col.vocab.get(x), col.vocab.get(y));
         for t in &self.thresholds {
@@ -149,13 +186,16 @@ fn is_minor(dob: u32, m: Minors) -> bool {
     dob != MISSING && m.reference_year.saturating_sub(date::year(dob)) < m.adult_age
 }
 
-fn labels(kind: FieldKind, thresholds: &[f64]) -> Vec<String> {
+fn labels(kind: FieldKind, thresholds: &[f64], swap_with: Option<&str>) -> Vec<String> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     match kind {
         FieldKind::Name | FieldKind::Text => {
             let mut l = vec!["exact".to_string()];
             if kind == FieldKind::Name {
                 l.push("spelling variant".into());
+                if let Some(other) = swap_with {
+                    l.push(format!("swapped with {other}"));
+                }
             }
             l.extend(thresholds.iter().map(|t| format!("jaro-winkler >= {t}")));
             l.push("different".into());

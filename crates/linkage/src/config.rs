@@ -74,6 +74,11 @@ pub struct FieldConfig {
     /// name of the date field and the reference year that decides age.
     #[serde(default)]
     pub minors_only: Option<MinorsOnly>,
+    /// Names only: the other name field this one is often written in place of (given and
+    /// family names swapped). Adds a "swapped" comparison level, and the `unordered` blocking
+    /// transform that keys a record by both names whatever their order.
+    #[serde(default)]
+    pub swap_with: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,6 +212,16 @@ impl LinkageConfig {
                 {
                     return bad(format!(
                         "field {:?}: thresholds must be between 0 and 1, highest first",
+                        f.name
+                    ));
+                }
+            }
+            if let Some(other) = &f.swap_with {
+                let partner = self.field(other).map(|o| o.kind);
+                if f.kind != FieldKind::Name || partner != Some(FieldKind::Name) || other == &f.name
+                {
+                    return bad(format!(
+                        "field {:?}: swap_with {other:?} must name another name field, on a name field",
                         f.name
                     ));
                 }

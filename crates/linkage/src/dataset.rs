@@ -27,6 +27,9 @@ pub struct Vocab {
     pub counts: Vec<u32>,
     /// Each value's variant key, interned (names only).
     pub variant: Vec<u32>,
+    /// Each value's variant key hashed (names only): comparable across name fields, whose
+    /// interned ids are not, for given and family names written in each other's place.
+    pub variant_hash: Vec<u64>,
     /// Ids by value. The table holds only ids and hashes values out of `bytes`, so a field
     /// where every record has its own value (national IDs, phones) costs a few bytes per value
     /// instead of a second copy of every string.
@@ -52,6 +55,7 @@ impl Vocab {
             + self.ends.capacity() * 4
             + self.counts.capacity() * 4
             + self.variant.capacity() * 4
+            + self.variant_hash.capacity() * 8
             + self.lookup.capacity() * 5
             + self
                 .variant_lookup
@@ -99,6 +103,7 @@ impl Vocab {
                     let next = self.variant_lookup.len() as u32;
                     let vid = *self.variant_lookup.entry(v.into()).or_insert(next);
                     self.variant.push(vid);
+                    self.variant_hash.push(hash_bytes(v.as_bytes()));
                 }
                 id
             }
@@ -117,6 +122,14 @@ impl Vocab {
     }
 }
 
+/// FNV-1a over bytes: short keys, no allocation, the same in every process (blocking keys and
+/// cross-field name keys must not depend on a per-process random seed).
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// One field's values for every record.
 #[derive(Debug, Clone)]
 pub struct Column {
@@ -125,6 +138,8 @@ pub struct Column {
     pub values: Vec<u32>,
     /// For text-like kinds; empty for dates and sex.
     pub vocab: Vocab,
+    /// Names: the column of the name field this one may be swapped with (`swap_with`).
+    pub swap_with: Option<usize>,
 }
 
 /// Dates are packed as `year << 16 | month << 8 | day`, with 0 for an unknown month or day.
@@ -216,6 +231,10 @@ impl Dataset {
                 kind: f.kind,
                 values: Vec::new(),
                 vocab: Vocab::default(),
+                swap_with: f
+                    .swap_with
+                    .as_ref()
+                    .and_then(|o| config.fields.iter().position(|g| &g.name == o)),
             })
             .collect();
         Dataset {
@@ -247,6 +266,11 @@ impl Dataset {
 
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The column a name column may be swapped with, when configured.
+    pub fn swap_partner(&self, column: usize) -> Option<usize> {
+        self.columns.get(column)?.swap_with
     }
 
     /// Removes the last record (a lookup's probe). Values it added to a vocabulary stay there

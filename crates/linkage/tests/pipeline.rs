@@ -441,3 +441,50 @@ fn the_training_sample_is_seeded_and_whole_at_a_share_of_one() {
     assert!(part > 0 && part < all, "{part} of {all}");
     assert_eq!(count(0.0, 7), 0);
 }
+
+/// Given and family names written in each other's place: with `swap_with`, the comparison has
+/// a level for it and the `unordered` blocking key brings the two records together; without
+/// it, the same pair is two different names in both fields and is not even compared.
+#[test]
+fn swapped_names_meet_and_compare_as_swapped() {
+    let row = |id: &str, given: &str, family: &str| -> Vec<String> {
+        [id, "", given, family, "2019-04-02", "f", "11010101", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let rows = vec![
+        row("a", "Claudine", "Habyarimana"),
+        row("b", "Habyalimana", "Claudine"),
+        row("c", "Claudine", "Mukamana"),
+    ];
+    let mut config = config();
+    config.blocking = vec![toml::from_str(r#"on = ["given_name:unordered", "dob:year"]"#).unwrap()];
+    // The transform needs the partner.
+    let data = dataset(&config, &rows);
+    let err = Blocker::new(&data, &config.blocking, 1000).unwrap_err();
+    assert!(err.to_string().contains("swap_with"), "{err}");
+
+    for (field, partner) in [(2, "family_name"), (3, "given_name")] {
+        config.fields[field].swap_with = Some(partner.into());
+    }
+    config.validate().unwrap();
+    let data = dataset(&config, &rows);
+    let blocker = Blocker::new(&data, &config.blocking, 1000).unwrap();
+    assert!(blocker.would_generate(0, 1), "a swapped pair shares the unordered key");
+    assert!(!blocker.would_generate(0, 2), "one shared name is not both names");
+
+    let comparisons = inkingi_linkage::compare::Comparison::from_config(&config).unwrap();
+    let given = comparisons.iter().find(|c| c.name == "given_name").unwrap();
+    let family = comparisons.iter().find(|c| c.name == "family_name").unwrap();
+    // "Habyalimana" is a spelling variant of "Habyarimana": swapped up to variants.
+    assert_eq!(given.label(given.level(&data, 0, 1)), "swapped with family_name");
+    assert_eq!(family.label(family.level(&data, 0, 1)), "swapped with given_name");
+    // Not swapped: the same given name stays exact, the other family name is compared as usual.
+    assert_eq!(given.label(given.level(&data, 0, 2)), "exact");
+    assert_ne!(family.label(family.level(&data, 0, 2)), "swapped with given_name");
+
+    let mut bad = config.clone();
+    bad.fields[2].swap_with = Some("dob".into());
+    assert!(bad.validate().is_err(), "a date is not a name to swap with");
+}
