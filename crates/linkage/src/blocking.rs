@@ -469,7 +469,11 @@ fn compile(data: &Dataset, rule: &BlockingRule) -> Result<Vec<Part>, LinkageErro
                         _ => return bad("expected prefixN or tokenN with N at least 1"),
                     }
                 }
-                _ => return bad("unknown transform; use prefixN, tokenN, variant, unordered or year"),
+                _ => {
+                    return bad(
+                        "unknown transform; use prefixN, tokenN, variant, unordered or year",
+                    )
+                }
             };
             Ok(Part { column, transform })
         })

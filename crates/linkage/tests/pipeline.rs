@@ -471,18 +471,36 @@ fn swapped_names_meet_and_compare_as_swapped() {
     config.validate().unwrap();
     let data = dataset(&config, &rows);
     let blocker = Blocker::new(&data, &config.blocking, 1000).unwrap();
-    assert!(blocker.would_generate(0, 1), "a swapped pair shares the unordered key");
-    assert!(!blocker.would_generate(0, 2), "one shared name is not both names");
+    assert!(
+        blocker.would_generate(0, 1),
+        "a swapped pair shares the unordered key"
+    );
+    assert!(
+        !blocker.would_generate(0, 2),
+        "one shared name is not both names"
+    );
 
     let comparisons = inkingi_linkage::compare::Comparison::from_config(&config).unwrap();
     let given = comparisons.iter().find(|c| c.name == "given_name").unwrap();
-    let family = comparisons.iter().find(|c| c.name == "family_name").unwrap();
+    let family = comparisons
+        .iter()
+        .find(|c| c.name == "family_name")
+        .unwrap();
     // "Habyalimana" is a spelling variant of "Habyarimana": swapped up to variants.
-    assert_eq!(given.label(given.level(&data, 0, 1)), "swapped with family_name");
-    assert_eq!(family.label(family.level(&data, 0, 1)), "swapped with given_name");
+    assert_eq!(
+        given.label(given.level(&data, 0, 1)),
+        "swapped with family_name"
+    );
+    assert_eq!(
+        family.label(family.level(&data, 0, 1)),
+        "swapped with given_name"
+    );
     // Not swapped: the same given name stays exact, the other family name is compared as usual.
     assert_eq!(given.label(given.level(&data, 0, 2)), "exact");
-    assert_ne!(family.label(family.level(&data, 0, 2)), "swapped with given_name");
+    assert_ne!(
+        family.label(family.level(&data, 0, 2)),
+        "swapped with given_name"
+    );
 
     let mut bad = config.clone();
     bad.fields[2].swap_with = Some("dob".into());
