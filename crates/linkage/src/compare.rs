@@ -155,8 +155,20 @@ impl Comparison {
         if px == MISSING || py == MISSING {
             return false;
         }
-        let h = |c: &Column, v: u32| c.vocab.variant_hash[v as usize];
-        h(own, x) != h(own, y) && h(own, x) == h(other, py) && h(other, px) == h(own, y)
+        // Only name values carry a variant hash; anything else (a configuration that was not
+        // validated) is simply never swapped.
+        let h = |c: &Column, v: u32| c.vocab.variant_hash.get(v as usize).copied();
+        let (Some(hx), Some(hy), Some(hpx), Some(hpy)) =
+            (h(own, x), h(own, y), h(other, px), h(other, py))
+        else {
+            return false;
+        };
+        hx != hy && hx == hpy && hpx == hy
+    }
+
+    /// Whether this comparison has the "swapped with" level (`swap_with`).
+    pub fn swaps(&self) -> bool {
+        self.swap.is_some()
     }
 
     fn text_level(&self, col: &Column, x: u32, y: u32) -> u8 {

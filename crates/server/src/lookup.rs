@@ -540,7 +540,7 @@ fn priors(c: &Comparison) -> (Vec<f64>, Vec<f64>) {
     let (m, u): (&[f64], &[f64]) = match c.kind {
         // exact, spelling variant, swapped with the other name, jaro-winkler >= .95, .88, .80,
         // different
-        FieldKind::Name if c.labels.iter().any(|l| l.starts_with("swapped")) => (
+        FieldKind::Name if c.swaps() => (
             &[0.0, 0.77, 0.07, 0.03, 0.05, 0.03, 0.02, 0.03],
             &[0.0, 0.002, 0.002, 0.0002, 0.004, 0.01, 0.03, 0.9518],
         ),

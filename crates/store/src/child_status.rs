@@ -540,6 +540,28 @@ async fn delete_people(uow: &mut UnitOfWork, table: &str, ids: &[Uuid]) -> Store
     Ok(())
 }
 
+/// Deletes these occurrences, 1,000 a statement (a row-value list: SQLite and PostgreSQL
+/// both take `(a, b) IN (VALUES …)`).
+async fn delete_rows(uow: &mut UnitOfWork, rows: &[&StatusRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        on_uow!(uow, |c| {
+            let mut qb = QueryBuilder::new(
+                "DELETE FROM child_services_status \
+                 WHERE (person_id, schedule, service, occurrence) IN (",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.person_id)
+                    .push_bind(r.schedule.clone())
+                    .push_bind(r.service.clone())
+                    .push_bind(i32::try_from(r.occurrence).unwrap_or(i32::MAX));
+            });
+            qb.push(")");
+            qb.build().execute(&mut *c).await?;
+        });
+    }
+    Ok(())
+}
+
 const ROW_UPSERT: &str = " ON CONFLICT (person_id, schedule, service, occurrence) DO UPDATE SET \
     schedule_version = excluded.schedule_version, village_code = excluded.village_code, \
     status = excluded.status, opens = excluded.opens, due_by = excluded.due_by, \
@@ -679,20 +701,7 @@ impl ChildStatus<'_> {
         .collect();
         let evaluated: HashSet<Uuid> = all.iter().map(|e| e.person_id).collect();
         let plan = diff(all, &old_rows, &old_bases, &evaluated, keep);
-        for r in &plan.gone_rows {
-            on_uow!(uow, |c| {
-                sqlx::query(
-                    "DELETE FROM child_services_status WHERE person_id = $1 AND schedule = $2 \
-                     AND service = $3 AND occurrence = $4",
-                )
-                .bind(r.person_id)
-                .bind(&r.schedule)
-                .bind(&r.service)
-                .bind(i32::try_from(r.occurrence).unwrap_or(i32::MAX))
-                .execute(&mut *c)
-                .await?;
-            });
-        }
+        delete_rows(uow, &plan.gone_rows).await?;
         delete_people(uow, "child_indicator_base", &plan.gone_bases).await?;
         write_rows(uow, &plan.rows, ROW_UPSERT).await?;
         write_bases(uow, &plan.bases, BASE_UPSERT).await?;

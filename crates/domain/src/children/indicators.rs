@@ -336,20 +336,24 @@ mod tests {
         assert_eq!(c.measured_from, Some(d("2026-01-01")));
     }
 
-    #[test]
-    fn a_dose_given_after_the_birthday_does_not_count() {
-        let all = Schedules::embedded().expect("schedules");
-        let birth = d("2025-01-10");
+    /// Each service of the shipped EPI schedule with its first window for a child born `birth`.
+    fn epi_windows(all: &Schedules, birth: NaiveDate) -> Vec<(String, Window)> {
         let epi = all
             .schedules
             .iter()
             .find(|s| s.id == "rw-epi")
             .expect("epi");
-        let windows: Vec<(String, Window)> = epi
-            .services
+        epi.services
             .iter()
             .map(|s| (s.code.clone(), s.timing.windows(birth)[0]))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_dose_given_after_the_birthday_does_not_count() {
+        let all = Schedules::embedded().expect("schedules");
+        let birth = d("2025-01-10");
+        let windows = epi_windows(all, birth);
         // Every dose given on its due date, except measles-rubella 1 given at 13 months.
         let late = birth.checked_add_months(Months::new(13)).expect("date");
         let occ: Vec<Occurrence<'_>> = windows
@@ -373,16 +377,7 @@ mod tests {
     fn doses_given_by_both_birthdays_can_be_left_out() {
         let all = Schedules::embedded().expect("schedules");
         let birth = d("2025-01-10");
-        let epi = all
-            .schedules
-            .iter()
-            .find(|s| s.id == "rw-epi")
-            .expect("epi");
-        let windows: Vec<(String, Window)> = epi
-            .services
-            .iter()
-            .map(|s| (s.code.clone(), s.timing.windows(birth)[0]))
-            .collect();
+        let windows = epi_windows(all, birth);
         // On time, except measles-rubella 1 at 13 months and penta 3 never.
         let late = birth.checked_add_months(Months::new(13)).expect("date");
         let occ: Vec<Occurrence<'_>> = windows
