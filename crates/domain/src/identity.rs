@@ -23,6 +23,8 @@ pub enum Role {
     /// Registers households at cell or village level.
     Enumerator,
     ProgrammeManager,
+    /// Approves payment cycles and records payments; sets up no programme and enrols no one.
+    FinanceOfficer,
     GrievanceOfficer,
     HealthWorker,
     CommunityHealthWorker,
@@ -35,13 +37,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 12] = [
+    pub const ALL: [Role; 13] = [
         Role::SystemAdmin,
         Role::NationalOfficer,
         Role::DistrictOfficer,
         Role::SectorOfficer,
         Role::Enumerator,
         Role::ProgrammeManager,
+        Role::FinanceOfficer,
         Role::GrievanceOfficer,
         Role::HealthWorker,
         Role::CommunityHealthWorker,
@@ -58,6 +61,7 @@ impl Role {
             Role::SectorOfficer => "sector_officer",
             Role::Enumerator => "enumerator",
             Role::ProgrammeManager => "programme_manager",
+            Role::FinanceOfficer => "finance_officer",
             Role::GrievanceOfficer => "grievance_officer",
             Role::HealthWorker => "health_worker",
             Role::CommunityHealthWorker => "community_health_worker",
@@ -77,6 +81,7 @@ impl Role {
             Role::SystemAdmin
             | Role::NationalOfficer
             | Role::ProgrammeManager
+            | Role::FinanceOfficer
             | Role::GrievanceOfficer
             | Role::Partner
             | Role::Auditor
@@ -165,6 +170,12 @@ pub enum Permission {
     SubmitChangeRequests,
     /// Publish new versions of the questionnaire.
     ManageForms,
+    /// See payment cycles, their entitlements and payment lists, and record payment statuses.
+    ManagePayments,
+    /// Take the last step of a payment cycle (approve it for payment). Kept apart from
+    /// `ManageProgrammes` so that the people who choose beneficiaries are not the ones who
+    /// release the money (separation of duties, as in public finance practice).
+    ApprovePayments,
 }
 
 /// The token scope a permission needs when the principal is an API token (see [`TokenScope`]).
@@ -181,6 +192,8 @@ impl Permission {
             Permission::WritePersonalData
             | Permission::ApproveChanges
             | Permission::ManageProgrammes
+            | Permission::ManagePayments
+            | Permission::ApprovePayments
             | Permission::HandleGrievances
             | Permission::RecordHealthData
             | Permission::RecordPartnerSupport
@@ -245,7 +258,21 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     ),
     (
         Role::ProgrammeManager,
-        &[P::ReadPersonalData, P::ManageProgrammes, P::ReadAggregates],
+        &[
+            P::ReadPersonalData,
+            P::ManageProgrammes,
+            P::ManagePayments,
+            P::ReadAggregates,
+        ],
+    ),
+    (
+        Role::FinanceOfficer,
+        &[
+            P::ReadPersonalData,
+            P::ManagePayments,
+            P::ApprovePayments,
+            P::ReadAggregates,
+        ],
     ),
     (
         Role::GrievanceOfficer,
@@ -531,6 +558,8 @@ impl Default for PurposePolicy {
                 Role::ProgrammeManager,
                 &[U::ProgrammeAdministration, U::Statistics],
             ),
+            // Paying beneficiaries is part of administering the programme.
+            (Role::FinanceOfficer, &[U::ProgrammeAdministration]),
             (Role::GrievanceOfficer, &[U::GrievanceRedress]),
             (Role::HealthWorker, &[U::Healthcare, U::ChildProtection]),
             (Role::CommunityHealthWorker, &[U::Healthcare]),

@@ -746,8 +746,8 @@ pub struct UsersAddArgs {
     #[arg(long)]
     pub username: String,
     /// system_admin, national_officer, district_officer, sector_officer, enumerator,
-    /// programme_manager, grievance_officer, health_worker, community_health_worker, partner,
-    /// auditor or machine_client.
+    /// programme_manager, finance_officer, grievance_officer, health_worker,
+    /// community_health_worker, partner, auditor or machine_client.
     #[arg(long)]
     pub role: String,
     /// An area code (NISR: 1, 2, 4, 6 or 8 digits) the user may see, with everything below it;

@@ -4,7 +4,8 @@
 //! A cycle is created as a draft for a period, then frozen (the snapshot of enrolled
 //! beneficiaries and their amounts), verified and approved, each step by a different user with
 //! national scope: the list covers the whole programme, so only someone who can see all of it
-//! may vouch for it. The payment list of an approved cycle is exported as CSV within the
+//! may vouch for it. Programme staff (`manage_programmes`) open, freeze and verify; only finance
+//! (`approve_payments`) approves. Both see cycles and payment lists (`manage_payments`). The payment list of an approved cycle is exported as CSV within the
 //! caller's area scope; payment statuses come back one by one or as a CSV file, all or nothing.
 
 use askama::Template;
@@ -16,7 +17,7 @@ use axum::{Form, Json};
 use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
 use inkingi_domain::areas::AreaCode;
-use inkingi_domain::identity::{Permission, Purpose};
+use inkingi_domain::identity::{may, Permission, Purpose};
 use inkingi_domain::programmes::cycle::{
     check_step, parse_payment_reference, CycleStatus, CycleStep, LinearBenefit, PaymentUpdate,
     Period, StepActors, StepError,
@@ -90,7 +91,7 @@ pub async fn list_cycles(
     principal: Principal,
     Path(code): Path<String>,
 ) -> ApiResult<Json<Vec<Cycle>>> {
-    principal.require(Permission::ManageProgrammes)?;
+    principal.require(Permission::ManagePayments)?;
     programme_or_404(&state, &code).await?;
     Ok(Json(state.store.cycles().list(&code).await?))
 }
@@ -169,7 +170,7 @@ pub async fn get_cycle(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    principal.require(Permission::ManageProgrammes)?;
+    principal.require(Permission::ManagePayments)?;
     let c = cycle_or_404(&state, id).await?;
     Ok(([etag(c.version)], Json(c)).into_response())
 }
@@ -189,7 +190,7 @@ async fn step(
     id: Uuid,
     step: CycleStep,
 ) -> ApiResult<Cycle> {
-    principal.require(Permission::ManageProgrammes)?;
+    principal.require(step.permission())?;
     require_national(principal)?;
     let cycle = cycle_or_404(state, id).await?;
     let done = StepActors {
@@ -253,7 +254,7 @@ pub async fn take_step(
     Path(id): Path<Uuid>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    principal.require(Permission::ManageProgrammes)?;
+    principal.require(Permission::ManagePayments)?;
     require_national(&principal)?;
     cycle_or_404(&state, id).await?;
     let req: StepRequest = parse_body(&body)?;
@@ -279,7 +280,7 @@ pub struct EntitlementParams {
 
 /// The read purpose of programme data, declared or implied.
 fn purpose(state: &AppState, principal: &Principal) -> ApiResult<Purpose> {
-    principal.require(Permission::ManageProgrammes)?;
+    principal.require(Permission::ManagePayments)?;
     principal.purpose_or(
         Purpose::ProgrammeAdministration,
         &state.auth.settings.purposes,
@@ -603,7 +604,7 @@ pub async fn record_status(
     Path((id, reference)): Path<(Uuid, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    principal.require(Permission::ManageProgrammes)?;
+    principal.require(Permission::ManagePayments)?;
     let cycle = approved_cycle(&state, id).await?;
     let req: StatusRequest = parse_body(&body)?;
     let seq = parse_payment_reference(&cycle.code, &reference).ok_or_else(|| {
@@ -759,7 +760,7 @@ pub async fn upload_statuses(
     Path(id): Path<Uuid>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    principal.require(Permission::ManageProgrammes)?;
+    principal.require(Permission::ManagePayments)?;
     let cycle = approved_cycle(&state, id).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the file is not UTF-8 text"))?;
@@ -805,7 +806,8 @@ struct CyclesPage {
     programme_name: String,
     budget: Option<u64>,
     rows: Vec<CycleRowView>,
-    may_act: bool,
+    /// National programme staff may open a cycle here.
+    may_open: bool,
     notice: Option<String>,
 }
 
@@ -825,10 +827,17 @@ fn step_line(
     Some(format!("{label}: {by}, {}", at.format("%Y-%m-%d %H:%M")))
 }
 
-fn row_view(c: &Cycle, user: &str, may_act: bool, t: &crate::web::i18n::Messages) -> CycleRowView {
+fn row_view(
+    c: &Cycle,
+    principal: &Principal,
+    may_act: bool,
+    t: &crate::web::i18n::Messages,
+) -> CycleRowView {
+    let user = principal.username.as_str();
     let next = CycleStep::ALL
         .into_iter()
         .find(|s| s.from() == c.status)
+        .filter(|s| may(principal.role, s.permission()))
         .filter(|s| {
             let done = StepActors {
                 prepared_by: c.prepared_by.as_deref(),
@@ -876,12 +885,11 @@ pub async fn cycles_page(
     Path(code): Path<String>,
     Query(p): Query<PageParams>,
 ) -> ApiResult<Response> {
-    principal.require(Permission::ManageProgrammes)?;
+    principal.require(Permission::ManagePayments)?;
     let prog = programme_or_404(&state, &code).await?;
     let cycles = state.store.cycles().list(&code).await?;
     let t = ctx.t();
     let may_act = principal.scope.is_national();
-    let user = principal.username.as_str().to_string();
     let page = CyclesPage {
         chrome: ctx.chrome(
             Section::None,
@@ -893,9 +901,9 @@ pub async fn cycles_page(
         budget: prog.programme.budget,
         rows: cycles
             .iter()
-            .map(|c| row_view(c, &user, may_act, t))
+            .map(|c| row_view(c, &principal, may_act, t))
             .collect(),
-        may_act,
+        may_open: may_act && may(principal.role, Permission::ManageProgrammes),
         notice: p.done.filter(|d| !d.is_empty()),
     };
     Ok(render(&ctx, StatusCode::OK, &page))

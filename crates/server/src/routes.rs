@@ -120,6 +120,8 @@ fn all() -> Vec<Route> {
         metrics, openapi, programmes, recertifications, targeting, web, webhooks,
     };
     const PROGRAMMES: Access = Access::Requires(Permission::ManageProgrammes);
+    // Programme staff and finance; the handlers ask more of some steps (see `cycles`).
+    const PAYMENTS: Access = Access::Requires(Permission::ManagePayments);
     const READ: Access = Access::Requires(Permission::ReadPersonalData);
     const WRITE: Access = Access::Requires(Permission::WritePersonalData);
     const HEALTH_READ: Access = Access::Requires(Permission::ReadHealthData);
@@ -563,11 +565,12 @@ fn all() -> Vec<Route> {
             PROGRAMMES,
             recertifications::decide,
         ),
-        // Payment cycles: steps need national scope (checked by the handlers); entitlements,
-        // the payment list and statuses are within the caller's scope.
+        // Payment cycles: steps need national scope and the step's own permission (freeze and
+        // verify: manage_programmes; approve: approve_payments), checked by the handlers;
+        // entitlements, the payment list and statuses are within the caller's scope.
         get_route(
             "/api/v1/programmes/{code}/cycles",
-            PROGRAMMES,
+            PAYMENTS,
             cycles::list_cycles,
         ),
         post_route(
@@ -575,32 +578,32 @@ fn all() -> Vec<Route> {
             PROGRAMMES,
             cycles::create_cycle,
         ),
-        get_route("/api/v1/cycles/{id}", PROGRAMMES, cycles::get_cycle),
-        post_route("/api/v1/cycles/{id}/steps", PROGRAMMES, cycles::take_step),
+        get_route("/api/v1/cycles/{id}", PAYMENTS, cycles::get_cycle),
+        post_route("/api/v1/cycles/{id}/steps", PAYMENTS, cycles::take_step),
         get_route(
             "/api/v1/cycles/{id}/entitlements",
-            PROGRAMMES,
+            PAYMENTS,
             cycles::list_entitlements,
         ),
         get_route(
             "/api/v1/cycles/{id}/payments.csv",
-            PROGRAMMES,
+            PAYMENTS,
             cycles::export_payments,
         ),
         post_route(
             "/api/v1/cycles/{id}/payments/{reference}/status",
-            PROGRAMMES,
+            PAYMENTS,
             cycles::record_status,
         ),
         // A status file for a national cycle can be large: 64 MiB.
         upload_route(
             "/api/v1/cycles/{id}/payment-statuses",
-            PROGRAMMES,
+            PAYMENTS,
             64 * 1024 * 1024,
             cycles::upload_statuses,
         ),
         // Programme pages: the list, set-up with the rule editor, and enrolments (scoped).
-        get_route("/programmes", PROGRAMMES, programmes::pages::list_page),
+        get_route("/programmes", PAYMENTS, programmes::pages::list_page),
         get_route("/programmes/new", PROGRAMMES, programmes::pages::new_page),
         post_route(
             "/programmes/new",
@@ -632,13 +635,13 @@ fn all() -> Vec<Route> {
             PROGRAMMES,
             programmes::pages::enrolments_page,
         ),
-        get_route("/programmes/{code}/cycles", PROGRAMMES, cycles::cycles_page),
+        get_route("/programmes/{code}/cycles", PAYMENTS, cycles::cycles_page),
         post_route(
             "/programmes/{code}/cycles",
             PROGRAMMES,
             cycles::create_cycle_page,
         ),
-        post_route("/cycles/{id}/steps", PROGRAMMES, cycles::step_page),
+        post_route("/cycles/{id}/steps", PAYMENTS, cycles::step_page),
         // The consolidated beneficiary registry.
         get_route("/api/v1/beneficiaries", READ, programmes::beneficiaries),
         // Web pages over public reference data, and their static assets.

@@ -27,6 +27,25 @@ async fn step(c: &Client<'_>, cycle: &str, name: &str) -> (u16, Value) {
     .await
 }
 
+/// The payment list of cycle `id` as CSV.
+async fn payments_csv(c: &Client<'_>, id: &str) -> (u16, String) {
+    c.text(
+        Method::GET,
+        &format!("/api/v1/cycles/{id}/payments.csv"),
+        None,
+    )
+    .await
+}
+
+/// Opens a cycle of programme `cash` for a period.
+async fn open_cycle(c: &Client<'_>, start: &str, end: &str) -> (u16, Value) {
+    c.post(
+        "/api/v1/programmes/cash/cycles",
+        json!({"period_start": start, "period_end": end}),
+    )
+    .await
+}
+
 async fn entitlements(c: &Client<'_>, cycle: &str) -> Vec<Value> {
     let (s, list) = c
         .get(&format!("/api/v1/cycles/{cycle}/entitlements?limit=100"))
@@ -42,8 +61,9 @@ async fn a_frozen_cycle_keeps_its_amounts_and_is_approved_once_by_different_user
         add_user(&app, OFFICER, Role::DistrictOfficer, "11").await;
         let pm = client(&app, "prog.manager", Role::ProgrammeManager, "national").await;
         let verifier = client(&app, "prog.verifier", Role::ProgrammeManager, "national").await;
-        let approver = client(&app, "prog.approver", Role::ProgrammeManager, "national").await;
-        let other = client(&app, "prog.other", Role::ProgrammeManager, "national").await;
+        let approver = client(&app, "fin.approver", Role::FinanceOfficer, "national").await;
+        let other = client(&app, "fin.other", Role::FinanceOfficer, "national").await;
+        let bystander = client(&app, "prog.other", Role::ProgrammeManager, "national").await;
         let district = client(&app, "prog.district", Role::ProgrammeManager, "11").await;
         setup_programme(&app, &pm, "cash", "size >= 1").await;
         let mut households = Vec::new();
@@ -54,20 +74,10 @@ async fn a_frozen_cycle_keeps_its_amounts_and_is_approved_once_by_different_user
         }
 
         // Bad periods name the field; one cycle per start date.
-        let (s, p) = pm
-            .post(
-                "/api/v1/programmes/cash/cycles",
-                json!({"period_start": "2026-02-30", "period_end": "2026-03-01"}),
-            )
-            .await;
+        let (s, p) = open_cycle(&pm, "2026-02-30", "2026-03-01").await;
         assert_eq!(s, 422, "{p}");
         assert_eq!(p["errors"][0]["field"], "period_start");
-        let (s, p) = pm
-            .post(
-                "/api/v1/programmes/cash/cycles",
-                json!({"period_start": "2026-01-31", "period_end": "2026-01-01"}),
-            )
-            .await;
+        let (s, p) = open_cycle(&pm, "2026-01-31", "2026-01-01").await;
         assert_eq!(s, 422, "{p}");
         assert_eq!(p["errors"][0]["field"], "period_end");
         let period = json!({"period_start": "2026-01-01", "period_end": "2026-01-31"});
@@ -82,7 +92,7 @@ async fn a_frozen_cycle_keeps_its_amounts_and_is_approved_once_by_different_user
         let id = cycle["id"].as_str().unwrap().to_string();
 
         // Out of order, or by someone without national scope: refused.
-        let (s, p) = step(&pm, &id, "approve").await;
+        let (s, p) = step(&approver, &id, "approve").await;
         assert_eq!(s, 409, "approve a draft: {p}");
         let (s, _) = step(&district, &id, "freeze").await;
         assert_eq!(s, 403, "a district-scoped manager cannot freeze");
@@ -130,12 +140,7 @@ async fn a_frozen_cycle_keeps_its_amounts_and_is_approved_once_by_different_user
             "[{db:?}] a registry edit moved a frozen amount"
         );
         // A new cycle sees the new size.
-        let (_, next) = pm
-            .post(
-                "/api/v1/programmes/cash/cycles",
-                json!({"period_start": "2026-02-01", "period_end": "2026-02-28"}),
-            )
-            .await;
+        let (_, next) = open_cycle(&pm, "2026-02-01", "2026-02-28").await;
         let next_id = next["id"].as_str().unwrap();
         step(&pm, next_id, "freeze").await;
         assert_eq!(
@@ -144,13 +149,7 @@ async fn a_frozen_cycle_keeps_its_amounts_and_is_approved_once_by_different_user
         );
 
         // No payment list before approval.
-        let (s, _) = pm
-            .text(
-                Method::GET,
-                &format!("/api/v1/cycles/{id}/payments.csv"),
-                None,
-            )
-            .await;
+        let (s, _) = payments_csv(&pm, &id).await;
         assert_eq!(s, 409);
 
         // Separation of duties: the preparer cannot verify; the verifier cannot approve.
@@ -163,6 +162,25 @@ async fn a_frozen_cycle_keeps_its_amounts_and_is_approved_once_by_different_user
             let (s, p) = step(who, &id, "approve").await;
             assert_eq!(s, 403, "{p}");
         }
+        // Approval is finance's: a programme manager who took no step is refused, by name.
+        let (s, p) = step(&bystander, &id, "approve").await;
+        assert_eq!(s, 403, "{p}");
+        assert!(
+            p["detail"].as_str().unwrap().contains("approve payments"),
+            "{p}"
+        );
+        // Finance neither opens, freezes nor verifies cycles, nor sets up programmes.
+        let (s, p) = open_cycle(&approver, "2026-03-01", "2026-03-31").await;
+        assert_eq!(s, 403, "finance opened a cycle: {p}");
+        let (s, p) = step(&approver, next_id, "verify").await;
+        assert_eq!(s, 403, "finance verified a cycle: {p}");
+        let (s, p) = approver
+            .post(
+                "/api/v1/programmes",
+                common::programmes::cash_programme("fin", "size >= 1"),
+            )
+            .await;
+        assert_eq!(s, 403, "finance set up a programme: {p}");
         // Two approvals at once: exactly one wins; approving again is 409.
         let (a, b) = tokio::join!(
             step(&approver, &id, "approve"),
@@ -175,16 +193,14 @@ async fn a_frozen_cycle_keeps_its_amounts_and_is_approved_once_by_different_user
         assert_eq!(s, 409, "a cycle cannot be approved twice: {p}");
         let (_, c) = pm.get(&format!("/api/v1/cycles/{id}")).await;
         assert_eq!(c["status"], "approved");
-        assert!(["prog.approver", "prog.other"].contains(&c["approved_by"].as_str().unwrap()));
+        assert!(["fin.approver", "fin.other"].contains(&c["approved_by"].as_str().unwrap()));
+        // Finance reads the payment list it approved (audited under its own name below).
+        let (s, csv) = payments_csv(&approver, &id).await;
+        assert_eq!(s, 200, "{csv}");
+        assert_eq!(csv.lines().count(), 4, "{csv}");
 
         // The payment list: every entitlement, within the caller's scope, audited.
-        let (s, csv) = pm
-            .text(
-                Method::GET,
-                &format!("/api/v1/cycles/{id}/payments.csv"),
-                None,
-            )
-            .await;
+        let (s, csv) = payments_csv(&pm, &id).await;
         assert_eq!(s, 200, "{csv}");
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
@@ -204,13 +220,7 @@ async fn a_frozen_cycle_keeps_its_amounts_and_is_approved_once_by_different_user
             assert!(lines.contains(&line.as_str()), "{line} not in {csv}");
         }
         let far = client(&app, "prog.far", Role::ProgrammeManager, "12").await;
-        let (s, csv_far) = far
-            .text(
-                Method::GET,
-                &format!("/api/v1/cycles/{id}/payments.csv"),
-                None,
-            )
-            .await;
+        let (s, csv_far) = payments_csv(&far, &id).await;
         assert_eq!(s, 200);
         assert_eq!(
             csv_far.lines().count(),
@@ -250,18 +260,13 @@ async fn payment_statuses_are_recorded_one_by_one_or_by_file_all_or_nothing() {
         add_user(&app, OFFICER, Role::DistrictOfficer, "11").await;
         let pm = client(&app, "prog.manager", Role::ProgrammeManager, "national").await;
         let verifier = client(&app, "prog.verifier", Role::ProgrammeManager, "national").await;
-        let approver = client(&app, "prog.approver", Role::ProgrammeManager, "national").await;
+        let approver = client(&app, "fin.approver", Role::FinanceOfficer, "national").await;
         setup_programme(&app, &pm, "cash", "size >= 1").await;
         for size in 1..=3 {
             let (hh, _) = household(&app, OFFICER, size, 2).await;
             enrol(&pm, "cash", &hh).await;
         }
-        let (_, cycle) = pm
-            .post(
-                "/api/v1/programmes/cash/cycles",
-                json!({"period_start": "2026-01-01", "period_end": "2026-01-31"}),
-            )
-            .await;
+        let (_, cycle) = open_cycle(&pm, "2026-01-01", "2026-01-31").await;
         let id = cycle["id"].as_str().unwrap().to_string();
         step(&pm, &id, "freeze").await;
         let refs: Vec<String> = entitlements(&pm, &id)
@@ -485,6 +490,32 @@ async fn a_registry_change_opens_a_recertification_for_review_and_notifications_
     }
 }
 
+/// A page's HTML for the session `cookie`.
+async fn page(app: &TestApp, path: &str, cookie: &str) -> String {
+    common::get_with(app, path, ("cookie", cookie))
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Takes `step` of cycle `id` through the page's form.
+async fn step_form(
+    app: &TestApp,
+    id: &str,
+    cookie: &str,
+    csrf: &str,
+    step: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/cycles/{id}/steps")))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf), ("step", step)])
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_cycle_page_lists_cycles_and_takes_steps_with_csrf() {
     for db in databases().await {
@@ -495,60 +526,50 @@ async fn the_cycle_page_lists_cycles_and_takes_steps_with_csrf() {
         setup_programme(&app, &pm, "cash", "size >= 1").await;
         let (hh, _) = household(&app, OFFICER, 2, 2).await;
         enrol(&pm, "cash", &hh).await;
-        let (_, cycle) = pm
-            .post(
-                "/api/v1/programmes/cash/cycles",
-                json!({"period_start": "2026-01-01", "period_end": "2026-01-31"}),
-            )
-            .await;
+        let (_, cycle) = open_cycle(&pm, "2026-01-01", "2026-01-31").await;
         let id = cycle["id"].as_str().unwrap().to_string();
 
         let cookie = common::session(&app, "prog.manager").await;
-        let page = common::get_with(&app, "/programmes/cash/cycles", ("cookie", &cookie)).await;
-        assert_eq!(page.status(), 200);
-        let html = page.text().await.unwrap();
+        let first = common::get_with(&app, "/programmes/cash/cycles", ("cookie", &cookie)).await;
+        assert_eq!(first.status(), 200);
+        let html = first.text().await.unwrap();
         assert!(html.contains("cash-20260101"), "{html}");
         assert!(
             html.contains("value=\"freeze\""),
             "the preparer sees the freeze button"
         );
         let csrf = common::hidden(&html, "csrf");
-        let post = |csrf: String, cookie: String| {
-            let url = app.url(&format!("/cycles/{id}/steps"));
-            let client = app.client.clone();
-            async move {
-                client
-                    .post(url)
-                    .header("cookie", cookie)
-                    .form(&[("csrf", csrf.as_str()), ("step", "freeze")])
-                    .send()
-                    .await
-                    .unwrap()
-            }
-        };
-        let res = post("wrong".into(), cookie.clone()).await;
+        let res = step_form(&app, &id, &cookie, "wrong", "freeze").await;
         assert_eq!(res.status(), 403, "a bad CSRF token");
         let (_, c) = pm.get(&format!("/api/v1/cycles/{id}")).await;
         assert_eq!(c["status"], "draft");
-        let res = post(csrf, cookie.clone()).await;
+        let res = step_form(&app, &id, &cookie, &csrf, "freeze").await;
         assert_eq!(res.status(), 303, "{:?}", res.text().await);
         let (_, c) = pm.get(&format!("/api/v1/cycles/{id}")).await;
         assert_eq!(c["status"], "prepared", "[{db:?}]");
 
         // The preparer is not offered the next step; the verifier is.
-        let html = common::get_with(&app, "/programmes/cash/cycles", ("cookie", &cookie))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let html = page(&app, "/programmes/cash/cycles", &cookie).await;
         assert!(!html.contains("value=\"verify\""), "{html}");
         let theirs = common::session(&app, "prog.verifier").await;
-        let html = common::get_with(&app, "/programmes/cash/cycles", ("cookie", &theirs))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let html = page(&app, "/programmes/cash/cycles", &theirs).await;
         assert!(html.contains("value=\"verify\""), "{html}");
+        let res = step_form(&app, &id, &theirs, &common::hidden(&html, "csrf"), "verify").await;
+        assert_eq!(res.status(), 303, "{:?}", res.text().await);
+
+        // Finance is offered the approval, but no new cycle, and no set-up from the list.
+        add_user(&app, "fin.approver", Role::FinanceOfficer, "national").await;
+        let finance = common::session(&app, "fin.approver").await;
+        let html = page(&app, "/programmes/cash/cycles", &finance).await;
+        assert!(html.contains("value=\"approve\""), "{html}");
+        assert!(!html.contains("id=\"new-cycle\""), "{html}");
+        let html = page(&app, "/programmes", &finance).await;
+        assert!(html.contains("/programmes/cash/cycles"), "{html}");
+        assert!(!html.contains("/programmes/new"), "{html}");
+        assert!(!html.contains("/programmes/cash/edit"), "{html}");
+        // The programme manager who prepared it is not offered the approval.
+        let html = page(&app, "/programmes/cash/cycles", &cookie).await;
+        assert!(!html.contains("value=\"approve\""), "{html}");
         // Someone without the permission is refused.
         let officer = common::session(&app, OFFICER).await;
         let res = common::get_with(&app, "/programmes/cash/cycles", ("cookie", &officer)).await;

@@ -89,6 +89,16 @@ impl CycleStep {
         }
     }
 
+    /// What the user taking the step must be allowed: programme staff prepare and verify,
+    /// finance approves.
+    pub const fn permission(self) -> crate::identity::Permission {
+        use crate::identity::Permission;
+        match self {
+            CycleStep::Freeze | CycleStep::Verify => Permission::ManageProgrammes,
+            CycleStep::Approve => Permission::ApprovePayments,
+        }
+    }
+
     /// The status the step leaves the cycle in.
     pub const fn to(self) -> CycleStatus {
         match self {

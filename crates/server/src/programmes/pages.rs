@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use inkingi_domain::identity::{Permission, Purpose};
+use inkingi_domain::identity::{may, Permission, Purpose};
 use inkingi_domain::programmes::{
     Benefit, EnrolmentStatus, Frequency, InvalidProgramme, Programme, TargetType,
 };
@@ -49,6 +49,8 @@ struct ProgrammeRow {
 struct ListPage {
     chrome: Chrome,
     rows: Vec<ProgrammeRow>,
+    /// Programme staff: set-up and enrolment links (finance sees only the cycles).
+    may_manage: bool,
     notice: Option<String>,
 }
 
@@ -83,7 +85,10 @@ pub async fn list_page(
     principal: PagePrincipal,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Response> {
-    principal.require(Permission::ManageProgrammes)?;
+    // Finance reaches the cycles from here too; set-up and enrolment links are for programme
+    // staff only.
+    principal.require(Permission::ManagePayments)?;
+    let may_manage = may(principal.role, Permission::ManageProgrammes);
     let all = state.store.programmes().programmes(None).await?;
     let rows = all
         .iter()
@@ -104,6 +109,7 @@ pub async fn list_page(
     let page = ListPage {
         chrome: ctx.chrome(Section::Programmes, &ctx.t().prog_title),
         rows,
+        may_manage,
         notice: p.done.filter(|d| !d.is_empty()),
     };
     Ok(render(&ctx, StatusCode::OK, &page))

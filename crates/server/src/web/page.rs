@@ -58,8 +58,8 @@ pub struct Viewer {
     pub may_approve: bool,
     /// Sees the registry search in the menu.
     pub may_read_registry: bool,
-    /// Sees the programmes in the menu.
-    pub may_manage_programmes: bool,
+    /// Sees the programmes in the menu (programme staff, and finance for the cycles).
+    pub may_manage_payments: bool,
     pub must_change_password: bool,
 }
 
@@ -81,7 +81,7 @@ impl FromRequestParts<AppState> for PageCtx {
                     may_read_audit: may(u.role, Permission::ReadAudit),
                     may_approve: may(u.role, Permission::ApproveChanges),
                     may_read_registry: may(u.role, Permission::ReadPersonalData),
-                    may_manage_programmes: may(u.role, Permission::ManageProgrammes),
+                    may_manage_payments: may(u.role, Permission::ManagePayments),
                     username: u.username,
                     csrf_token: u.csrf_token,
                     must_change_password: u.must_change_password,
@@ -180,11 +180,7 @@ impl PageCtx {
         {
             nav.push(("/linkage/reviews", &t.nav_linkage, Section::Linkage));
         }
-        if self
-            .viewer
-            .as_ref()
-            .is_some_and(|v| v.may_manage_programmes)
-        {
+        if self.viewer.as_ref().is_some_and(|v| v.may_manage_payments) {
             nav.push(("/programmes", &t.nav_programmes, Section::Programmes));
         }
         Chrome {
@@ -365,7 +361,7 @@ mod tests {
                 may_read_audit,
                 may_approve: false,
                 may_read_registry: false,
-                may_manage_programmes: false,
+                may_manage_payments: false,
                 must_change_password: true,
             }),
         };
