@@ -171,6 +171,49 @@ macro_rules! children_impl {
             (done == 1).then_some(Written::Created(id))
         }
 
+        type Insert<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>;
+
+        /// The insert of one fact into `table`: the columns every fact table shares (id,
+        /// subject, source key, receipt) are `$1`–`$7`, then `cols` from `$8`. A fact already
+        /// stored under its source key is left alone (see [`settle`]).
+        fn fact_sql(table: &str, cols: &[&str]) -> String {
+            let params: Vec<String> = (8..8 + cols.len()).map(|i| format!("${i}")).collect();
+            format!(
+                "INSERT INTO {table} (id, person_id, source_person_id, source_system, source_id, \
+                 received_at, received_by, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, {}) \
+                 ON CONFLICT (source_system, source_id) DO NOTHING",
+                cols.join(", "),
+                params.join(", ")
+            )
+        }
+
+        /// Binds the shared columns of [`fact_sql`]; the caller binds its own after them.
+        fn bind_head<'q>(q: Insert<'q>, id: Uuid, s: &Subject, pr: &'q Provenance) -> Insert<'q> {
+            q.bind(id)
+                .bind(s.person_id)
+                .bind(s.source_person_id)
+                .bind(&pr.source_system)
+                .bind(&pr.source_id)
+                .bind(enc_ts(pr.received_at))
+                .bind(&pr.received_by)
+        }
+
+        /// Runs a fact insert: the new row, or the row already holding its source key (a
+        /// re-sent message stores nothing).
+        async fn settle(
+            c: &mut <$db as sqlx::Database>::Connection,
+            q: Insert<'_>,
+            id: Uuid,
+            table: &str,
+            pr: &Provenance,
+        ) -> StoreResult<Written> {
+            let done = q.execute(&mut *c).await?.rows_affected();
+            match written(done, id) {
+                Some(w) => Ok(w),
+                None => existing(c, table, &pr.source_system, &pr.source_id).await,
+            }
+        }
+
         /// `table` rows of the given subject column, oldest first.
         async fn rows_of(
             $s: &$adapter,
@@ -269,8 +312,7 @@ macro_rules! children_impl {
                 uow: &mut UnitOfWork,
                 p: &SourcePerson,
             ) -> StoreResult<Written> {
-                let c = uow.$uow()?;
-                let done = sqlx::query(
+                let q = sqlx::query(
                     "INSERT INTO child_source_people (id, source_system, source_id, kind, \
                      person_id, link_method, area_code, given_name, family_name, sex, \
                      birth_date, identifiers, related_to, relationship, received_at, \
@@ -292,17 +334,8 @@ macro_rules! children_impl {
                 .bind(p.related_to)
                 .bind(&p.relationship)
                 .bind(enc_ts(p.provenance.received_at))
-                .bind(&p.provenance.received_by)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-                match written(done, p.id) {
-                    Some(w) => Ok(w),
-                    None => {
-                        let pr = &p.provenance;
-                        existing(c, "child_source_people", &pr.source_system, &pr.source_id).await
-                    }
-                }
+                .bind(&p.provenance.received_by);
+                settle(uow.$uow()?, q, p.id, "child_source_people", &p.provenance).await
             }
 
             async fn put_immunization(
@@ -310,37 +343,26 @@ macro_rules! children_impl {
                 uow: &mut UnitOfWork,
                 f: &Immunization,
             ) -> StoreResult<Written> {
-                let c = uow.$uow()?;
-                let done = sqlx::query(
-                    "INSERT INTO child_immunizations (id, person_id, source_person_id, \
-                     source_system, source_id, vaccine_system, vaccine_code, vaccine, \
-                     needs_mapping, dose_number, occurred_on, received_at, received_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                     ON CONFLICT (source_system, source_id) DO NOTHING",
-                )
-                .bind(f.id)
-                .bind(f.subject.person_id)
-                .bind(f.subject.source_person_id)
-                .bind(&f.provenance.source_system)
-                .bind(&f.provenance.source_id)
-                .bind(&f.vaccine_system)
-                .bind(&f.vaccine_code)
-                .bind(&f.vaccine)
-                .bind(f.needs_mapping)
-                .bind(f.dose_number.and_then(|d| i32::try_from(d).ok()))
-                .bind(f.occurred_on)
-                .bind(enc_ts(f.provenance.received_at))
-                .bind(&f.provenance.received_by)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-                match written(done, f.id) {
-                    Some(w) => Ok(w),
-                    None => {
-                        let pr = &f.provenance;
-                        existing(c, "child_immunizations", &pr.source_system, &pr.source_id).await
-                    }
-                }
+                const TABLE: &str = "child_immunizations";
+                let sql = fact_sql(
+                    TABLE,
+                    &[
+                        "vaccine_system",
+                        "vaccine_code",
+                        "vaccine",
+                        "needs_mapping",
+                        "dose_number",
+                        "occurred_on",
+                    ],
+                );
+                let q = bind_head(sqlx::query(&sql), f.id, &f.subject, &f.provenance)
+                    .bind(&f.vaccine_system)
+                    .bind(&f.vaccine_code)
+                    .bind(&f.vaccine)
+                    .bind(f.needs_mapping)
+                    .bind(f.dose_number.and_then(|d| i32::try_from(d).ok()))
+                    .bind(f.occurred_on);
+                settle(uow.$uow()?, q, f.id, TABLE, &f.provenance).await
             }
 
             async fn put_measurement(
@@ -348,37 +370,26 @@ macro_rules! children_impl {
                 uow: &mut UnitOfWork,
                 f: &Measurement,
             ) -> StoreResult<Written> {
-                let c = uow.$uow()?;
-                let done = sqlx::query(
-                    "INSERT INTO child_measurements (id, person_id, source_person_id, \
-                     source_system, source_id, kind, loinc, value, unit, measured_on, zscores, \
-                     received_at, received_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                     ON CONFLICT (source_system, source_id) DO NOTHING",
-                )
-                .bind(f.id)
-                .bind(f.subject.person_id)
-                .bind(f.subject.source_person_id)
-                .bind(&f.provenance.source_system)
-                .bind(&f.provenance.source_id)
-                .bind(f.kind.as_str())
-                .bind(&f.loinc)
-                .bind(f.value)
-                .bind(&f.unit)
-                .bind(f.measured_on)
-                .bind(Json(&f.zscores))
-                .bind(enc_ts(f.provenance.received_at))
-                .bind(&f.provenance.received_by)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-                match written(done, f.id) {
-                    Some(w) => Ok(w),
-                    None => {
-                        let pr = &f.provenance;
-                        existing(c, "child_measurements", &pr.source_system, &pr.source_id).await
-                    }
-                }
+                const TABLE: &str = "child_measurements";
+                let sql = fact_sql(
+                    TABLE,
+                    &[
+                        "kind",
+                        "loinc",
+                        "value",
+                        "unit",
+                        "measured_on",
+                        "zscores",
+                    ],
+                );
+                let q = bind_head(sqlx::query(&sql), f.id, &f.subject, &f.provenance)
+                    .bind(f.kind.as_str())
+                    .bind(&f.loinc)
+                    .bind(f.value)
+                    .bind(&f.unit)
+                    .bind(f.measured_on)
+                    .bind(Json(&f.zscores));
+                settle(uow.$uow()?, q, f.id, TABLE, &f.provenance).await
             }
 
             async fn put_pregnancy(
@@ -386,34 +397,14 @@ macro_rules! children_impl {
                 uow: &mut UnitOfWork,
                 f: &Pregnancy,
             ) -> StoreResult<Written> {
-                let c = uow.$uow()?;
-                let done = sqlx::query(
-                    "INSERT INTO child_pregnancies (id, person_id, source_person_id, \
-                     source_system, source_id, lmp, edd, outcome, outcome_on, received_at, \
-                     received_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                     ON CONFLICT (source_system, source_id) DO NOTHING",
-                )
-                .bind(f.id)
-                .bind(f.subject.person_id)
-                .bind(f.subject.source_person_id)
-                .bind(&f.provenance.source_system)
-                .bind(&f.provenance.source_id)
-                .bind(f.lmp)
-                .bind(f.edd)
-                .bind(&f.outcome)
-                .bind(f.outcome_on)
-                .bind(enc_ts(f.provenance.received_at))
-                .bind(&f.provenance.received_by)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-                match written(done, f.id) {
-                    Some(w) => Ok(w),
-                    None => {
-                        let pr = &f.provenance;
-                        existing(c, "child_pregnancies", &pr.source_system, &pr.source_id).await
-                    }
-                }
+                const TABLE: &str = "child_pregnancies";
+                let sql = fact_sql(TABLE, &["lmp", "edd", "outcome", "outcome_on"]);
+                let q = bind_head(sqlx::query(&sql), f.id, &f.subject, &f.provenance)
+                    .bind(f.lmp)
+                    .bind(f.edd)
+                    .bind(&f.outcome)
+                    .bind(f.outcome_on);
+                settle(uow.$uow()?, q, f.id, TABLE, &f.provenance).await
             }
 
             async fn put_encounter(
@@ -421,33 +412,13 @@ macro_rules! children_impl {
                 uow: &mut UnitOfWork,
                 f: &Encounter,
             ) -> StoreResult<Written> {
-                let c = uow.$uow()?;
-                let done = sqlx::query(
-                    "INSERT INTO child_encounters (id, person_id, source_person_id, \
-                     source_system, source_id, kind, pregnancy_id, occurred_on, received_at, \
-                     received_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (source_system, source_id) DO NOTHING",
-                )
-                .bind(f.id)
-                .bind(f.subject.person_id)
-                .bind(f.subject.source_person_id)
-                .bind(&f.provenance.source_system)
-                .bind(&f.provenance.source_id)
-                .bind(&f.kind)
-                .bind(f.pregnancy_id)
-                .bind(f.occurred_on)
-                .bind(enc_ts(f.provenance.received_at))
-                .bind(&f.provenance.received_by)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-                match written(done, f.id) {
-                    Some(w) => Ok(w),
-                    None => {
-                        let pr = &f.provenance;
-                        existing(c, "child_encounters", &pr.source_system, &pr.source_id).await
-                    }
-                }
+                const TABLE: &str = "child_encounters";
+                let sql = fact_sql(TABLE, &["kind", "pregnancy_id", "occurred_on"]);
+                let q = bind_head(sqlx::query(&sql), f.id, &f.subject, &f.provenance)
+                    .bind(&f.kind)
+                    .bind(f.pregnancy_id)
+                    .bind(f.occurred_on);
+                settle(uow.$uow()?, q, f.id, TABLE, &f.provenance).await
             }
 
             async fn put_feed_fact(
@@ -455,37 +426,26 @@ macro_rules! children_impl {
                 uow: &mut UnitOfWork,
                 f: &FeedFact,
             ) -> StoreResult<Written> {
-                let c = uow.$uow()?;
-                let done = sqlx::query(
-                    "INSERT INTO child_feed_facts (id, person_id, source_person_id, \
-                     source_system, source_id, kind, occurred_on, ended_on, details, key_id, \
-                     sealed, received_at, received_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                     ON CONFLICT (source_system, source_id) DO NOTHING",
-                )
-                .bind(f.id)
-                .bind(f.subject.person_id)
-                .bind(f.subject.source_person_id)
-                .bind(&f.provenance.source_system)
-                .bind(&f.provenance.source_id)
-                .bind(f.kind.as_str())
-                .bind(f.occurred_on)
-                .bind(f.ended_on)
-                .bind(Json(&f.details))
-                .bind(f.sealed.as_ref().map(|s| s.key_id.clone()))
-                .bind(f.sealed.as_ref().map(|s| s.bytes.clone()))
-                .bind(enc_ts(f.provenance.received_at))
-                .bind(&f.provenance.received_by)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-                match written(done, f.id) {
-                    Some(w) => Ok(w),
-                    None => {
-                        let pr = &f.provenance;
-                        existing(c, "child_feed_facts", &pr.source_system, &pr.source_id).await
-                    }
-                }
+                const TABLE: &str = "child_feed_facts";
+                let sql = fact_sql(
+                    TABLE,
+                    &[
+                        "kind",
+                        "occurred_on",
+                        "ended_on",
+                        "details",
+                        "key_id",
+                        "sealed",
+                    ],
+                );
+                let q = bind_head(sqlx::query(&sql), f.id, &f.subject, &f.provenance)
+                    .bind(f.kind.as_str())
+                    .bind(f.occurred_on)
+                    .bind(f.ended_on)
+                    .bind(Json(&f.details))
+                    .bind(f.sealed.as_ref().map(|s| s.key_id.clone()))
+                    .bind(f.sealed.as_ref().map(|s| s.bytes.clone()));
+                settle(uow.$uow()?, q, f.id, TABLE, &f.provenance).await
             }
 
             async fn add_review(&self, uow: &mut UnitOfWork, r: &LinkageReview) -> StoreResult<()> {
