@@ -9,33 +9,23 @@ use std::time::{Duration, Instant};
 
 use inkingi_testkit::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_inkingi");
+mod common;
 
 fn inkingi(db: &TestDb) -> Command {
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("INKINGI_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_LOG", "warn")
-        .env("INKINGI_DATABASE_URL", &db.url);
+    let mut c = common::command();
+    c.env("INKINGI_DATABASE_URL", &db.url);
     c
 }
 
+/// Exit code and everything the command printed.
 fn run(c: &mut Command) -> (i32, String) {
-    let out = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let (code, out, err) = common::run(c);
+    (code, format!("{out}{err}"))
 }
 
 fn generate(dir: &Path, households: u32) -> PathBuf {
     let out = dir.join("gen");
-    let status = Command::new(BIN)
+    let status = Command::new(common::BIN)
         .args([
             "generate",
             "--households",
@@ -328,7 +318,7 @@ async fn match_run_finds_the_duplicates_of_an_imported_registry() {
     for db in inkingi_testkit::databases().await {
         let dir = tempfile::tempdir().unwrap();
         let gen = dir.path().join("gen");
-        let out = Command::new(BIN)
+        let out = Command::new(common::BIN)
             .args(["generate", "--households", "600", "--seed", "11", "--out"])
             .arg(&gen)
             .env("RUST_LOG", "warn")

@@ -16,16 +16,14 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_inkingi");
+mod common;
 
 /// `inkingi` on `url`, with fast polling and quiet logs; the caller's `INKINGI_*` settings are
 /// cleared so the test sees only what it sets.
 fn inkingi(url: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("INKINGI_") {
-            cmd.env_remove(key);
-        }
+    let mut cmd = Command::new(common::BIN);
+    for key in common::inherited_settings() {
+        cmd.env_remove(key);
     }
     cmd.arg("--database-url")
         .arg(url)
