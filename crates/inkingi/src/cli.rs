@@ -278,6 +278,12 @@ pub enum TargetingCommand {
     /// Simulate a model and eligibility rules over the registry without enrolling anyone:
     /// counts, cost per cycle, coverage, enrolment errors and overlaps by area, as CSV.
     Simulate(Box<SimulateArgs>),
+    /// Bring the facts blocks that scoring and simulation read up to date with the registry
+    /// (passes do this themselves first); with --rebuild, pack them all again.
+    Facts {
+        #[arg(long)]
+        rebuild: bool,
+    },
     /// For benchmarks: write a synthetic registry of N households straight in SQL into an
     /// empty database (with the illustrative programmes; one in ten enrolled in vup_ds).
     #[command(hide = true)]

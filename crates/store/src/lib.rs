@@ -22,6 +22,7 @@ mod children_sql;
 pub mod dci;
 pub mod dci_notify;
 mod error;
+mod facts_codec;
 pub mod id_checks;
 pub mod identity;
 pub mod jobs;
@@ -44,6 +45,7 @@ pub mod synthetic;
 pub mod synthetic_children;
 pub mod system;
 pub mod targeting;
+pub mod targeting_facts;
 mod uow;
 pub mod uploads;
 

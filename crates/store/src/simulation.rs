@@ -38,7 +38,7 @@ pub const BATCH: usize = 8192;
 
 /// One household row with its members aggregated as a JSON array by the database, not yet
 /// decoded: `[[id, sex, birth_date, role, answers, died_on], …]`.
-type RawInput = (Uuid, String, String, Option<String>);
+pub(crate) type RawInput = (Uuid, String, String, Option<String>);
 
 type MemberJson = (
     String,
@@ -73,7 +73,7 @@ fn decode_member(m: MemberJson) -> StoreResult<MemberRow> {
     })
 }
 
-fn decode(r: RawInput) -> StoreResult<ScoringInput> {
+pub(crate) fn decode(r: RawInput) -> StoreResult<ScoringInput> {
     let (id, village, answers, members) = r;
     let members: Vec<MemberJson> = match members.as_deref() {
         None => Vec::new(),
@@ -127,10 +127,12 @@ impl Targeting<'_> {
         self.store.adapter.pools()
     }
 
-    /// Streams the active households in `scope` (with their members) to `tx`, in id order.
-    async fn read_raw(
+    /// Streams the active households in `scope` (with their members) to `tx`, in id order;
+    /// only those with an id in `range` (from, up to but not including) when given.
+    pub(crate) async fn read_raw(
         &self,
         scope: &AreaScope,
+        range: Option<(Uuid, Option<Uuid>)>,
         tx: &mpsc::Sender<Vec<RawInput>>,
     ) -> StoreResult<()> {
         let pools = self.read_pools();
@@ -156,15 +158,28 @@ impl Targeting<'_> {
                  FROM registry_households h WHERE h.status = 'active'"
             ));
             push_scope(&mut q, "h.village_code", scope);
+            if let Some((from, to)) = range {
+                q.push(" AND h.id >= ").push_bind(from);
+                if let Some(to) = to {
+                    q.push(" AND h.id < ").push_bind(to);
+                }
+            }
             q.push(" ORDER BY h.id");
             let rows = q.build_query_as::<RawInput>().fetch(p);
             batches(rows, tx).await
         })
     }
 
-    /// Runs `work` over every active household in `scope` with its current members, batch by
-    /// batch, on a blocking thread (use rayon inside `work`); returns the final state.
-    pub async fn for_each_batch<S, F>(&self, scope: &AreaScope, init: S, work: F) -> StoreResult<S>
+    /// Runs `work` over every active household in `scope` with its current members read
+    /// straight from the registry tables (one cursor, members as JSON), batch by batch, on a
+    /// blocking thread; returns the final state. The reference path: passes read the facts
+    /// blocks instead ([`Targeting::for_each_batch`]), which are packed from this stream.
+    pub async fn for_each_batch_direct<S, F>(
+        &self,
+        scope: &AreaScope,
+        init: S,
+        work: F,
+    ) -> StoreResult<S>
     where
         S: Send + 'static,
         F: Fn(&mut S, Vec<ScoringInput>) -> StoreResult<()> + Send + 'static,
@@ -181,7 +196,7 @@ impl Targeting<'_> {
             }
             Ok(state)
         });
-        let read = self.read_raw(scope, &tx).await;
+        let read = self.read_raw(scope, None, &tx).await;
         drop(tx);
         let state = worker
             .await
@@ -213,27 +228,46 @@ impl Targeting<'_> {
         Ok(out)
     }
 
-    /// Runs a simulation over the households in `scope`. Writes nothing.
+    /// Runs a simulation over the households in `scope`, reading the facts blocks (brought up
+    /// to date first). Writes nothing but the blocks' refresh.
     pub async fn simulate(&self, scope: &AreaScope, sim: Simulation) -> StoreResult<Report> {
+        self.simulate_from(scope, sim, true).await
+    }
+
+    /// The same simulation over the registry tables read directly: the reference the facts
+    /// blocks are checked against (tests, diagnosis).
+    pub async fn simulate_direct(&self, scope: &AreaScope, sim: Simulation) -> StoreResult<Report> {
+        self.simulate_from(scope, sim, false).await
+    }
+
+    async fn simulate_from(
+        &self,
+        scope: &AreaScope,
+        sim: Simulation,
+        blocks: bool,
+    ) -> StoreResult<Report> {
         let sim = Arc::new(sim);
         let enrolled = Arc::new(self.enrolled_by_household(scope).await?);
         let on = Utc::now().date_naive();
         let worker_sim = Arc::clone(&sim);
-        let tally = self
-            .for_each_batch(scope, Tally::default(), move |tally, batch| {
-                let part = batch
-                    .par_iter()
-                    .fold(Tally::default, |mut t, h| {
-                        let facts = h.facts(on);
-                        let codes = enrolled.get(&h.household_id).map_or(&[][..], Vec::as_slice);
-                        worker_sim.add(&mut t, &facts, codes);
-                        t
-                    })
-                    .reduce(Tally::default, Tally::merge);
-                *tally = std::mem::take(tally).merge(part);
-                Ok(())
-            })
-            .await?;
+        let work = move |tally: &mut Tally, batch: Vec<ScoringInput>| {
+            let part = batch
+                .into_par_iter()
+                .fold(Tally::default, |mut t, h| {
+                    let codes = enrolled.get(&h.household_id).map_or(&[][..], Vec::as_slice);
+                    worker_sim.add(&mut t, &h.into_facts(on), codes);
+                    t
+                })
+                .reduce(Tally::default, Tally::merge);
+            *tally = std::mem::take(tally).merge(part);
+            Ok(())
+        };
+        let tally = if blocks {
+            self.for_each_batch(scope, Tally::default(), work).await?
+        } else {
+            self.for_each_batch_direct(scope, Tally::default(), work)
+                .await?
+        };
         let codes: Vec<AreaCode> = tally
             .areas
             .keys()

@@ -165,7 +165,9 @@ fn answers_sql(kind: BackendKind) -> String {
 
 fn statements(kind: BackendKind) -> [String; 3] {
     let answers = answers_sql(kind);
-    let village = "substr('{VILLAGES}', 1 + (g % 30) * 8, 8)".replace("{VILLAGES}", VILLAGES);
+    // PostgreSQL has no substr(text, bigint, integer): the series is bigint there.
+    let village = "substr('{VILLAGES}', CAST(1 + (g % 30) * 8 AS INTEGER), 8)"
+        .replace("{VILLAGES}", VILLAGES);
     match kind {
         BackendKind::Sqlite => {
             let series = "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < $1)";
@@ -251,6 +253,8 @@ pub async fn seed(store: &Store, households: i64) -> StoreResult<f64> {
             sqlx::query(&sql).bind(households).execute(&mut *c).await?;
         });
     }
+    // Written without registry events: the facts blocks must be rebuilt from the tables.
+    crate::targeting_facts::invalidate(&mut uow).await?;
     uow.commit().await?;
     Ok(started.elapsed().as_secs_f64())
 }

@@ -178,6 +178,8 @@ pub async fn seed_children(store: &Store, children: i64) -> StoreResult<f64> {
                 .await?;
         });
     }
+    // Written without registry events: the targeting facts blocks must be rebuilt.
+    crate::targeting_facts::invalidate(&mut uow).await?;
     uow.commit().await?;
     Ok(started.elapsed().as_secs_f64())
 }

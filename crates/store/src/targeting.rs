@@ -14,7 +14,9 @@ use inkingi_domain::areas::AreaCode;
 use inkingi_domain::identity::AreaScope;
 use inkingi_domain::registry::{BirthDate, MemberRole, Sex};
 use inkingi_domain::targeting::rules::Target;
-use inkingi_domain::targeting::{Contribution, HouseholdFacts, MemberRecord, Score, ScoringModel};
+use inkingi_domain::targeting::{
+    Contribution, HouseholdFacts, MemberRecord, OwnedMember, Score, ScoringModel,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
@@ -102,6 +104,59 @@ impl ScoringInput {
             })
             .collect();
         HouseholdFacts::build(&self.village, &self.answers, &records, on)
+    }
+
+    /// The same facts, keeping the answers instead of copying them (whole-registry passes).
+    pub fn into_facts(self, on: NaiveDate) -> HouseholdFacts {
+        let members = self
+            .members
+            .into_iter()
+            .map(|m| OwnedMember {
+                sex: m.sex,
+                birth_date: m.birth_date,
+                role: m.role,
+                answers: m.answers,
+                died_on: m.died_on,
+            })
+            .collect();
+        HouseholdFacts::build_owned(&self.village, self.answers, members, on)
+    }
+}
+
+/// A score as written: the explanation already JSON text.
+struct ScoreRow {
+    household_id: Uuid,
+    village: String,
+    model_id: String,
+    model_version: u32,
+    score: f64,
+    category: String,
+    explanation: String,
+}
+
+impl ScoreRow {
+    fn of(household_id: Uuid, village: String, s: &Score) -> StoreResult<ScoreRow> {
+        #[derive(Serialize)]
+        struct ExplanationRef<'a> {
+            intercept: f64,
+            raw: f64,
+            contributions: &'a [Contribution],
+        }
+        let explanation = serde_json::to_string(&ExplanationRef {
+            intercept: s.intercept,
+            raw: s.raw,
+            contributions: &s.contributions,
+        })
+        .map_err(|e| bad(format!("score explanation: {e}")))?;
+        Ok(ScoreRow {
+            household_id,
+            village,
+            model_id: s.model_id.clone(),
+            model_version: s.model_version,
+            score: s.value,
+            category: s.category.clone(),
+            explanation,
+        })
     }
 }
 
@@ -390,30 +445,42 @@ impl Targeting<'_> {
 
     /// Writes (replaces) the scores of these households in one transaction.
     pub async fn write_scores(&self, scores: &[(Uuid, String, Score)]) -> StoreResult<()> {
-        if scores.is_empty() {
+        let rows = scores
+            .iter()
+            .map(|(id, village, s)| ScoreRow::of(*id, village.clone(), s))
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.write_score_rows(&rows).await
+    }
+
+    /// Writes rows whose explanation is already JSON text (serialised by the scoring workers,
+    /// not by the single writer).
+    async fn write_score_rows(&self, rows: &[ScoreRow]) -> StoreResult<()> {
+        if rows.is_empty() {
             return Ok(());
         }
         let now = Utc::now();
+        // Text into a JSONB column needs a cast on PostgreSQL; SQLite stores the text.
+        let cast = match self.store.kind() {
+            crate::BackendKind::Postgres => "::jsonb",
+            crate::BackendKind::Sqlite => "",
+        };
         let mut uow = self.store.begin().await?;
         // 8 parameters a row; 4,000 rows stay under both backends' parameter limits.
-        for chunk in scores.chunks(4000) {
+        for chunk in rows.chunks(4000) {
             on_uow!(uow, |c| {
                 let mut qb = QueryBuilder::new(
                     "INSERT INTO targeting_scores (household_id, village_code, model_id, \
                      model_version, score, category, explanation, scored_at) ",
                 );
-                qb.push_values(chunk, |mut b, (id, village, s)| {
-                    b.push_bind(*id)
-                        .push_bind(village.clone())
-                        .push_bind(s.model_id.clone())
-                        .push_bind(i64::from(s.model_version))
-                        .push_bind(s.value)
-                        .push_bind(s.category.clone())
-                        .push_bind(Json(Explanation {
-                            intercept: s.intercept,
-                            raw: s.raw,
-                            contributions: s.contributions.clone(),
-                        }))
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.household_id)
+                        .push_bind(r.village.clone())
+                        .push_bind(r.model_id.clone())
+                        .push_bind(i64::from(r.model_version))
+                        .push_bind(r.score)
+                        .push_bind(r.category.clone())
+                        .push_bind(r.explanation.clone())
+                        .push_unseparated(cast)
                         .push_bind(now);
                 });
                 qb.push(
@@ -498,17 +565,17 @@ impl Targeting<'_> {
         let started = Instant::now();
         let on = Utc::now().date_naive();
         let model = std::sync::Arc::new(model.clone());
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(Uuid, String, Score)>>(2);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<ScoreRow>>(2);
         let pass = async {
             self.for_each_batch(&AreaScope::national(), tx, move |tx, batch| {
                 use rayon::prelude::*;
-                let scores: Vec<(Uuid, String, Score)> = batch
-                    .par_iter()
+                let scores = batch
+                    .into_par_iter()
                     .map(|h| {
-                        let score = model.score(&h.facts(on));
-                        (h.household_id, h.village.as_str().to_string(), score)
+                        let (id, village) = (h.household_id, h.village.as_str().to_string());
+                        ScoreRow::of(id, village, &model.score(&h.into_facts(on)))
                     })
-                    .collect();
+                    .collect::<StoreResult<Vec<_>>>()?;
                 tx.blocking_send(scores)
                     .map_err(|_| bad("the score writer stopped"))
             })
@@ -519,7 +586,7 @@ impl Targeting<'_> {
         let write = async {
             let mut total = 0u64;
             while let Some(scores) = rx.recv().await {
-                self.write_scores(&scores).await?;
+                self.write_score_rows(&scores).await?;
                 total += scores.len() as u64;
                 progress(scores.len() as u64);
             }

@@ -70,25 +70,50 @@ pub struct PersonFacts {
     pub answers: Map<String, Value>,
 }
 
+/// One member as the registry holds it, with its answers owned: the facts keep them without a
+/// copy (whole-registry passes build facts once per household from freshly decoded data).
+#[derive(Debug, Clone)]
+pub struct OwnedMember {
+    pub sex: Sex,
+    pub birth_date: Option<BirthDate>,
+    pub role: MemberRole,
+    pub answers: Map<String, Value>,
+    pub died_on: Option<NaiveDate>,
+}
+
 impl PersonFacts {
     pub fn derive(m: &MemberRecord<'_>, on: NaiveDate) -> PersonFacts {
-        let flag = |key: &str| m.answers.get(key).and_then(Value::as_bool);
-        let disability = m.answers.get("disability").and_then(Value::as_str);
-        let severity = m.answers.get("disability_severity").and_then(Value::as_str);
+        Self::from_parts(m.sex, m.birth_date, m.role, m.answers.clone(), on)
+    }
+
+    fn from_parts(
+        sex: Sex,
+        birth_date: Option<BirthDate>,
+        role: MemberRole,
+        answers: Map<String, Value>,
+        on: NaiveDate,
+    ) -> PersonFacts {
+        let flag = |key: &str| answers.get(key).and_then(Value::as_bool);
+        let disability = answers.get("disability").and_then(Value::as_str);
+        let severity = answers.get("disability_severity").and_then(Value::as_str);
+        let disabled = disability.is_some_and(|d| d != "none");
+        let severely_disabled = disabled && severity.is_some_and(|s| SEVERE.contains(&s));
+        let (pregnant, can_work) = (flag("pregnant").unwrap_or(false), flag("can_work"));
+        let chronic_illness = flag("chronic_illness").unwrap_or(false);
+        let in_school = flag("in_school").unwrap_or(false);
         PersonFacts {
-            sex: m.sex,
-            role: m.role,
-            age_years: m.birth_date.map(|b| b.age_on(on)),
-            age_months: m.birth_date.map(|b| completed_months(b.midpoint(), on)),
-            birth_precision: m.birth_date.map(|b| b.precision()),
-            pregnant: flag("pregnant").unwrap_or(false),
-            disabled: disability.is_some_and(|d| d != "none"),
-            severely_disabled: disability.is_some_and(|d| d != "none")
-                && severity.is_some_and(|s| SEVERE.contains(&s)),
-            can_work: flag("can_work").unwrap_or(true),
-            chronic_illness: flag("chronic_illness").unwrap_or(false),
-            in_school: flag("in_school").unwrap_or(false),
-            answers: m.answers.clone(),
+            sex,
+            role,
+            age_years: birth_date.map(|b| b.age_on(on)),
+            age_months: birth_date.map(|b| completed_months(b.midpoint(), on)),
+            birth_precision: birth_date.map(|b| b.precision()),
+            pregnant,
+            disabled,
+            severely_disabled,
+            can_work: can_work.unwrap_or(true),
+            chronic_illness,
+            in_school,
+            answers,
         }
     }
 
@@ -177,6 +202,30 @@ impl HouseholdFacts {
             .filter(|m| m.died_on.is_none_or(|d| d > on))
             .map(|m| PersonFacts::derive(m, on))
             .collect();
+        Self::assemble(area, answers.clone(), members, on)
+    }
+
+    /// The same facts as [`HouseholdFacts::build`] from owned answers, which the facts keep.
+    pub fn build_owned(
+        area: &AreaCode,
+        answers: Map<String, Value>,
+        members: Vec<OwnedMember>,
+        on: NaiveDate,
+    ) -> HouseholdFacts {
+        let members: Vec<PersonFacts> = members
+            .into_iter()
+            .filter(|m| m.died_on.is_none_or(|d| d > on))
+            .map(|m| PersonFacts::from_parts(m.sex, m.birth_date, m.role, m.answers, on))
+            .collect();
+        Self::assemble(area, answers, members, on)
+    }
+
+    fn assemble(
+        area: &AreaCode,
+        answers: Map<String, Value>,
+        members: Vec<PersonFacts>,
+        on: NaiveDate,
+    ) -> HouseholdFacts {
         let count =
             |f: &dyn Fn(&PersonFacts) -> bool| members.iter().filter(|p| f(p)).count() as u32;
         let under_15 = count(&|p| p.age_in(0..15));
@@ -184,7 +233,7 @@ impl HouseholdFacts {
         let elderly = count(&|p| p.age_years.is_some_and(|a| a >= 65));
         let head = members.iter().find(|p| p.role == MemberRole::Head);
         let size = members.len() as u32;
-        let rooms = number(answers, "rooms").filter(|r| *r >= 1.0);
+        let rooms = number(&answers, "rooms").filter(|r| *r >= 1.0);
         HouseholdFacts {
             area: area.as_str().to_string(),
             on,
@@ -202,11 +251,11 @@ impl HouseholdFacts {
             labour_capacity: count(&PersonFacts::can_contribute_labour),
             head_sex: head.map(|h| h.sex),
             head_age: head.and_then(|h| h.age_years),
-            land_ha: land_ha(answers),
-            tlu: tlu(answers),
+            land_ha: land_ha(&answers),
+            tlu: tlu(&answers),
             assets_count: distinct_strings(answers.get("assets")),
             persons_per_room: f64::from(size) / rooms.unwrap_or(1.0),
-            answers: answers.clone(),
+            answers,
             members,
         }
     }

@@ -7,5 +7,5 @@ pub mod rules;
 pub mod scoring;
 pub mod simulation;
 
-pub use facts::{HouseholdFacts, MemberRecord, PersonFacts};
+pub use facts::{HouseholdFacts, MemberRecord, OwnedMember, PersonFacts};
 pub use scoring::{Contribution, InvalidModel, Score, ScoringModel};

@@ -304,13 +304,57 @@ impl ScoringModel {
 
     /// Scores a household. The contributions and the intercept add up to `raw`.
     pub fn score(&self, facts: &HouseholdFacts) -> Score {
+        let mut contributions = Vec::with_capacity(self.answers.len() + self.indicators.len());
+        let intercept = self.weigh(facts, &mut contributions);
+        let raw = intercept + contributions.iter().map(|c| c.contribution).sum::<f64>();
+        let value = clamp(raw);
+        Score {
+            value,
+            raw,
+            category: self.category_of(value).to_string(),
+            model_id: self.id.clone(),
+            model_version: self.version,
+            intercept,
+            contributions,
+        }
+    }
+
+    /// The household's (clamped) score and category without the explanation, for passes that
+    /// only count: the same numbers as [`ScoringModel::score`], summed in the same order, but
+    /// no factor is described.
+    pub fn value(&self, facts: &HouseholdFacts) -> (f64, &str) {
+        let mut parts = Values(Vec::with_capacity(
+            self.answers.len() + self.indicators.len(),
+        ));
+        let intercept = self.weigh(facts, &mut parts);
+        let raw = intercept + parts.0.iter().copied().sum::<f64>();
+        let value = clamp(raw);
+        (value, self.category_of(value))
+    }
+
+    /// Pushes every factor's contribution to `out` (answers by key, then indicators, each in
+    /// order); returns the intercept.
+    fn weigh<S: Sink>(&self, facts: &HouseholdFacts, out: &mut S) -> f64 {
         let area = facts.area.as_str();
         let overrides = self.matching_overrides(area);
         let intercept = overrides
             .iter()
             .find_map(|o| o.intercept)
             .unwrap_or(self.intercept);
-        let mut contributions = Vec::with_capacity(self.answers.len() + self.indicators.len());
+        if overrides.is_empty() {
+            // The base model's own keys, already in order: no union to build.
+            for (key, term) in &self.answers {
+                answer_contributions(key, term, facts.answers.get(key), out);
+            }
+            for (ind, term) in &self.indicators {
+                let x = ind.value(facts);
+                out.push(
+                    || format!("{} {}", ind.name(), trim_number(x)),
+                    term.apply(x),
+                );
+            }
+            return intercept;
+        }
         // An override may weigh a factor the base model leaves out, so walk the union of keys.
         let answer_keys: BTreeSet<&String> = self
             .answers
@@ -323,7 +367,7 @@ impl ScoringModel {
                 .find_map(|o| o.answers.get(key))
                 .or_else(|| self.answers.get(key));
             if let Some(term) = term {
-                answer_contributions(key, term, facts.answers.get(key), &mut contributions);
+                answer_contributions(key, term, facts.answers.get(key), out);
             }
         }
         let indicators: BTreeSet<Indicator> = self
@@ -339,27 +383,13 @@ impl ScoringModel {
                 .or_else(|| self.indicators.get(&ind));
             if let Some(term) = term {
                 let x = ind.value(facts);
-                contributions.push(Contribution {
-                    factor: format!("{} {}", ind.name(), trim_number(x)),
-                    contribution: term.apply(x),
-                });
+                out.push(
+                    || format!("{} {}", ind.name(), trim_number(x)),
+                    term.apply(x),
+                );
             }
         }
-        let raw = intercept + contributions.iter().map(|c| c.contribution).sum::<f64>();
-        let value = if raw.is_nan() {
-            0.0
-        } else {
-            raw.clamp(0.0, 100.0)
-        };
-        Score {
-            value,
-            raw,
-            category: self.category_of(value).to_string(),
-            model_id: self.id.clone(),
-            model_version: self.version,
-            intercept,
-            contributions,
-        }
+        intercept
     }
 
     /// The band a (clamped) score falls in.
@@ -401,22 +431,51 @@ impl NumericTerm {
     }
 }
 
-fn answer_contributions(
+/// Where factor contributions go: described ([`Contribution`]) or only counted.
+trait Sink {
+    fn push(&mut self, factor: impl FnOnce() -> String, contribution: f64);
+}
+
+impl Sink for Vec<Contribution> {
+    fn push(&mut self, factor: impl FnOnce() -> String, contribution: f64) {
+        Vec::push(
+            self,
+            Contribution {
+                factor: factor(),
+                contribution,
+            },
+        );
+    }
+}
+
+/// Contributions without their descriptions.
+struct Values(Vec<f64>);
+
+impl Sink for Values {
+    fn push(&mut self, _factor: impl FnOnce() -> String, contribution: f64) {
+        self.0.push(contribution);
+    }
+}
+
+/// Clamps a raw score to 0–100 (a NaN raw score counts as 0).
+fn clamp(raw: f64) -> f64 {
+    if raw.is_nan() {
+        0.0
+    } else {
+        raw.clamp(0.0, 100.0)
+    }
+}
+
+fn answer_contributions<S: Sink>(
     key: &str,
     term: &AnswerTerm,
     answer: Option<&Value>,
-    out: &mut Vec<Contribution>,
+    out: &mut S,
 ) {
-    let mut push = |factor: String, contribution: f64| {
-        out.push(Contribution {
-            factor,
-            contribution,
-        })
-    };
     match (term, answer) {
         (AnswerTerm::Choice { weights }, Some(Value::String(s))) => {
-            push(
-                format!("{key} = {s}"),
+            out.push(
+                || format!("{key} = {s}"),
                 weights.get(s).copied().unwrap_or(0.0),
             );
         }
@@ -426,19 +485,19 @@ fn answer_contributions(
             chosen.dedup();
             for s in chosen {
                 if let Some(w) = weights.get(s) {
-                    push(format!("{key} includes {s}"), *w);
+                    out.push(|| format!("{key} includes {s}"), *w);
                 }
             }
         }
         (AnswerTerm::Boolean { if_true, if_false }, Some(Value::Bool(b))) => {
-            push(
-                format!("{key} = {}", if *b { "yes" } else { "no" }),
+            out.push(
+                || format!("{key} = {}", if *b { "yes" } else { "no" }),
                 if *b { *if_true } else { *if_false },
             );
         }
         (AnswerTerm::Numeric(n), Some(Value::Number(x))) => {
             if let Some(x) = x.as_f64() {
-                push(format!("{key} {}", trim_number(x)), n.apply(x));
+                out.push(|| format!("{key} {}", trim_number(x)), n.apply(x));
             }
         }
         // Unanswered (or mistyped) answers add nothing: the form validates answers on write.

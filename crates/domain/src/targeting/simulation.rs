@@ -151,24 +151,22 @@ impl Simulation {
         };
         t.households += 1;
         let mut eligible = vec![false; n];
-        let mut last_score: Option<(&ScoringModel, f64, String)> = None;
+        let mut last_score: Option<(&ScoringModel, f64, &str)> = None;
         for (si, sc) in self.scenarios.iter().enumerate() {
             // Two scenarios with the same model version score the household once.
             let reuse = last_score
                 .as_ref()
                 .filter(|(m, _, _)| m.id == sc.model.id && m.version == sc.model.version);
+            // Counting needs the score, not its explanation.
             let (value, category) = match reuse {
-                Some((_, v, c)) => (*v, c.clone()),
-                None => {
-                    let s = sc.model.score(facts);
-                    (s.value, s.category)
-                }
+                Some((_, v, c)) => (*v, *c),
+                None => sc.model.value(facts),
             };
             let subject = Subject {
                 household: facts,
                 person: None,
                 score: Some(value),
-                category: Some(&category),
+                category: Some(category),
                 enrolments: enrolled,
             };
             for (pi, p) in sc.programmes.iter().enumerate() {

@@ -14,6 +14,7 @@ use inkingi_server::auth::service::{Actor, AdminError};
 use inkingi_server::registry::FORM_ID;
 use inkingi_store::programmes::load_catalogue;
 use inkingi_store::simulation::{resolve, ModelRef, RuleChoice, RuleSetRef, SimulationRequest};
+use inkingi_store::targeting_facts::FactsRefresh;
 
 use crate::cli::{ProgrammesCommand, SimulateArgs, TargetingCommand};
 use crate::config::Config;
@@ -23,7 +24,33 @@ pub async fn run(config: &Config, cmd: TargetingCommand) -> anyhow::Result<()> {
         TargetingCommand::Score { model } => score(config, model.as_deref()).await,
         TargetingCommand::Simulate(args) => simulate(config, *args).await,
         TargetingCommand::SeedSynthetic { households } => seed(config, households).await,
+        TargetingCommand::Facts { rebuild } => facts(config, rebuild).await,
     }
+}
+
+async fn facts(config: &Config, rebuild: bool) -> anyhow::Result<()> {
+    let store = super::connect_and_migrate(config).await?;
+    let t = store.targeting();
+    let started = std::time::Instant::now();
+    let done = if rebuild {
+        t.rebuild_facts().await?
+    } else {
+        t.refresh_facts().await?
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    match done {
+        FactsRefresh::Fresh => println!("facts blocks already up to date ({seconds:.1} s)"),
+        FactsRefresh::Updated { households, blocks } => {
+            println!("re-packed {blocks} facts blocks ({households} households) in {seconds:.1} s")
+        }
+        FactsRefresh::Rebuilt { households, blocks } => println!(
+            "packed {households} households into {blocks} facts blocks in {seconds:.1} s \
+             ({:.0} households/s)",
+            households as f64 / seconds.max(1e-9)
+        ),
+    }
+    store.close().await;
+    Ok(())
 }
 
 async fn seed(config: &Config, households: i64) -> anyhow::Result<()> {
