@@ -409,7 +409,12 @@ async fn run_item(
             } else {
                 SearchReason::SortInvalid
             };
-            return Ok(rejected_item(response, item.reference_id, reason.code(), why));
+            return Ok(rejected_item(
+                response,
+                item.reference_id,
+                reason.code(),
+                why,
+            ));
         }
         Err(e) => return Err(e.into()),
     };

@@ -796,7 +796,10 @@ async fn concurrent_copies_of_one_message_id_are_answered_once() {
         // Sent again later, after the commit: the unique key refuses it too.
         let (status, b) = post(&app, SYNC, &token, &body).await;
         assert_eq!(status, 422, "[{db:?}] {b}");
-        assert_eq!(b["header"]["status_reason_code"], "rjct.message_id.duplicate");
+        assert_eq!(
+            b["header"]["status_reason_code"],
+            "rjct.message_id.duplicate"
+        );
 
         app.audit.flush().await.unwrap();
         let entries = app

@@ -709,7 +709,10 @@ async fn a_backlog_is_dispatched_in_bounded_rounds_and_drained_in_order() {
             .sum();
         assert!(first < events, "[{db:?}] one round took {first} events");
         assert_eq!(written, 3 * first as u64, "[{db:?}]");
-        assert!(written <= MAX_NOTIFICATIONS_PER_TXN as u64, "[{db:?}] {written}");
+        assert!(
+            written <= MAX_NOTIFICATIONS_PER_TXN as u64,
+            "[{db:?}] {written}"
+        );
         let mut rounds = 1;
         while dispatch_once(&app.store, &dispatch).await.unwrap() > 0 {
             rounds += 1;

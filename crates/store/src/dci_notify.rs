@@ -202,11 +202,7 @@ pub trait NotifyStore: Send + Sync {
     /// Up to `limit` committed registry events after `pos`, in commit order, read outside any
     /// write transaction. On PostgreSQL only events of transactions older than every running
     /// one: no event can commit behind them.
-    async fn outbox_after(
-        &self,
-        pos: EventPos,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxEvent>>;
+    async fn outbox_after(&self, pos: EventPos, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
 
     async fn save_cursor(
         &self,

@@ -129,7 +129,11 @@ async fn client(
                 "reference_id": "1", "timestamp": Utc::now().to_rfc3339(),
                 "search_criteria": criteria(args.predicate, &pool, &mut rng)}]}});
         // Paced: from when the request was due, however late it went out.
-        let started = if interval.is_some() { next } else { Instant::now() };
+        let started = if interval.is_some() {
+            next
+        } else {
+            Instant::now()
+        };
         if let Some(every) = interval {
             next += every;
         }

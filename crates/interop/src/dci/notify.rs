@@ -636,7 +636,8 @@ impl JobHandler for NotifyHandler {
         if note.status == NotificationStatus::Delivered {
             // Delivered by an earlier run whose worker stopped before it could say so; make
             // sure the household's next notification is on its way.
-            return self.finish(store, &job, NotificationStatus::Delivered)
+            return self
+                .finish(store, &job, NotificationStatus::Delivered)
                 .await
                 .map_err(JobError::retry);
         }
@@ -846,10 +847,7 @@ pub async fn dispatch_once(store: &Store, settings: &DispatchSettings) -> anyhow
     let subs = store.dci_notify().active_subscriptions().await?;
     let scopes = subscriber_scopes(store, &subs).await?;
     let (pos, _) = store.dci_notify().cursor().await?;
-    let events = store
-        .dci_notify()
-        .outbox_after(pos, settings.batch)
-        .await?;
+    let events = store.dci_notify().outbox_after(pos, settings.batch).await?;
     if events.is_empty() {
         return Ok(0);
     }

@@ -210,11 +210,7 @@ impl NotifyStore for PgAdapter {
         ))
     }
 
-    async fn outbox_after(
-        &self,
-        pos: EventPos,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxEvent>> {
+    async fn outbox_after(&self, pos: EventPos, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows = sqlx::query(
             "SELECT e.txid::text AS txid, e.outbox_seq, e.id, e.household_id, e.entity, \
              e.entity_id, e.kind, e.at, e.actor, e.channel, e.reason, e.change_request_id, \

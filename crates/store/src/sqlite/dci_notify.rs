@@ -207,11 +207,7 @@ impl NotifyStore for SqliteAdapter {
         ))
     }
 
-    async fn outbox_after(
-        &self,
-        pos: EventPos,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxEvent>> {
+    async fn outbox_after(&self, pos: EventPos, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows = sqlx::query(
             "SELECT e.rowid AS pos, e.id, e.household_id, e.entity, e.entity_id, e.kind, e.at, \
              e.actor, e.channel, e.reason, e.change_request_id, e.before, e.after, \

@@ -588,7 +588,11 @@ async fn bounded_count(
 ) -> StoreResult<u64> {
     let mut qb: QueryBuilder<Sqlite> =
         QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM registry_people WHERE ");
-    qb.push(if households { "household_id IS NOT NULL" } else { "TRUE" });
+    qb.push(if households {
+        "household_id IS NOT NULL"
+    } else {
+        "TRUE"
+    });
     push_scope(&mut qb, "village_code", scope);
     qb.push(MERGED_OUT);
     push_filter(&mut qb, filter);
