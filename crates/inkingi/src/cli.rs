@@ -213,6 +213,11 @@ pub struct DciSearchArgs {
     pub clients: u32,
     #[arg(long, default_value_t = 30)]
     pub duration_secs: u64,
+    /// Send this many requests per second in all (spread over the clients) instead of as many
+    /// as the clients can; latency is then measured from each request's scheduled time, so a
+    /// server that falls behind shows it (no coordinated omission).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
     /// Predicate searches (sector, birth year, sex) instead of searches by national ID.
     #[arg(long)]
     pub predicate: bool,

@@ -29,14 +29,14 @@ use inkingi_interop::dci::envelope::{
 };
 use inkingi_interop::dci::records;
 use inkingi_interop::dci::search::{
-    check_batch, CheckedItem, Entity, PreparedSearch, SearchMessage,
+    check_batch, CheckedItem, Entity, PreparedSearch, SearchMessage, SearchReason,
 };
 use inkingi_interop::dci::signing::{self, KeyPair, MessageSigner, PublicKey, SenderKeys};
 use inkingi_interop::dci::txn::{self, TxnStatusMessage};
-use inkingi_store::dci::{InboundMessage, RequestOutcome, Transaction};
+use inkingi_store::dci::{InboundMessage, JournalEntry, RequestOutcome, Transaction};
 use inkingi_store::jobs::NewJob;
 use inkingi_store::registry::PersonRecord;
-use inkingi_store::UnitOfWork;
+use inkingi_store::{StoreError, StoreResult, UnitOfWork};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use utoipa::OpenApi;
@@ -55,6 +55,9 @@ pub struct DciSettings {
     pub max_clock_skew: Duration,
     /// Most requests in one message.
     pub max_batch: u64,
+    /// Most people a structured search counts and sorts; a request matching more is refused
+    /// (`rjct.sort.invalid` when it asks for a sort, else `rjct.search_criteria.invalid`).
+    pub max_candidates: u64,
     /// Signs the access tokens of `/dci/oauth2/client/token`; its public half is published at
     /// `/dci/.well-known/jwks.json`. Without a configured key file each process draws its own,
     /// so tokens then hold only on the node that issued them and until it restarts.
@@ -87,6 +90,7 @@ impl Default for DciSettings {
             registry_id: "inkingi".into(),
             max_clock_skew: Duration::minutes(5),
             max_batch: 10,
+            max_candidates: inkingi_store::registry::query::MAX_CANDIDATES,
             signing_key: KeyPair::generate(format!("node-{}", Uuid::now_v7().simple())),
             previous_keys: Vec::new(),
             token_ttl: Duration::minutes(15),
@@ -196,14 +200,24 @@ pub(crate) fn our_id(state: &AppState) -> &str {
     &state.settings.dci.registry_id
 }
 
-/// Reads and checks a message; records its id. `count` is how many requests it holds.
-pub(crate) async fn accept<M: DeserializeOwned>(
+/// A read and checked message, nothing recorded yet.
+pub(crate) struct Checked<M> {
+    pub(crate) header: inkingi_interop::dci::envelope::Header,
+    pub(crate) message: M,
+    pub(crate) purpose: Purpose,
+    pub(crate) inbound: InboundMessage,
+    pub(crate) now: DateTime<Utc>,
+}
+
+/// Reads and checks a message (authorisation, envelope, signature, header rules); records
+/// nothing.
+pub(crate) fn check<M: DeserializeOwned>(
     state: &AppState,
     principal: &Principal,
     body: &Bytes,
     action: &str,
     count: impl Fn(&M) -> usize,
-) -> Result<Accepted<M>, Refusal> {
+) -> Result<Checked<M>, Refusal> {
     principal.require(Permission::ReadPersonalData)?;
     let purpose = principal.purpose(&state.auth.settings.purposes)?;
     let now = Utc::now();
@@ -234,37 +248,61 @@ pub(crate) async fn accept<M: DeserializeOwned>(
     if let Err(r) = env.header.check(&rules, count(&message)) {
         return Err(Refusal::Rejected(Box::new(env.header), r));
     }
+    Ok(Checked {
+        inbound: InboundMessage {
+            client: principal.username.to_string(),
+            message_id: id.to_string(),
+            sender_id: env.header.sender_id.clone(),
+            action: action.to_string(),
+            received_at: now,
+        },
+        header: env.header,
+        message,
+        purpose,
+        now,
+    })
+}
+
+/// Reads and checks a message; records its id in a new unit of work. `count` is how many
+/// requests it holds.
+pub(crate) async fn accept<M: DeserializeOwned>(
+    state: &AppState,
+    principal: &Principal,
+    body: &Bytes,
+    action: &str,
+    count: impl Fn(&M) -> usize,
+) -> Result<Accepted<M>, Refusal> {
+    let c = check(state, principal, body, action, count)?;
     let mut uow = state.store.begin().await.map_err(ApiError::from)?;
     let fresh = state
         .store
         .dci()
-        .accept_message(
-            &mut uow,
-            &InboundMessage {
-                client: principal.username.to_string(),
-                message_id: id.to_string(),
-                sender_id: env.header.sender_id.clone(),
-                action: action.to_string(),
-                received_at: now,
-            },
-        )
+        .accept_message(&mut uow, &c.inbound)
         .await
         .map_err(ApiError::from)?;
     if !fresh {
-        let r = HeaderRejection::new(
-            HeaderReason::MessageIdDuplicate,
-            format!("header.message_id '{}' was already received", short(id)),
-        );
-        return Err(Refusal::Rejected(Box::new(env.header), r));
+        return Err(duplicate(c.header));
     }
     Ok(Accepted {
-        header: env.header,
-        message,
-        purpose,
+        header: c.header,
+        message: c.message,
+        purpose: c.purpose,
         uow,
         correlation_id: Uuid::now_v7().to_string(),
-        now,
+        now: c.now,
     })
+}
+
+/// The refusal of a replayed message id.
+fn duplicate(header: inkingi_interop::dci::envelope::Header) -> Refusal {
+    let r = HeaderRejection::new(
+        HeaderReason::MessageIdDuplicate,
+        format!(
+            "header.message_id '{}' was already received",
+            short(header.message_id.trim())
+        ),
+    );
+    Refusal::Rejected(Box::new(header), r)
 }
 
 /// A synchronous answer, signed when the registry has a configured signing key.
@@ -345,28 +383,40 @@ async fn run_item(
     if let Some(l) = &item.locale {
         response["locale"] = json!(l);
     }
-    let prepared = match item.outcome {
+    let mut prepared = match item.outcome {
         Ok(p) => p,
         Err(r) => {
-            response["status"] = json!("rjct");
-            response["status_reason_code"] = json!(r.reason.code());
-            response["status_reason_message"] = json!(r.message);
-            return Ok(ItemResult {
+            return Ok(rejected_item(
                 response,
-                outcome: RequestOutcome {
-                    reference_id: item.reference_id,
-                    status: "rjct".into(),
-                    reason_code: Some(r.reason.code().into()),
-                    reason_message: Some(r.message),
-                    record_count: 0,
-                },
-                audit: Vec::new(),
-            });
+                item.reference_id,
+                r.reason.code(),
+                r.message,
+            ))
         }
     };
-    let (records, total, audit) = match prepared.entity {
-        Entity::Member => members(state, principal, &prepared).await?,
-        Entity::Group => groups(state, principal, &prepared).await?,
+    prepared.query.max_candidates = state.settings.dci.max_candidates;
+    let found = match prepared.entity {
+        Entity::Member => members(state, principal, &prepared).await,
+        Entity::Group => groups(state, principal, &prepared).await,
+    };
+    let (records, total, audit) = match found {
+        Ok(f) => f,
+        Err(StoreError::TooBroad(why)) => {
+            // Refused as the spec refuses a request it cannot answer: the item, not the
+            // message. With a sort asked for, the sort is what cannot be done.
+            let reason = if prepared.query.sort.is_empty() {
+                SearchReason::SearchCriteriaInvalid
+            } else {
+                SearchReason::SortInvalid
+            };
+            return Ok(rejected_item(
+                response,
+                item.reference_id,
+                reason.code(),
+                why,
+            ));
+        }
+        Err(e) => return Err(e.into()),
     };
     let count = records.len() as u64;
     response["status"] = json!("succ");
@@ -393,6 +443,24 @@ async fn run_item(
     })
 }
 
+/// A request of the batch refused with `code`; nothing was read for it.
+fn rejected_item(mut response: Value, reference_id: String, code: &str, why: String) -> ItemResult {
+    response["status"] = json!("rjct");
+    response["status_reason_code"] = json!(code);
+    response["status_reason_message"] = json!(why);
+    ItemResult {
+        response,
+        outcome: RequestOutcome {
+            reference_id,
+            status: "rjct".into(),
+            reason_code: Some(code.into()),
+            reason_message: Some(why),
+            record_count: 0,
+        },
+        audit: Vec::new(),
+    }
+}
+
 pub(crate) fn read_record(principal: &Principal, p: &PersonRecord) -> AuditRecord {
     let mut r = principal.audit_record("person.read", "person");
     r.subject_id = Some(p.person.id.to_string());
@@ -405,7 +473,7 @@ async fn members(
     state: &AppState,
     principal: &Principal,
     s: &PreparedSearch,
-) -> ApiResult<(Vec<Value>, u64, Vec<AuditRecord>)> {
+) -> StoreResult<(Vec<Value>, u64, Vec<AuditRecord>)> {
     let reg = state.store.registry();
     let page = reg.find_people(&principal.scope, &s.query).await?;
     let mut households: HashMap<Uuid, Option<Household>> = HashMap::new();
@@ -439,7 +507,7 @@ async fn groups(
     state: &AppState,
     principal: &Principal,
     s: &PreparedSearch,
-) -> ApiResult<(Vec<Value>, u64, Vec<AuditRecord>)> {
+) -> StoreResult<(Vec<Value>, u64, Vec<AuditRecord>)> {
     let reg = state.store.registry();
     let page = reg
         .find_households(
@@ -447,6 +515,7 @@ async fn groups(
             &s.query.filter,
             s.query.limit,
             s.query.offset,
+            s.query.max_candidates,
         )
         .await?;
     let mut out = Vec::with_capacity(page.items.len());
@@ -467,14 +536,23 @@ async fn groups(
     Ok((out, page.total, audit))
 }
 
-/// Runs every request of a search message; records the transaction in the message's unit of
-/// work. Returns the answer envelope and the audit entries to write once committed.
+/// A search message being answered: what [`run_search`] needs of an accepted or checked one.
+struct SearchCall<'a> {
+    header: &'a inkingi_interop::dci::envelope::Header,
+    message: &'a SearchMessage,
+    purpose: &'a Purpose,
+    correlation_id: &'a str,
+    now: DateTime<Utc>,
+}
+
+/// Runs every request of a search message. Returns the answer envelope, the audit entries to
+/// write once the transaction is committed, and the transaction to record.
 async fn run_search(
     state: &AppState,
     principal: &Principal,
-    a: &mut Accepted<SearchMessage>,
+    a: SearchCall<'_>,
     pending: bool,
-) -> ApiResult<(Answer<Value>, Vec<AuditRecord>)> {
+) -> ApiResult<(Answer<Value>, Vec<AuditRecord>, Transaction)> {
     let items = check_batch(&a.message.search_request, a.now.date_naive());
     let mut responses = Vec::with_capacity(items.len());
     let mut outcomes = Vec::with_capacity(items.len());
@@ -489,14 +567,14 @@ async fn run_search(
         rec.purpose = Some(a.purpose.to_string());
     }
     let all_rejected = !outcomes.is_empty() && outcomes.iter().all(|o| o.status == "rjct");
-    let mut header = CallbackHeader::answering(&a.header, "on-search", our_id(state), a.now);
+    let mut header = CallbackHeader::answering(a.header, "on-search", our_id(state), a.now);
     header.status = if all_rejected { "rjct" } else { "succ" }.into();
     header.completed_count = outcomes.len() as u64;
     // A request without a usable reference id cannot be asked about later; keep the others.
     let mut seen = std::collections::HashSet::new();
     outcomes.retain(|o| !o.reference_id.trim().is_empty() && seen.insert(o.reference_id.clone()));
     let txn = Transaction {
-        correlation_id: a.correlation_id.clone(),
+        correlation_id: a.correlation_id.to_string(),
         client: principal.username.to_string(),
         transaction_id: a.message.transaction_id.clone(),
         message_id: a.header.message_id.clone(),
@@ -513,11 +591,6 @@ async fn run_search(
         updated_at: a.now,
         requests: outcomes,
     };
-    state
-        .store
-        .dci()
-        .record_transaction(&mut a.uow, &txn)
-        .await?;
     let answer = Answer {
         signature: None,
         header,
@@ -527,7 +600,7 @@ async fn run_search(
             "search_response": responses,
         }),
     };
-    Ok((answer, audit))
+    Ok((answer, audit, txn))
 }
 
 pub(crate) async fn write_audit(state: &AppState, audit: Vec<AuditRecord>) -> ApiResult<()> {
@@ -556,20 +629,44 @@ pub async fn sync_search(
     body: Bytes,
 ) -> Response {
     let now = Utc::now();
-    let fallback = Uuid::now_v7().to_string();
-    let mut a = match accept(&state, &principal, &body, "search", search_count).await {
-        Ok(a) => a,
-        Err(r) => return r.sync(&state, "on-search", &fallback, now),
+    let cid = Uuid::now_v7().to_string();
+    let c = match check(&state, &principal, &body, "search", search_count) {
+        Ok(c) => c,
+        Err(r) => return r.sync(&state, "on-search", &cid, now),
+    };
+    // No write transaction per request: the message id is held in memory while the search
+    // runs, then written with the transaction by the journal's next group commit.
+    let Some(_claim) = state
+        .dci_journal
+        .claim(&c.inbound.client, &c.inbound.message_id)
+    else {
+        return duplicate(c.header).sync(&state, "on-search", &cid, now);
+    };
+    let call = SearchCall {
+        header: &c.header,
+        message: &c.message,
+        purpose: &c.purpose,
+        correlation_id: &cid,
+        now: c.now,
     };
     let result = async {
-        let (answer, audit) = run_search(&state, &principal, &mut a, false).await?;
-        a.uow.commit().await?;
-        write_audit(&state, audit).await?;
-        Ok::<_, ApiError>(answer)
+        let (answer, audit, transaction) = run_search(&state, &principal, call, false).await?;
+        let entry = JournalEntry {
+            message: c.inbound.clone(),
+            transaction,
+        };
+        let fresh = state.dci_journal.record(entry).await?;
+        if fresh {
+            write_audit(&state, audit).await?;
+        }
+        Ok::<_, ApiError>(fresh.then_some(answer))
     }
     .await;
     match result {
-        Ok(answer) => signed(&state, &answer),
+        Ok(Some(answer)) => signed(&state, &answer),
+        // Recorded before (by another node, or by this one before the claim): what was read
+        // is not handed out.
+        Ok(None) => duplicate(c.header).sync(&state, "on-search", &cid, now),
         Err(e) => e.into_response(),
     }
 }
@@ -596,7 +693,19 @@ pub async fn search(State(state): State<AppState>, principal: Principal, body: B
     };
     let cid = a.correlation_id.clone();
     let result = async {
-        let (answer, audit) = run_search(&state, &principal, &mut a, true).await?;
+        let call = SearchCall {
+            header: &a.header,
+            message: &a.message,
+            purpose: &a.purpose,
+            correlation_id: &cid,
+            now: a.now,
+        };
+        let (answer, audit, txn) = run_search(&state, &principal, call, true).await?;
+        state
+            .store
+            .dci()
+            .record_transaction(&mut a.uow, &txn)
+            .await?;
         enqueue(&state, &mut a.uow, url, &answer, &cid).await?;
         a.uow.commit().await?;
         write_audit(&state, audit).await?;

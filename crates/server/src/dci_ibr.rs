@@ -422,7 +422,13 @@ async fn by_household(
     let reg = state.store.registry();
     let s = &q.search.query;
     let page = reg
-        .find_households(&principal.scope, &s.filter, s.limit, s.offset)
+        .find_households(
+            &principal.scope,
+            &s.filter,
+            s.limit,
+            s.offset,
+            s.max_candidates,
+        )
         .await?;
     let catalogue = state.store.programmes().programmes(None).await?;
     let mut found = Found {

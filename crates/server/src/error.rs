@@ -132,6 +132,9 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(what) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", what)
             }
+            StoreError::TooBroad(why) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too-broad", why)
+            }
             StoreError::Unavailable(why) => {
                 tracing::warn!(error = %why, "database unavailable");
                 ApiError::unavailable("the database is unavailable; try again shortly")

@@ -14,6 +14,7 @@ pub mod dci;
 pub mod dci_auth;
 pub mod dci_events;
 pub mod dci_ibr;
+pub mod dci_journal;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -96,6 +97,8 @@ pub struct AppState {
     pub auth: Arc<auth::AuthState>,
     /// Appends audit entries with group commit; use it from request handlers.
     pub audit: audit_writer::AuditWriter,
+    /// Writes synchronous DCI requests' message ids and transactions with group commit.
+    pub dci_journal: dci_journal::Journal,
     /// This node's in-memory index of registry people for registration-time lookups; built
     /// when `serve` starts it or on first use.
     pub lookup: lookup::LookupService,
@@ -111,6 +114,7 @@ impl AppState {
         let auth = auth::AuthState::new(settings.auth.clone())?;
         Ok(AppState {
             audit: audit_writer::AuditWriter::start(store.clone()),
+            dci_journal: dci_journal::Journal::start(store.clone()),
             lookup: lookup::LookupService::new(settings.lookup.clone()),
             store,
             metrics: crate::metrics::handle(),

@@ -755,3 +755,159 @@ async fn async_search_is_acknowledged_then_delivered_by_the_worker_with_retries(
         app.stop().await;
     }
 }
+
+/// Many copies of one message at once (a client retrying aggressively, or a replay racing its
+/// original): exactly one is answered, every other is refused as a replay, and only the answered
+/// one discloses anything (one audited read) or leaves a transaction behind.
+#[tokio::test]
+async fn concurrent_copies_of_one_message_id_are_answered_once() {
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        let s = seed(&app).await;
+        let token = client(&app).await;
+        let req = request(
+            "c1",
+            "idtype-value",
+            json!({"type": "UIN", "value": s.nid}),
+            json!({}),
+        );
+        let body = envelope("search", vec![req], "");
+        let copies = (0..24).map(|_| post(&app, SYNC, &token, &body));
+        let answers = futures::future::join_all(copies).await;
+        let ok: Vec<&Value> = answers
+            .iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, b)| b)
+            .collect();
+        assert_eq!(ok.len(), 1, "[{db:?}] {answers:?}");
+        assert_eq!(
+            ok[0]["message"]["search_response"][0]["status"], "succ",
+            "[{db:?}]"
+        );
+        for (status, b) in answers.iter().filter(|(status, _)| *status != 200) {
+            assert_eq!(*status, 422, "[{db:?}] {b}");
+            assert_eq!(b["header"]["status"], "rjct", "[{db:?}] {b}");
+            assert_eq!(
+                b["header"]["status_reason_code"], "rjct.message_id.duplicate",
+                "[{db:?}] {b}"
+            );
+            assert!(b["message"].get("search_response").is_none(), "{b}");
+        }
+        // Sent again later, after the commit: the unique key refuses it too.
+        let (status, b) = post(&app, SYNC, &token, &body).await;
+        assert_eq!(status, 422, "[{db:?}] {b}");
+        assert_eq!(
+            b["header"]["status_reason_code"],
+            "rjct.message_id.duplicate"
+        );
+
+        app.audit.flush().await.unwrap();
+        let entries = app
+            .store
+            .audit()
+            .query(
+                &inkingi_domain::identity::AreaScope::national(),
+                &inkingi_store::audit::AuditQuery {
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let reads = entries
+            .iter()
+            .filter(|e| e.record.action == "person.read" && e.record.actor == "dci.client")
+            .count();
+        assert_eq!(reads, 1, "[{db:?}]");
+        let found = app
+            .store
+            .dci()
+            .transactions(
+                "dci.client",
+                &inkingi_store::dci::TxnKey::TransactionId("T-1".into()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "[{db:?}] {found:?}");
+        assert_eq!(found[0].status, "succ");
+        assert_eq!(found[0].requests[0].record_count, 1);
+        app.stop().await;
+    }
+}
+
+/// A search matching more people than a search may count and sort is refused, item by item,
+/// with the spec's reason code and a message saying why; a narrower one is answered.
+#[tokio::test]
+async fn searches_matching_more_than_the_candidate_cap_are_refused_with_the_reason() {
+    for db in databases().await {
+        let mut settings = inkingi_server::ServerSettings::default();
+        settings.dci.max_candidates = 2;
+        let app = TestApp::start_with(&db, settings).await;
+        seed(&app).await;
+        let token = client(&app).await;
+        // Four people of district 11 are in scope.
+        let everyone = json!({"expression1": {"attribute_name": "sex", "operator": "in", "attribute_value": ["female", "male"]}});
+        let sorted = json!({"sort": [{"attribute_name": "birth_date", "sort_order": "desc"}]});
+        let item = search_one(
+            &app,
+            &token,
+            request("s1", "predicate", everyone.clone(), sorted),
+        )
+        .await;
+        assert_eq!(item["status"], "rjct", "[{db:?}] {item}");
+        assert_eq!(item["status_reason_code"], "rjct.sort.invalid", "{item}");
+        let why = item["status_reason_message"].as_str().unwrap();
+        assert!(why.contains("more than 2 people"), "{why}");
+        assert!(item.get("data").is_none(), "{item}");
+
+        let item = search_one(
+            &app,
+            &token,
+            request("s2", "predicate", everyone.clone(), json!({})),
+        )
+        .await;
+        assert_eq!(
+            item["status_reason_code"], "rjct.search_criteria.invalid",
+            "[{db:?}] {item}"
+        );
+        let item = search_one(
+            &app,
+            &token,
+            request(
+                "s3",
+                "predicate",
+                everyone,
+                json!({"response_entity": "Group"}),
+            ),
+        )
+        .await;
+        assert_eq!(item["status"], "rjct", "[{db:?}] {item}");
+
+        // One village: two people, within the cap.
+        let village = json!({"expression1": {"attribute_name": "village", "operator": "eq", "attribute_value": "11010103"}});
+        let item = search_one(&app, &token, request("s4", "predicate", village, json!({}))).await;
+        assert_eq!(item["status"], "succ", "[{db:?}] {item}");
+        assert_eq!(item["pagination"]["total_count"], 2);
+
+        // Nothing read for the refused ones: only the two people of s4 are audited.
+        app.audit.flush().await.unwrap();
+        let entries = app
+            .store
+            .audit()
+            .query(
+                &inkingi_domain::identity::AreaScope::national(),
+                &inkingi_store::audit::AuditQuery {
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let reads = entries
+            .iter()
+            .filter(|e| e.record.action == "person.read" && e.record.actor == "dci.client")
+            .count();
+        assert_eq!(reads, 2, "[{db:?}]");
+        app.stop().await;
+    }
+}

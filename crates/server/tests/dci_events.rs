@@ -649,3 +649,108 @@ async fn partner_webhooks_get_signed_events_of_their_area_until_deleted() {
         app.stop().await;
     }
 }
+
+/// A backlog bigger than one dispatcher transaction may hold: the dispatcher writes at most
+/// 1,000 notifications per round (ending at an event's boundary), and the worker, recording
+/// outcomes in groups, drains every one of them in order, once in effect.
+#[tokio::test]
+async fn a_backlog_is_dispatched_in_bounded_rounds_and_drained_in_order() {
+    use inkingi_interop::dci::notify::MAX_NOTIFICATIONS_PER_TXN;
+    use inkingi_store::dci_notify::NotificationStatus;
+    let _serial = SERIAL.lock().await;
+    for db in databases().await {
+        let app = TestApp::start(&db).await;
+        add_user(&app, "mis.sub", Role::DistrictOfficer, "11").await;
+        let token = token(&app, "mis.sub", &["read", "purpose:registration"]).await;
+        let plan = FaultPlan {
+            seed: 11,
+            fail_share: 0.1,
+            ..FaultPlan::default()
+        };
+        let sim = Subscriber::start("127.0.0.1:0".parse().unwrap(), plan)
+            .await
+            .unwrap();
+        // Three subscriptions to the same events: three notifications per event.
+        let types = json!(["household_registered", "household_updated"]);
+        let message = json!({"transaction_id": "T-3", "subscribe_request": [
+            subscribe_request("s1", types.clone(), json!({})),
+            subscribe_request("s2", types.clone(), json!({})),
+            subscribe_request("s3", types, json!({}))]});
+        let env = envelope("subscribe", 3, &sim.sender_uri(), message);
+        let (status, _) = post(&app, "/dci/registry/subscribe", &token, &env).await;
+        assert_eq!(status, 202);
+        // The on-subscribe callback goes through the worker.
+        let (stop, worker) = start_worker(&app);
+        wait_for("on-subscribe", || sim.callbacks().first().cloned()).await;
+        stop.cancel();
+        worker.await.unwrap().unwrap();
+
+        // 30 households, then 12 updates of each: 390 events, 1,170 notifications.
+        let mut households = Vec::new();
+        for _ in 0..30 {
+            households.push(household(&app, "11010102").await);
+        }
+        for round in 0..12 {
+            for h in &households {
+                update_address(&app, *h, &format!("round {round}")).await;
+            }
+        }
+        let events = 30 + 30 * 12;
+        let expected = 3 * events as u64;
+        let dispatch = DispatchSettings::default();
+        let store = app.store.dci_notify();
+        let first = dispatch_once(&app.store, &dispatch).await.unwrap();
+        let written: u64 = store
+            .notification_counts()
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        assert!(first < events, "[{db:?}] one round took {first} events");
+        assert_eq!(written, 3 * first as u64, "[{db:?}]");
+        assert!(
+            written <= MAX_NOTIFICATIONS_PER_TXN as u64,
+            "[{db:?}] {written}"
+        );
+        let mut rounds = 1;
+        while dispatch_once(&app.store, &dispatch).await.unwrap() > 0 {
+            rounds += 1;
+        }
+        assert!(rounds >= 2, "[{db:?}] {rounds}");
+
+        let (stop, worker) = start_worker(&app);
+        let mut stats = sim.stats();
+        for _ in 0..2400 {
+            stats = sim.stats();
+            if stats.effects >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(
+            (stats.effects, stats.out_of_order),
+            (expected, 0),
+            "[{db:?}] {stats:?}"
+        );
+        assert!(stats.injected_failures > 0, "{stats:?}");
+        // Every outcome recorded: all delivered, none left open.
+        let mut counts = Vec::new();
+        for _ in 0..400 {
+            counts = store.notification_counts().await.unwrap();
+            if counts == vec![(NotificationStatus::Delivered, expected)] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(
+            counts,
+            vec![(NotificationStatus::Delivered, expected)],
+            "[{db:?}]"
+        );
+        stop.cancel();
+        worker.await.unwrap().unwrap();
+        sim.stop();
+        app.stop().await;
+    }
+}

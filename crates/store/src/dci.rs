@@ -52,8 +52,35 @@ pub enum TxnKey {
     ReferenceIds(Vec<String>),
 }
 
+/// What a synchronous request leaves behind: its message id and its transaction, written
+/// together (by the server's journal writer, many requests' entries per unit of work).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub message: InboundMessage,
+    pub transaction: Transaction,
+}
+
 #[async_trait::async_trait]
 pub trait DciStore: Send + Sync {
+    /// Writes each entry in `uow`: its message id and, unless that id was already recorded,
+    /// its transaction. One flag per entry, in order: false for a replay (nothing of it is
+    /// written). The unique key on (client, message_id) decides, across processes too.
+    async fn record_journal(
+        &self,
+        uow: &mut UnitOfWork,
+        entries: &[JournalEntry],
+    ) -> StoreResult<Vec<bool>> {
+        let mut fresh = Vec::with_capacity(entries.len());
+        for e in entries {
+            let new = self.accept_message(uow, &e.message).await?;
+            if new {
+                self.record_transaction(uow, &e.transaction).await?;
+            }
+            fresh.push(new);
+        }
+        Ok(fresh)
+    }
+
     /// Records a message id; false when this client already sent one with that id (a replay).
     async fn accept_message(&self, uow: &mut UnitOfWork, m: &InboundMessage) -> StoreResult<bool>;
     async fn record_transaction(&self, uow: &mut UnitOfWork, t: &Transaction) -> StoreResult<()>;

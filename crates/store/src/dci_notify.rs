@@ -195,14 +195,14 @@ pub trait NotifyStore: Send + Sync {
     /// it with the next notification sequence number.
     async fn lock_cursor(&self, uow: &mut UnitOfWork) -> StoreResult<(EventPos, i64)>;
 
-    /// Up to `limit` committed registry events after `pos`, in commit order. On PostgreSQL only
-    /// events of transactions older than every running one: no event can commit behind them.
-    async fn outbox_after(
-        &self,
-        uow: &mut UnitOfWork,
-        pos: EventPos,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxEvent>>;
+    /// The cursor as last committed, read without locking it: a dispatcher prepares a batch
+    /// from it, then takes the lock and checks it has not moved.
+    async fn cursor(&self) -> StoreResult<(EventPos, i64)>;
+
+    /// Up to `limit` committed registry events after `pos`, in commit order, read outside any
+    /// write transaction. On PostgreSQL only events of transactions older than every running
+    /// one: no event can commit behind them.
+    async fn outbox_after(&self, pos: EventPos, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
 
     async fn save_cursor(
         &self,

@@ -21,6 +21,9 @@ pub enum StoreError {
     },
     #[error("invalid data: {0}")]
     Invalid(String),
+    /// A search that would examine more rows than it may (the message says which bound).
+    #[error("too broad: {0}")]
+    TooBroad(String),
     #[error("migration failed: {0}")]
     Migrate(String),
     #[error("database unavailable: {0}")]

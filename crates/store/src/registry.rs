@@ -326,6 +326,7 @@ pub trait RegistryStore: Send + Sync {
         filter: &PersonFilter,
         limit: u32,
         offset: u64,
+        max_candidates: u64,
     ) -> StoreResult<PeoplePage<Uuid>>;
     /// Events of a household in time order, optionally only those after `after`.
     async fn events(
@@ -436,15 +437,14 @@ where
     if scope.is_national() {
         return;
     }
-    qb.push(" AND (FALSE");
-    for code in scope.codes() {
-        let (lo, hi) = area_range(code.as_str());
-        qb.push(format!(" OR ({column} >= "))
-            .push_bind(lo)
-            .push(format!(" AND {column} < "))
-            .push_bind(hi)
-            .push(")");
+    let codes = scope.codes();
+    if codes.is_empty() {
+        // Not national and no area: sees nothing.
+        qb.push(" AND FALSE");
+        return;
     }
+    qb.push(" AND (");
+    query::push_area_ranges(qb, column, codes.iter().map(|c| c.as_str()));
     qb.push(")");
 }
 

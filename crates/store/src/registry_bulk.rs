@@ -491,6 +491,12 @@ pub(crate) const REGISTRY_INDEXES: &[RegistryIndex] = &[
         true,
     ),
     index(
+        "registry_people_area",
+        false,
+        "registry_people (village_code, birth_date, sex) WHERE merged_into IS NULL",
+        true,
+    ),
+    index(
         "registry_people_household",
         false,
         "registry_people (household_id)",

@@ -113,12 +113,30 @@ async fn client(
     );
     let mut times = Vec::new();
     let mut errors = 0;
+    // With a fixed rate each client sends every `interval`, from a start offset of its own so
+    // that the clients do not send in lockstep.
+    let interval = args
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(f64::from(args.clients) / r));
+    let mut next = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(rng.random()));
     while Instant::now() < until {
+        if interval.is_some() {
+            tokio::time::sleep_until(next.into()).await;
+        }
         let body = json!({"signature": "", "header": header("search", 1, ""),
             "message": {"transaction_id": Uuid::now_v7().to_string(), "search_request": [{
                 "reference_id": "1", "timestamp": Utc::now().to_rfc3339(),
                 "search_criteria": criteria(args.predicate, &pool, &mut rng)}]}});
-        let started = Instant::now();
+        // Paced: from when the request was due, however late it went out.
+        let started = if interval.is_some() {
+            next
+        } else {
+            Instant::now()
+        };
+        if let Some(every) = interval {
+            next += every;
+        }
         let res = http
             .post(&url)
             .bearer_auth(&args.token)
@@ -179,6 +197,7 @@ async fn search(args: &DciSearchArgs) -> anyhow::Result<()> {
     let report = json!({
         "query": if args.predicate { "predicate" } else { "idtype-value" },
         "clients": args.clients,
+        "rate": args.rate,
         "requests": all.len(),
         "errors": errors,
         "seconds": (elapsed * 10.0).round() / 10.0,

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -30,6 +31,7 @@ use inkingi_store::registry::{PersonField, PersonFilter};
 use inkingi_store::{Store, StoreResult, UnitOfWork};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -438,6 +440,99 @@ impl Job for NotifyJob {
 pub struct NotifyHandler {
     client: reqwest::Client,
     signer: Option<super::signing::MessageSigner>,
+    /// Started on the first job, with that job's store.
+    outcomes: Arc<tokio::sync::OnceCell<OutcomeWriter>>,
+}
+
+/// Most delivery outcomes committed in one transaction.
+const MAX_OUTCOMES_PER_TXN: usize = 1_000;
+
+/// The end of one notification (delivered or dead), to record with the release of the next of
+/// its chain.
+#[derive(Debug, Clone)]
+struct Finished {
+    code: String,
+    event_id: Uuid,
+    subject: Uuid,
+    status: NotificationStatus,
+}
+
+struct PendingOutcome {
+    done: Finished,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// Group commit of delivery outcomes: each job hands its outcome to one writer task per
+/// process and waits for the commit (a job is not reported done before its notification's
+/// status and the release of its chain's next one are recorded), but the writer records every
+/// outcome queued meanwhile in one transaction, instead of one transaction per delivery that
+/// 16 job runners queued for on SQLite's single writer.
+#[derive(Debug, Clone)]
+struct OutcomeWriter {
+    tx: mpsc::Sender<PendingOutcome>,
+}
+
+impl OutcomeWriter {
+    fn start(store: Store) -> OutcomeWriter {
+        let (tx, rx) = mpsc::channel(4 * MAX_OUTCOMES_PER_TXN);
+        tokio::spawn(run_outcomes(store, rx));
+        OutcomeWriter { tx }
+    }
+
+    async fn record(&self, done: Finished) -> StoreResult<()> {
+        let gone = || inkingi_store::StoreError::Unavailable("the outcome writer stopped".into());
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send(PendingOutcome { done, reply })
+            .await
+            .map_err(|_| gone())?;
+        wait.await
+            .map_err(|_| gone())?
+            .map_err(inkingi_store::StoreError::Unavailable)
+    }
+}
+
+async fn run_outcomes(store: Store, mut rx: mpsc::Receiver<PendingOutcome>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_OUTCOMES_PER_TXN {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("dci_notify_outcome_batch_size").record(batch.len() as f64);
+        let all: Vec<Finished> = batch.iter().map(|p| p.done.clone()).collect();
+        match write_outcomes(&store, &all).await {
+            Ok(()) => {
+                for p in batch {
+                    let _ = p.reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                // One bad outcome must not fail the others: record each on its own.
+                tracing::warn!(error = %e, outcomes = batch.len(), "notification outcomes batch failed; writing them one by one");
+                for p in batch {
+                    let one = write_outcomes(&store, std::slice::from_ref(&p.done)).await;
+                    let _ = p.reply.send(one.map_err(|e| e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Records each notification's end and releases the next of its chain, in one transaction.
+async fn write_outcomes(store: &Store, all: &[Finished]) -> StoreResult<()> {
+    let mut uow = store.begin().await?;
+    let now = Utc::now();
+    for f in all {
+        store
+            .dci_notify()
+            .set_notification_status(&mut uow, &f.code, f.event_id, f.status, None, now)
+            .await?;
+        release(store, &mut uow, Some((&f.code, f.subject)), 1).await?;
+    }
+    uow.commit().await
 }
 
 impl NotifyHandler {
@@ -449,6 +544,7 @@ impl NotifyHandler {
         Ok(NotifyHandler {
             client,
             signer: None,
+            outcomes: Arc::default(),
         })
     }
 
@@ -540,14 +636,15 @@ impl JobHandler for NotifyHandler {
         if note.status == NotificationStatus::Delivered {
             // Delivered by an earlier run whose worker stopped before it could say so; make
             // sure the household's next notification is on its way.
-            return finish(store, &job, NotificationStatus::Delivered)
+            return self
+                .finish(store, &job, NotificationStatus::Delivered)
                 .await
                 .map_err(JobError::retry);
         }
         let secret = match webhook_secret(store, &job).await? {
             Ok(secret) => secret,
             Err(gone) => {
-                finish(store, &job, NotificationStatus::Dead)
+                self.finish(store, &job, NotificationStatus::Dead)
                     .await
                     .map_err(JobError::retry)?;
                 return Err(JobError::Permanent(gone));
@@ -565,7 +662,7 @@ impl JobHandler for NotifyHandler {
         match self.send(&job, secret.as_deref()).await {
             Sent::Ok => {
                 breakers.success(CONNECTOR, &system);
-                finish(store, &job, NotificationStatus::Delivered)
+                self.finish(store, &job, NotificationStatus::Delivered)
                     .await
                     .map_err(JobError::retry)
             }
@@ -578,7 +675,7 @@ impl JobHandler for NotifyHandler {
                 breakers.failure(CONNECTOR, &system);
                 breaker::count_failed(CONNECTOR, &system);
                 // Dead-lettered: the household's next notification may go.
-                finish(store, &job, NotificationStatus::Dead)
+                self.finish(store, &job, NotificationStatus::Dead)
                     .await
                     .map_err(JobError::retry)?;
                 Err(JobError::Permanent(msg))
@@ -613,28 +710,28 @@ async fn webhook_secret(
     })
 }
 
-/// Records the end of a notification and releases the next of its chain, in one transaction.
-async fn finish(store: &Store, job: &NotifyJob, status: NotificationStatus) -> StoreResult<()> {
-    let mut uow = store.begin().await?;
-    store
-        .dci_notify()
-        .set_notification_status(
-            &mut uow,
-            &job.subscription_code,
-            job.event_id,
-            status,
-            None,
-            Utc::now(),
-        )
-        .await?;
-    release(
-        store,
-        &mut uow,
-        Some((&job.subscription_code, job.subject_id)),
-        1,
-    )
-    .await?;
-    uow.commit().await
+impl NotifyHandler {
+    /// Records the end of a notification and releases the next of its chain (grouped with
+    /// other jobs' outcomes, see [`OutcomeWriter`]); returns once committed.
+    async fn finish(
+        &self,
+        store: &Store,
+        job: &NotifyJob,
+        status: NotificationStatus,
+    ) -> StoreResult<()> {
+        let writer = self
+            .outcomes
+            .get_or_init(|| async { OutcomeWriter::start(store.clone()) })
+            .await;
+        writer
+            .record(Finished {
+                code: job.subscription_code.clone(),
+                event_id: job.event_id,
+                subject: job.subject_id,
+                status,
+            })
+            .await
+    }
 }
 
 /// Enqueues the jobs of waiting notifications whose chain has nothing open (one chain, or all);
@@ -701,10 +798,15 @@ pub async fn run_dispatcher(store: Store, settings: DispatchSettings, shutdown: 
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
         let pause = match dispatch_once(&store, &settings).await {
-            Ok(n) if n >= settings.batch as usize => Duration::ZERO,
-            Ok(_) => {
+            Ok(n) => {
                 failures = 0;
-                settings.poll_interval
+                // Events were there: there may be more (a round stops at a number of
+                // notifications, not only at the batch of events).
+                if n > 0 {
+                    Duration::ZERO
+                } else {
+                    settings.poll_interval
+                }
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -719,42 +821,54 @@ pub async fn run_dispatcher(store: Store, settings: DispatchSettings, shutdown: 
     }
 }
 
+/// Most notifications written in one transaction: the dispatcher holds the database's writer
+/// (on SQLite, the only one) while it writes them, and deliveries wait meanwhile.
+pub const MAX_NOTIFICATIONS_PER_TXN: usize = 1_000;
+
+/// A notification prepared before the writer is taken: what it carries is read already.
+struct Planned<'a> {
+    sub: &'a Subscription,
+    ev: &'a OutboxEvent,
+    etype: EventType,
+    records: Vec<Value>,
+    audit: AuditRecord,
+}
+
 /// One round: repairs chains, then dispatches one batch of registry events; returns how many
-/// events were read.
+/// events were consumed (0 when there were none, or another dispatcher moved the cursor first).
+///
+/// Everything is read before the write transaction starts (the cursor, the events after it,
+/// the records each notification carries); the transaction then only takes the cursor's lock,
+/// checks the cursor has not moved since, and writes. At most
+/// [`MAX_NOTIFICATIONS_PER_TXN`] notifications go into one transaction, ending at an event's
+/// boundary, so the cursor always stands between two events.
 pub async fn dispatch_once(store: &Store, settings: &DispatchSettings) -> anyhow::Result<usize> {
     repair(store).await?;
     let subs = store.dci_notify().active_subscriptions().await?;
     let scopes = subscriber_scopes(store, &subs).await?;
-    let mut uow = store.begin().await?;
-    let (pos, mut next_seq) = store.dci_notify().lock_cursor(&mut uow).await?;
-    let events = store
-        .dci_notify()
-        .outbox_after(&mut uow, pos, settings.batch)
-        .await?;
-    let Some(last) = events.last().map(|e| e.pos) else {
+    let (pos, _) = store.dci_notify().cursor().await?;
+    let events = store.dci_notify().outbox_after(pos, settings.batch).await?;
+    if events.is_empty() {
         return Ok(0);
-    };
-    let mut audit = Vec::new();
-    for ev in &events {
-        for sub in &subs {
-            let Some(scope) = scopes.get(&sub.client) else {
-                continue;
-            };
-            let Some(etype) = matching_type(sub, scope, ev) else {
-                continue;
-            };
-            let Some((records, record)) = read_records(store, scope, sub, ev).await? else {
-                continue;
-            };
-            let body = if sub.kind == KIND_WEBHOOK {
-                super::webhook::body(sub, ev, etype, records, next_seq)
-            } else {
-                notify_body(settings, sub, ev, etype, records, next_seq)
-            };
-            add_notification(store, &mut uow, sub, ev, etype, body, next_seq).await?;
-            audit.push(record);
-            next_seq += 1;
-        }
+    }
+    let (planned, consumed) = plan(store, &subs, &scopes, &events).await?;
+    let last = events[consumed - 1].pos;
+    let mut uow = store.begin().await?;
+    let (locked, mut next_seq) = store.dci_notify().lock_cursor(&mut uow).await?;
+    if locked != pos {
+        // Another dispatcher wrote these events meanwhile; what was read is dropped.
+        return Ok(0);
+    }
+    let mut audit = Vec::with_capacity(planned.len());
+    for p in planned {
+        let body = if p.sub.kind == KIND_WEBHOOK {
+            super::webhook::body(p.sub, p.ev, p.etype, p.records, next_seq)
+        } else {
+            notify_body(settings, p.sub, p.ev, p.etype, p.records, next_seq)
+        };
+        add_notification(store, &mut uow, p.sub, p.ev, p.etype, body, next_seq).await?;
+        audit.push(p.audit);
+        next_seq += 1;
     }
     store
         .dci_notify()
@@ -764,7 +878,55 @@ pub async fn dispatch_once(store: &Store, settings: &DispatchSettings) -> anyhow
         store.audit().append_in(&mut uow, audit).await?;
     }
     uow.commit().await?;
-    Ok(events.len())
+    Ok(consumed)
+}
+
+/// The notifications of the leading events, at most [`MAX_NOTIFICATIONS_PER_TXN`] (but every
+/// notification of the first event, however many), and how many events they cover. Records are
+/// read once per (subscriber, event), whatever the number of that subscriber's subscriptions.
+async fn plan<'a>(
+    store: &Store,
+    subs: &'a [Subscription],
+    scopes: &HashMap<String, AreaScope>,
+    events: &'a [OutboxEvent],
+) -> StoreResult<(Vec<Planned<'a>>, usize)> {
+    let mut planned = Vec::new();
+    let mut consumed = 0;
+    for ev in events {
+        let mut these = Vec::new();
+        let mut reads: HashMap<&str, Option<Reads>> = HashMap::new();
+        for sub in subs {
+            let Some(scope) = scopes.get(&sub.client) else {
+                continue;
+            };
+            let Some(etype) = matching_type(sub, scope, ev) else {
+                continue;
+            };
+            let read = match reads.entry(sub.client.as_str()) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(read_event(store, scope, ev).await?)
+                }
+            };
+            let Some(read) = read else {
+                continue;
+            };
+            let (records, audit) = records_of(read, sub);
+            these.push(Planned {
+                sub,
+                ev,
+                etype,
+                records,
+                audit,
+            });
+        }
+        if consumed > 0 && planned.len() + these.len() > MAX_NOTIFICATIONS_PER_TXN {
+            break;
+        }
+        planned.extend(these);
+        consumed += 1;
+    }
+    Ok((planned, consumed))
 }
 
 /// Marks dead the notifications whose job died without the handler recording it (its worker
@@ -830,50 +992,67 @@ fn matching_type(sub: &Subscription, scope: &AreaScope, ev: &OutboxEvent) -> Opt
         .find(|t| sub.event_types.iter().any(|s| s == t.as_str()))
 }
 
-/// The records a notification carries, read now within the subscriber's scope, and the audit
-/// entry of that disclosure; `None` when the household is no longer visible to the subscriber.
-async fn read_records(
+/// What an event's notifications carry, read now within one subscriber's scope.
+struct Reads {
+    household: inkingi_domain::registry::Household,
+    members: Vec<inkingi_store::registry::PersonRecord>,
+    /// The member the event is about, for member events.
+    member: Option<inkingi_store::registry::PersonRecord>,
+}
+
+/// Reads the event's household, its members and the member concerned within `scope`; `None`
+/// when the household is no longer visible there.
+async fn read_event(
     store: &Store,
     scope: &AreaScope,
-    sub: &Subscription,
     ev: &OutboxEvent,
-) -> StoreResult<Option<(Vec<Value>, AuditRecord)>> {
+) -> StoreResult<Option<Reads>> {
     let reg = store.registry();
     let e = &ev.event;
-    let Some(h) = reg.household(scope, e.household_id).await? else {
+    let Some(household) = reg.household(scope, e.household_id).await? else {
         return Ok(None);
     };
-    let members = reg.members(scope, h.id).await?;
+    let members = reg.members(scope, household.id).await?;
     let member = match e.entity {
         inkingi_domain::registry::history::Entity::Member => reg.person(scope, e.entity_id).await?,
         inkingi_domain::registry::history::Entity::Household => None,
     };
+    Ok(Some(Reads {
+        household,
+        members,
+        member,
+    }))
+}
+
+/// The records a notification to `sub` carries and the audit entry of that disclosure.
+fn records_of(r: &Reads, sub: &Subscription) -> (Vec<Value>, AuditRecord) {
+    let h = &r.household;
     let mut audit = AuditRecord::new(sub.client.as_str(), "household.read", "household");
     audit.via = Some(format!("dci-subscription:{}", sub.code));
     audit.subject_id = Some(h.id.to_string());
     audit.area = Some(h.village.clone());
     audit.purpose = Some(sub.purpose.clone());
-    let records = match (sub.record_type.as_str(), member) {
+    let records = match (sub.record_type.as_str(), r.member.as_ref()) {
         ("Member", Some(p)) => {
             audit.action = "person.read".into();
             audit.subject_type = "person".into();
             audit.subject_id = Some(p.person.id.to_string());
             audit.fields = vec!["dci:notify:member".into()];
-            vec![records::member(&p, Some(&h))]
+            vec![records::member(p, Some(h))]
         }
         ("Member", None) => {
             audit.fields = vec!["dci:notify:member_list".into()];
-            members
+            r.members
                 .iter()
-                .map(|p| records::member(p, Some(&h)))
+                .map(|p| records::member(p, Some(h)))
                 .collect()
         }
         _ => {
             audit.fields = vec!["dci:notify:place".into(), "dci:notify:member_list".into()];
-            vec![records::group(&h, &members)]
+            vec![records::group(h, &r.members)]
         }
     };
-    Ok(Some((records, audit)))
+    (records, audit)
 }
 
 /// The `notify` envelope (`NotifyEventRequest`). Besides the spec's fields each event carries

@@ -245,6 +245,7 @@ pub fn prepare(criteria: Option<&Value>, today: NaiveDate) -> Result<PreparedSea
             sort,
             limit: page_size as u32,
             offset: (page_number - 1).saturating_mul(page_size),
+            max_candidates: inkingi_store::registry::query::MAX_CANDIDATES,
         },
         page_size,
         page_number,

@@ -166,6 +166,7 @@ async fn by_birth_registration(
         sort: Vec::new(),
         limit: 2,
         offset: 0,
+        max_candidates: inkingi_store::registry::query::MAX_CANDIDATES,
     };
     let mut page = store.registry().find_people(scope, &q).await?;
     Ok((page.items.len() == 1).then(|| page.items.remove(0)))

@@ -197,12 +197,20 @@ impl NotifyStore for PgAdapter {
         ))
     }
 
-    async fn outbox_after(
-        &self,
-        uow: &mut UnitOfWork,
-        pos: EventPos,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxEvent>> {
+    async fn cursor(&self) -> StoreResult<(EventPos, i64)> {
+        let row = sqlx::query("SELECT pos_a, pos_b, next_seq FROM dci_notify_cursor WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((
+            EventPos {
+                a: row.try_get("pos_a")?,
+                b: row.try_get("pos_b")?,
+            },
+            row.try_get("next_seq")?,
+        ))
+    }
+
+    async fn outbox_after(&self, pos: EventPos, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows = sqlx::query(
             "SELECT e.txid::text AS txid, e.outbox_seq, e.id, e.household_id, e.entity, \
              e.entity_id, e.kind, e.at, e.actor, e.channel, e.reason, e.change_request_id, \
@@ -215,7 +223,7 @@ impl NotifyStore for PgAdapter {
         .bind(pos.a.to_string())
         .bind(pos.b)
         .bind(i64::from(limit))
-        .fetch_all(uow.postgres()?)
+        .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {

@@ -97,6 +97,7 @@ pub(crate) trait RegistryConn: Send {
         filter: &PersonFilter,
         limit: u32,
         offset: u64,
+        max_candidates: u64,
     ) -> StoreResult<PeoplePage<Uuid>>;
     async fn insert_form(&mut self, f: &FormRecord) -> StoreResult<()>;
     /// The given version, or the latest when `version` is `None`.
@@ -899,9 +900,11 @@ impl<T: RegistryBackend> RegistryStore for T {
         filter: &PersonFilter,
         limit: u32,
         offset: u64,
+        max_candidates: u64,
     ) -> StoreResult<PeoplePage<Uuid>> {
         let mut c = self.read_conn().await?;
-        c.find_households(scope, filter, limit, offset).await
+        c.find_households(scope, filter, limit, offset, max_candidates)
+            .await
     }
 
     async fn events(

@@ -106,6 +106,9 @@ pub struct PeopleQuery {
     pub sort: Vec<PersonSort>,
     pub limit: u32,
     pub offset: u64,
+    /// Most matches counted and sorted; a query matching more is refused
+    /// ([`crate::StoreError::TooBroad`]). [`MAX_CANDIDATES`] unless a caller bounds it lower.
+    pub max_candidates: u64,
 }
 
 /// One page and how many match in all.
@@ -177,15 +180,7 @@ where
     }
     match c.field {
         PersonField::Village if matches!(c.op, CmpOp::Eq | CmpOp::In) => {
-            qb.push("FALSE");
-            for code in &c.values {
-                let (lo, hi) = area_range(code);
-                qb.push(" OR (village_code >= ")
-                    .push_bind(lo)
-                    .push(" AND village_code < ")
-                    .push_bind(hi)
-                    .push(")");
-            }
+            push_area_ranges(qb, "village_code", c.values.iter().map(String::as_str));
         }
         PersonField::Phone if matches!(c.op, CmpOp::Eq | CmpOp::In) => {
             qb.push("(");
@@ -220,6 +215,57 @@ where
             .push(c.op.sql())
             .push_bind(c.values[0].clone());
     }
+}
+
+/// `(column >= lo AND column < hi) OR …`, one range per area code (at least one code). No
+/// `FALSE OR` in front: SQLite's planner does not see through it, and a range written so scans
+/// the whole table instead of the area index (`registry_people_area`, migration 0037).
+pub(crate) fn push_area_ranges<'a, 'c, DB>(
+    qb: &mut QueryBuilder<'a, DB>,
+    column: &str,
+    codes: impl Iterator<Item = &'c str>,
+) where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    for (i, code) in codes.enumerate() {
+        let (lo, hi) = area_range(code);
+        if i > 0 {
+            qb.push(" OR ");
+        }
+        qb.push(format!("({column} >= "))
+            .push_bind(lo)
+            .push(format!(" AND {column} < "))
+            .push_bind(hi)
+            .push(")");
+    }
+}
+
+/// Most people a structured search examines. Counting the matches (for `total_count`) and
+/// ordering them (for a page) both touch every match, so a query matching more is refused
+/// ([`crate::StoreError::TooBroad`]) instead of tying up a read connection for seconds.
+pub const MAX_CANDIDATES: u64 = 100_000;
+
+/// Appends ` LIMIT <cap + 1>` to a candidates subquery: one more than the cap tells "too many".
+pub(crate) fn push_candidate_limit<'a, DB>(qb: &mut QueryBuilder<'a, DB>, cap: u64)
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push(" LIMIT ")
+        .push_bind(i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX));
+}
+
+/// The count of a bounded candidates subquery, or the refusal when it reached past the cap.
+pub(crate) fn within_cap(counted: i64, cap: u64) -> crate::StoreResult<u64> {
+    let n = u64::try_from(counted).unwrap_or(0);
+    if n > cap {
+        return Err(crate::StoreError::TooBroad(format!(
+            "the query matches more than {cap} people, and a search counts and sorts at most \
+             {cap}: narrow it (a smaller area, a birth-date range, sex)"
+        )));
+    }
+    Ok(n)
 }
 
 /// ` ORDER BY <keys>, id`.
@@ -275,9 +321,9 @@ mod tests {
         );
         assert_eq!(
             qb.sql(),
-            "SELECT 1 WHERE TRUE AND ((sex = $1) AND ((birth_date >= $2) OR (NOT COALESCE((FALSE \
-             OR (village_code >= $3 AND village_code < $4) OR (village_code >= $5 AND \
-             village_code < $6)), FALSE))) AND (household_id IN (SELECT id FROM \
+            "SELECT 1 WHERE TRUE AND ((sex = $1) AND ((birth_date >= $2) OR (NOT COALESCE(((village_code \
+             >= $3 AND village_code < $4) OR (village_code >= $5 AND village_code < $6)), FALSE))) \
+             AND (household_id IN (SELECT id FROM \
              registry_households WHERE registry_number IN ($7, $8)))) ORDER BY birth_date DESC, id"
         );
     }

@@ -194,12 +194,20 @@ impl NotifyStore for SqliteAdapter {
         ))
     }
 
-    async fn outbox_after(
-        &self,
-        uow: &mut UnitOfWork,
-        pos: EventPos,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxEvent>> {
+    async fn cursor(&self) -> StoreResult<(EventPos, i64)> {
+        let row = sqlx::query("SELECT pos_a, pos_b, next_seq FROM dci_notify_cursor WHERE id = 1")
+            .fetch_one(&self.read)
+            .await?;
+        Ok((
+            EventPos {
+                a: row.try_get("pos_a")?,
+                b: row.try_get("pos_b")?,
+            },
+            row.try_get("next_seq")?,
+        ))
+    }
+
+    async fn outbox_after(&self, pos: EventPos, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
         let rows = sqlx::query(
             "SELECT e.rowid AS pos, e.id, e.household_id, e.entity, e.entity_id, e.kind, e.at, \
              e.actor, e.channel, e.reason, e.change_request_id, e.before, e.after, \
@@ -209,7 +217,7 @@ impl NotifyStore for SqliteAdapter {
         )
         .bind(pos.a)
         .bind(i64::from(limit))
-        .fetch_all(uow.sqlite()?)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {

@@ -450,12 +450,7 @@ impl RegistryConn for SqliteConnection {
         scope: &AreaScope,
         q: &PeopleQuery,
     ) -> StoreResult<PeoplePage<PersonRecord>> {
-        let mut count: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT COUNT(*) FROM registry_people WHERE TRUE");
-        push_scope(&mut count, "village_code", scope);
-        count.push(MERGED_OUT);
-        push_filter(&mut count, &q.filter);
-        let total: i64 = count.build_query_scalar().fetch_one(&mut *self).await?;
+        let total = bounded_count(&mut *self, scope, &q.filter, false, q.max_candidates).await?;
         let mut qb: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("SELECT {P_COLS} FROM registry_people WHERE TRUE"));
         push_scope(&mut qb, "village_code", scope);
@@ -469,7 +464,7 @@ impl RegistryConn for SqliteConnection {
         let rows = qb.build().fetch_all(&mut *self).await?;
         Ok(PeoplePage {
             items: rows.iter().map(person_from).collect::<StoreResult<_>>()?,
-            total: u64::try_from(total).unwrap_or(0),
+            total,
         })
     }
 
@@ -479,7 +474,10 @@ impl RegistryConn for SqliteConnection {
         filter: &PersonFilter,
         limit: u32,
         offset: u64,
+        max_candidates: u64,
     ) -> StoreResult<PeoplePage<Uuid>> {
+        // Refused before grouping when the matching people are too many to group.
+        bounded_count(&mut *self, scope, filter, true, max_candidates).await?;
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT household_id, COUNT(*) OVER () AS total FROM registry_people \
              WHERE household_id IS NOT NULL",
@@ -576,4 +574,30 @@ impl RegistryBackend for SqliteAdapter {
     async fn begin_write(&self) -> StoreResult<UnitOfWork> {
         Adapter::begin(self).await
     }
+}
+
+/// How many people match (within the scope, not merged), counting at most `cap` + 1 of them;
+/// a refusal beyond `cap`.
+/// `households` restricts to people in a household (as group searches do).
+async fn bounded_count(
+    c: &mut sqlx::SqliteConnection,
+    scope: &AreaScope,
+    filter: &PersonFilter,
+    households: bool,
+    cap: u64,
+) -> StoreResult<u64> {
+    let mut qb: QueryBuilder<Sqlite> =
+        QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM registry_people WHERE ");
+    qb.push(if households {
+        "household_id IS NOT NULL"
+    } else {
+        "TRUE"
+    });
+    push_scope(&mut qb, "village_code", scope);
+    qb.push(MERGED_OUT);
+    push_filter(&mut qb, filter);
+    crate::registry::query::push_candidate_limit(&mut qb, cap);
+    qb.push(") AS candidates");
+    let n: i64 = qb.build_query_scalar().fetch_one(c).await?;
+    crate::registry::query::within_cap(n, cap)
 }
