@@ -15,12 +15,11 @@ use sqlx::types::Json;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use crate::children::{
-    ChildFacts, ContactFact, DoseFact, MeasureFact, MeasurementKind, PregnancyFact,
-};
+use crate::child_packed;
+use crate::children::{ChildFacts, ContactFact, PregnancyFact};
 use crate::registry::{area_range, push_scope};
 use crate::shared_sql::{on_read, on_uow, Pools};
-use crate::{Store, StoreError, StoreResult, UnitOfWork};
+use crate::{BackendKind, Store, StoreError, StoreResult, UnitOfWork};
 
 /// One occurrence of a service for one person, as evaluated on `evaluated_on`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -202,22 +201,6 @@ struct DbPush {
 }
 
 #[derive(sqlx::FromRow)]
-struct DbDose {
-    person_id: Uuid,
-    vaccine: Option<String>,
-    dose_number: Option<i32>,
-    occurred_on: NaiveDate,
-}
-
-#[derive(sqlx::FromRow)]
-struct DbMeasure {
-    person_id: Uuid,
-    kind: String,
-    value: f64,
-    measured_on: NaiveDate,
-}
-
-#[derive(sqlx::FromRow)]
 struct DbPregnancy {
     person_id: Uuid,
     lmp: Option<NaiveDate>,
@@ -225,6 +208,9 @@ struct DbPregnancy {
     outcome: Option<String>,
     outcome_on: Option<NaiveDate>,
 }
+
+/// A person and their facts of one table packed in one value (`child_packed`).
+type DbPacked = (Uuid, String);
 
 /// An encounter or an enrolment: a kind and a day.
 #[derive(sqlx::FromRow)]
@@ -237,12 +223,6 @@ struct DbDated {
 /// The facts the evaluator reads, of the registry people with ids in `first..=last`, each
 /// table scanned once along its `(person_id, date)` index; ordered as `facts_of_people`
 /// orders them (by date, then id) so both paths evaluate the same sequence.
-const DOSES_IN_RANGE: &str = "SELECT person_id, vaccine, dose_number, occurred_on \
-    FROM child_immunizations WHERE person_id >= $1 AND person_id <= $2 \
-    ORDER BY person_id, occurred_on, id";
-const MEASURES_IN_RANGE: &str = "SELECT person_id, kind, value, measured_on \
-    FROM child_measurements WHERE person_id >= $1 AND person_id <= $2 \
-    ORDER BY person_id, measured_on, id";
 const PREGNANCIES_IN_RANGE: &str = "SELECT person_id, lmp, edd, outcome, outcome_on \
     FROM child_pregnancies WHERE person_id >= $1 AND person_id <= $2 \
     ORDER BY person_id, received_at, id";
@@ -575,31 +555,22 @@ const BASE_UPSERT: &str = " ON CONFLICT (person_id) DO UPDATE SET \
     birth_registered = excluded.birth_registered, enrolled = excluded.enrolled, \
     evaluated_on = excluded.evaluated_on";
 
-/// Inserts status rows, 1,000 a statement, followed by `tail` (an upsert clause or nothing).
-async fn write_rows(uow: &mut UnitOfWork, rows: &[&StatusRow], tail: &str) -> StoreResult<()> {
-    for chunk in rows.chunks(INSERT_ROWS) {
+/// Inserts status rows, packed as one JSON value a statement (see `child_packed`), followed
+/// by `tail` (an upsert clause or nothing).
+async fn write_rows(
+    uow: &mut UnitOfWork,
+    kind: BackendKind,
+    rows: &[&StatusRow],
+    tail: &str,
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = child_packed::rows_insert_sql(kind, tail);
+    for chunk in rows.chunks(child_packed::ROWS_PER_STATEMENT) {
+        let packed = child_packed::pack_rows(chunk);
         on_uow!(uow, |c| {
-            let mut qb = QueryBuilder::new(
-                "INSERT INTO child_services_status (person_id, schedule, service, \
-                 occurrence, schedule_version, village_code, status, opens, due_by, closes, \
-                 completed_on, evaluated_on) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(r.person_id)
-                    .push_bind(r.schedule.clone())
-                    .push_bind(r.service.clone())
-                    .push_bind(i32::try_from(r.occurrence).unwrap_or(i32::MAX))
-                    .push_bind(r.schedule_version.clone())
-                    .push_bind(r.village_code.clone())
-                    .push_bind(r.status.as_str())
-                    .push_bind(r.window.opens)
-                    .push_bind(r.window.due_by)
-                    .push_bind(r.window.closes)
-                    .push_bind(r.completed_on)
-                    .push_bind(r.evaluated_on);
-            });
-            qb.push(tail);
-            qb.build().execute(&mut *c).await?;
+            sqlx::query(&sql).bind(&packed).execute(&mut *c).await?;
         });
     }
     Ok(())
@@ -654,7 +625,7 @@ impl ChildStatus<'_> {
             delete_people(uow, table, &ids).await?;
         }
         let rows: Vec<&StatusRow> = all.iter().flat_map(|e| &e.rows).collect();
-        write_rows(uow, &rows, "").await?;
+        write_rows(uow, self.store.kind(), &rows, "").await?;
         let bases: Vec<&IndicatorBase> = all.iter().filter_map(|e| e.base.as_ref()).collect();
         write_bases(uow, &bases, "").await?;
         Ok(())
@@ -703,7 +674,7 @@ impl ChildStatus<'_> {
         let plan = diff(all, &old_rows, &old_bases, &evaluated, keep);
         delete_rows(uow, &plan.gone_rows).await?;
         delete_people(uow, "child_indicator_base", &plan.gone_bases).await?;
-        write_rows(uow, &plan.rows, ROW_UPSERT).await?;
+        write_rows(uow, self.store.kind(), &plan.rows, ROW_UPSERT).await?;
         write_bases(uow, &plan.bases, BASE_UPSERT).await?;
         Ok(Synced {
             written: (plan.rows.len() + plan.bases.len()) as u64,
@@ -743,28 +714,19 @@ impl ChildStatus<'_> {
         last: Uuid,
     ) -> StoreResult<HashMap<Uuid, ChildFacts>> {
         let mut out: HashMap<Uuid, ChildFacts> = Default::default();
-        for r in self.in_range::<DbDose>(DOSES_IN_RANGE, first, last).await? {
-            out.entry(r.person_id).or_default().doses.push(DoseFact {
-                vaccine: r.vaccine,
-                dose: r.dose_number.and_then(|d| u32::try_from(d).ok()),
-                on: r.occurred_on,
-            });
-        }
-        for r in self
-            .in_range::<DbMeasure>(MEASURES_IN_RANGE, first, last)
+        // The two large tables packed one row per person (see `child_packed`).
+        let kind = self.store.kind();
+        for (id, packed) in self
+            .in_range::<DbPacked>(child_packed::doses_sql(kind), first, last)
             .await?
         {
-            let kind = MeasurementKind::parse(&r.kind).ok_or_else(|| {
-                StoreError::Invalid(format!("child_measurements: kind '{}'", r.kind))
-            })?;
-            out.entry(r.person_id)
-                .or_default()
-                .measurements
-                .push(MeasureFact {
-                    kind,
-                    value: r.value,
-                    on: r.measured_on,
-                });
+            out.entry(id).or_default().doses = child_packed::unpack_doses(&packed)?;
+        }
+        for (id, packed) in self
+            .in_range::<DbPacked>(child_packed::measures_sql(kind), first, last)
+            .await?
+        {
+            out.entry(id).or_default().measurements = child_packed::unpack_measures(&packed)?;
         }
         for r in self
             .in_range::<DbPregnancy>(PREGNANCIES_IN_RANGE, first, last)

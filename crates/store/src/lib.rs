@@ -12,6 +12,7 @@
 pub mod areas;
 pub mod audit;
 pub mod changes;
+mod child_packed;
 pub mod child_status;
 pub mod children;
 pub mod connectors;
