@@ -255,6 +255,27 @@ fn given_names(item: &Value) -> Vec<String> {
         .collect()
 }
 
+/// How many `person.read` entries the DCI client left in the audit log (after a flush).
+async fn person_reads(app: &TestApp) -> usize {
+    app.audit.flush().await.unwrap();
+    let entries = app
+        .store
+        .audit()
+        .query(
+            &inkingi_domain::identity::AreaScope::national(),
+            &inkingi_store::audit::AuditQuery {
+                limit: 500,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    entries
+        .iter()
+        .filter(|e| e.record.action == "person.read" && e.record.actor == "dci.client")
+        .count()
+}
+
 #[tokio::test]
 async fn sync_search_by_id_predicate_and_expression_within_scope() {
     for db in databases().await {
@@ -355,23 +376,7 @@ async fn sync_search_by_id_predicate_and_expression_within_scope() {
         assert_eq!(item["pagination"]["total_count"], 0, "[{db:?}] {item}");
 
         // Every person returned was audited with the purpose.
-        app.audit.flush().await.unwrap();
-        let entries = app
-            .store
-            .audit()
-            .query(
-                &inkingi_domain::identity::AreaScope::national(),
-                &inkingi_store::audit::AuditQuery {
-                    limit: 500,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let reads = entries
-            .iter()
-            .filter(|e| e.record.action == "person.read" && e.record.actor == "dci.client")
-            .count();
+        let reads = person_reads(&app).await;
         // r1: 1, r2: 2, r3: 2, r4: 1, r5: 2 members.
         assert_eq!(reads, 8, "[{db:?}]");
         app.stop().await;
@@ -801,23 +806,7 @@ async fn concurrent_copies_of_one_message_id_are_answered_once() {
             "rjct.message_id.duplicate"
         );
 
-        app.audit.flush().await.unwrap();
-        let entries = app
-            .store
-            .audit()
-            .query(
-                &inkingi_domain::identity::AreaScope::national(),
-                &inkingi_store::audit::AuditQuery {
-                    limit: 500,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let reads = entries
-            .iter()
-            .filter(|e| e.record.action == "person.read" && e.record.actor == "dci.client")
-            .count();
+        let reads = person_reads(&app).await;
         assert_eq!(reads, 1, "[{db:?}]");
         let found = app
             .store
@@ -890,23 +879,7 @@ async fn searches_matching_more_than_the_candidate_cap_are_refused_with_the_reas
         assert_eq!(item["pagination"]["total_count"], 2);
 
         // Nothing read for the refused ones: only the two people of s4 are audited.
-        app.audit.flush().await.unwrap();
-        let entries = app
-            .store
-            .audit()
-            .query(
-                &inkingi_domain::identity::AreaScope::national(),
-                &inkingi_store::audit::AuditQuery {
-                    limit: 500,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let reads = entries
-            .iter()
-            .filter(|e| e.record.action == "person.read" && e.record.actor == "dci.client")
-            .count();
+        let reads = person_reads(&app).await;
         assert_eq!(reads, 2, "[{db:?}]");
         app.stop().await;
     }
